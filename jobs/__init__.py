@@ -1,0 +1,1 @@
+"""Segment export jobs on Spark and Delta Lake."""

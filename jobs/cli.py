@@ -1,0 +1,104 @@
+"""`export-jobs` (and `python -m jobs`): JSON results on stdout, logs on stderr.
+
+Exit codes: 0 success, 1 a job that ended FAILED or CANCELLED, 2 bad usage or a
+rejected request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from jobs.config import ConfigError, load_config
+from jobs.model import JobStatus, RequestRejected
+from jobs.plan import LakeError
+from jobs.store import JobNotFound, JobStore, StatusConflict
+
+log = logging.getLogger("export-jobs")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="export-jobs", description="Segment export jobs on Spark and Delta.")
+    parser.add_argument("--conf", default="conf/export.toml", help="config file (default: %(default)s)")
+    parser.add_argument("--org", help="IMS org (default: the config's defaultOrg)")
+    parser.add_argument("--sandbox", help="sandbox (default: the config's defaultSandbox)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="create a job from a JSON definition")
+    create.add_argument("file", help="definition file, or - for standard input")
+    for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master")):
+        commands.add_parser(name, help=text).add_argument("id", type=int)
+    listing = commands.add_parser("list", help="list jobs, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    return parser
+
+
+def _emit(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _problem(title: str, detail: str, errors: list[dict] | None = None, status: int = 400) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors or []}
+
+
+def parse_cursor(text: str) -> tuple[int, int]:
+    created, _, job_id = text.partition("_")
+    if not (created.isdigit() and job_id.isdigit()):
+        raise ValueError(f"offset {text!r} is not a cursor of the form {{creationTime}}_{{id}}")
+    return int(created), int(job_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.conf)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    org, sandbox = args.org or config.default_org, args.sandbox or config.default_sandbox
+    store = JobStore(config.job_table_path)
+    try:
+        if args.command == "create":
+            from jobs.service import create_job
+
+            body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+            _emit(create_job(store, config, body, org, sandbox).to_dict())
+            return 0
+        if args.command == "get":
+            _emit(store.get(args.id, org, sandbox).to_dict())
+            return 0
+        if args.command == "list":
+            before = parse_cursor(args.offset) if args.offset else None
+            status = JobStatus(args.status) if args.status else None
+            _emit([r.to_dict() for r in store.list(org, sandbox, args.limit, before, status)])
+            return 0
+        if args.command == "run":
+            from jobs.runner import run_job
+
+            store.get(args.id, org, sandbox)  # another tenant's job is not found
+            record = run_job(store, config, args.id)
+            _emit(record.to_dict())
+            return 0 if record.status is JobStatus.SUCCEEDED else 1
+    except RequestRejected as err:
+        log.error("request rejected: %s", err)
+        _emit(_problem("Invalid export job", str(err), [p.model_dump() for p in err.problems]))
+    except JobNotFound as err:
+        log.error("%s", err)
+        _emit(_problem("Not found", str(err), status=404))
+    except StatusConflict as err:
+        log.error("%s", err)
+        _emit(_problem("Conflict", str(err), status=409))
+    except (LakeError, ValueError, OSError) as err:
+        log.error("%s", err)
+        _emit(_problem("Bad request", str(err)))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The export engine: an ExportPlan executed as one lazy Spark plan and one commit.
+
+load fragments ─▶ merge ─▶ segment match ─▶ project ─▶ tag batches ─▶ Delta commit
+
+Rejected fragments are counted by an observation of the same scan; exported
+counts come from the written rows, so a retry that finds its commit already in
+the destination reports the same figures as the run that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.merge import DATASET, IDS, REJECT, load_fragments, merge_profiles, primary_identities
+from jobs.model import RejectedRecord
+from jobs.plan import ExportPlan
+from jobs.projection import projected_columns
+from jobs.segments import BATCH, one_row_per_batch, select_members
+from jobs.sink import already_committed, write_batches
+
+REJECTED_EXAMPLES = 10
+
+
+@dataclass
+class ExportResult:
+    total: int
+    by_namespace: dict[str, int]
+    by_batch: dict[str, int]
+    rejected: int
+    rejected_examples: list[RejectedRecord] = field(default_factory=list)
+    committed_now: bool = True
+
+
+def export_rows(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
+    """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields."""
+    members = one_row_per_batch(select_members(merge_profiles(fragments, plan), plan))
+    return members.select(
+        F.col(BATCH), F.col("identityMap"), F.col("segmentMembership"),
+        *projected_columns(plan.projection),
+    )
+
+
+def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
+    fragments = load_fragments(spark, plan)
+    committed_now = not already_committed(plan)
+    if committed_now:
+        observation = Observation(f"job-{plan.job_id}-rejected")
+        observed = fragments.observe(observation, F.count(F.col(REJECT)).alias("rejected"))
+        write_batches(export_rows(observed, plan), plan)
+        rejected = observation.get["rejected"]
+    else:
+        rejected = fragments.where(F.col(REJECT).isNotNull()).count()
+    total, by_namespace, by_batch = exported_counts(spark, plan)
+    examples = rejected_examples(fragments) if rejected else []
+    return ExportResult(total, by_namespace, by_batch, rejected, examples, committed_now)
+
+
+def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(distinct profiles, profiles per identity namespace, rows per batch) of the job's batches."""
+    rows = (
+        spark.read.format("delta").load(plan.destination_path)
+        .where(F.col(BATCH).isin(list(plan.batch_ids)))
+        .select(BATCH, F.get(primary_identities(F.col("identityMap")), 0).alias("key"),
+                F.map_keys("identityMap").alias("namespaces"))
+    )
+    by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}
+    # A profile in several per-segment batches counts once; the null entry counts profiles.
+    profiles = rows.dropDuplicates(["key"]) if plan.per_segment else rows
+    counted = (
+        profiles.select(F.explode(F.concat(F.array(F.lit(None).cast("string")), "namespaces")).alias("ns"))
+        .groupBy("ns").count().collect()
+    )
+    by_namespace = {r["ns"]: r["count"] for r in counted if r["ns"] is not None}
+    total = next((r["count"] for r in counted if r["ns"] is None), 0)
+    return total, dict(sorted(by_namespace.items())), {b: by_batch.get(b, 0) for b in plan.batch_ids}
+
+
+def rejected_examples(fragments: DataFrame) -> list[RejectedRecord]:
+    rows = (
+        fragments.where(F.col(REJECT).isNotNull())
+        .select(DATASET, REJECT, F.to_json(F.struct(F.col(IDS).alias("identities"), "_ingestTime")).alias("record"))
+        .limit(REJECTED_EXAMPLES)
+        .collect()
+    )
+    return [RejectedRecord(dataset_id=r[DATASET], reason=r[REJECT], record=r["record"]) for r in rows]

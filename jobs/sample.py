@@ -1,0 +1,252 @@
+"""A deterministic sample lake, generated in Spark (so it scales to millions of profiles).
+
+The demo, the tests and the benchmark all use it. Every value derives from a hash
+of (seed, profile, fragment), so the same knobs always give the same lake.
+
+Profile dataset 0 holds every profile; each later dataset holds about half of
+them again, ingested later and with other attribute columns, so that merges and
+the union of schemas have work to do. Segment ids are `segment-01` … in the
+`ups` namespace; profile keys are `ECID` identities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jobs.config import Config, load_config
+
+NAMESPACES = ("ECID", "Email", "CRMID", "Phone", "GAID")
+STATUSES = ("realized", "existing", "exited")
+BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class LakeSpec:
+    profiles: int = 1000
+    namespaces: int = 3  # identity namespaces a profile may have, ECID first
+    segments: int = 5
+    max_memberships: int = 3  # per fragment, 0..max
+    events_per_profile: int = 2
+    fragments_per_profile: int = 1  # in profile dataset 0
+    bad_fragments: int = 0  # fragments with no primary identity, to be rejected
+    seed: int = 42
+
+    def segment_ids(self) -> list[str]:
+        return [segment_id(i) for i in range(self.segments)]
+
+
+def segment_id(index: int) -> str:
+    return f"segment-{index + 1:02d}"
+
+
+def _rand(seed: int, *parts):
+    """A uniform double in [0, 1) from a hash of the parts."""
+    from pyspark.sql import functions as F
+
+    h = F.xxhash64(F.lit(seed), *parts)
+    return (F.abs(h % F.lit(1_000_003)) / F.lit(1_000_003.0)).cast("double")
+
+
+def _identity_map(spec: LakeSpec, pid, primary=True):
+    from pyspark.sql import functions as F
+
+    entries = [
+        F.struct(F.lit("ECID").alias("key"), F.array(F.struct(
+            F.concat(F.lit("ecid-"), pid.cast("string")).alias("id"),
+            F.lit(primary).alias("primary"),
+        )).alias("value"))
+    ]
+    for n, ns in enumerate(NAMESPACES[1:spec.namespaces], start=1):
+        present = _rand(spec.seed, F.lit(f"ns{n}"), pid) < F.lit(0.8 - 0.2 * n)
+        entries.append(F.when(present, F.struct(F.lit(ns).alias("key"), F.array(F.struct(
+            F.concat(F.lit(ns.lower() + "-"), pid.cast("string")).alias("id"),
+            F.lit(False).alias("primary"),
+        )).alias("value"))))
+    return F.map_from_entries(F.filter(F.array(*entries), lambda e: e.isNotNull()))
+
+
+def _memberships(spec: LakeSpec, pid, salt, ingest):
+    from pyspark.sql import functions as F
+
+    count = F.floor(_rand(spec.seed, F.lit("m"), salt, pid) * (spec.max_memberships + 1))
+    count = F.least(count, F.lit(spec.segments))
+    first = F.floor(_rand(spec.seed, F.lit("s"), salt, pid) * spec.segments)
+    entries = []
+    for i in range(min(spec.max_memberships, spec.segments)):
+        index = ((first + i) % spec.segments).cast("int")
+        status_pick = F.floor(_rand(spec.seed, F.lit(f"st{i}"), salt, pid) * 3).cast("int")
+        seconds = F.floor(_rand(spec.seed, F.lit(f"q{i}"), salt, pid) * 86400 * 60).cast("long")
+        entries.append(F.when(F.lit(i) < count, F.struct(
+            F.format_string("segment-%02d", index + 1).alias("key"),
+            F.struct(
+                F.element_at(F.array(*[F.lit(s) for s in STATUSES]), status_pick + 1).alias("status"),
+                F.least(ingest, F.timestamp_seconds(F.lit(int(BASE_TIME.timestamp())) + seconds))
+                .alias("lastQualificationTime"),
+            ).alias("value"),
+        )))
+    inner = F.map_from_entries(F.filter(F.array(*entries), lambda e: e.isNotNull()))
+    return F.when(count > 0, F.create_map(F.lit("ups"), inner))
+
+
+def profile_fragments(spark, spec: LakeSpec, dataset_index: int):
+    """The fragments of profile dataset `dataset_index` as a DataFrame."""
+    from pyspark.sql import functions as F
+
+    frags = spec.fragments_per_profile if dataset_index == 0 else 1
+    df = spark.range(spec.profiles).withColumnRenamed("id", "pid")
+    if dataset_index > 0:
+        df = df.where(_rand(spec.seed, F.lit(f"d{dataset_index}"), F.col("pid")) < 0.5)
+    df = df.withColumn("frag", F.explode(F.sequence(F.lit(0), F.lit(frags - 1))))
+    pid, salt = F.col("pid"), F.col("frag") + dataset_index * 100
+    offset = (
+        F.lit(dataset_index * 30 * 86400)
+        + F.col("frag") * 86400
+        + F.floor(_rand(spec.seed, F.lit("t"), salt, pid) * 86400)
+    )
+    ingest = F.timestamp_seconds(F.lit(int(BASE_TIME.timestamp()) + 60 * 86400) + offset)
+    df = df.select(
+        pid.alias("pid"),
+        salt.alias("salt"),
+        _identity_map(spec, pid).alias("identityMap"),
+        ingest.alias("_ingestTime"),
+        _memberships(spec, pid, salt, ingest).alias("segmentMembership"),
+    )
+    pick = lambda name, choices: F.element_at(  # noqa: E731
+        F.array(*[F.lit(c) for c in choices]),
+        (F.floor(_rand(spec.seed, F.lit(name), F.col("salt"), F.col("pid")) * len(choices)) + 1).cast("int"),
+    )
+    email = F.struct(F.concat(F.lit("user"), F.col("pid").cast("string"), F.lit("@example.com")).alias("address"))
+    if dataset_index == 0:
+        attributes = [
+            F.struct(
+                F.struct(
+                    pick("fn", ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken"]).alias("firstName"),
+                    pick("ln", ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", None]).alias("lastName"),
+                ).alias("name"),
+                (1950 + F.col("pid") % 50).cast("int").alias("birthYear"),
+            ).alias("person"),
+            # Later fragments of one profile often lack the email: a null must not win.
+            F.when(F.col("salt") % 2 == 0, email).alias("personalEmail"),
+            F.array(
+                F.struct(F.concat(F.lit("ecid-"), F.col("pid").cast("string")).alias("id"), F.lit("ECID").alias("namespace")),
+                F.struct(F.concat(F.lit("crmid-"), F.col("pid").cast("string")).alias("id"), F.lit("CRMID").alias("namespace")),
+            ).alias("identities"),
+            F.struct(
+                pick("city", ["Amsterdam", "Paris", "Lyon", "Utrecht"]).alias("city"),
+                pick("cc", ["NL", "FR"]).alias("countryCode"),
+            ).alias("homeAddress"),
+        ]
+    else:
+        attributes = [
+            email.alias("personalEmail"),
+            F.struct(
+                (F.col("pid") * 7 % 1000).cast("long").alias("points"),
+                pick("tier", ["bronze", "silver", "gold"]).alias("tier"),
+            ).alias("loyalty"),
+        ]
+    return df.select("identityMap", "_ingestTime", "segmentMembership", *attributes)
+
+
+def bad_fragments(spark, spec: LakeSpec):
+    """Fragments with no primary identity: the export must reject and count them."""
+    from pyspark.sql import functions as F
+
+    df = spark.range(spec.profiles, spec.profiles + spec.bad_fragments).withColumnRenamed("id", "pid")
+    return df.select(
+        _identity_map(spec, F.col("pid"), primary=False).alias("identityMap"),
+        F.lit(BASE_TIME).cast("timestamp").alias("_ingestTime"),
+    )
+
+
+def events(spark, spec: LakeSpec, dataset_index: int):
+    from pyspark.sql import functions as F
+
+    df = spark.range(spec.profiles * spec.events_per_profile)
+    pid = (F.col("id") / F.lit(max(spec.events_per_profile, 1))).cast("long")
+    r = lambda name: _rand(spec.seed, F.lit(f"e{dataset_index}{name}"), F.col("id"))  # noqa: E731
+    happened = F.timestamp_seconds(F.lit(int(BASE_TIME.timestamp())) + F.floor(r("t") * 86400 * 90).cast("long"))
+    return df.select(
+        F.format_string("evt-%d-%d", F.lit(dataset_index), F.col("id")).alias("_id"),
+        happened.alias("timestamp"),
+        (happened + F.expr("INTERVAL 5 MINUTES")).alias("_ingestTime"),
+        _identity_map(spec, pid).alias("identityMap"),
+        F.element_at(F.array(F.lit("web.webpagedetails.pageViews"), F.lit("commerce.purchases")),
+                     (F.floor(r("k") * 2) + 1).cast("int")).alias("eventType"),
+        F.struct(F.struct(F.format_string("https://shop.example.com/p/%d", (r("u") * 100).cast("int"))
+                          .alias("URL")).alias("webPageDetails")).alias("web"),
+        F.struct(F.struct(F.round(r("p") * 200, 2).alias("priceTotal")).alias("order")).alias("commerce"),
+    )
+
+
+def generate(spark, config: Config, spec: LakeSpec) -> None:
+    """Write the config's profile and event datasets (overwriting them)."""
+    for index, dataset in enumerate(config.profile_datasets):
+        df = profile_fragments(spark, spec, index)
+        if index == 0 and spec.bad_fragments:
+            df = df.unionByName(bad_fragments(spark, spec), allowMissingColumns=True)
+        _write(df, config.resolve(dataset.path))
+    for index, dataset in enumerate(config.event_datasets):
+        _write(events(spark, spec, index), config.resolve(dataset.path))
+
+
+def _write(df, path: str) -> None:
+    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+
+
+def sample_config(lake_root: Path, profile_datasets: int = 2, event_datasets: int = 1) -> str:
+    """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it."""
+    profile_ids = [f"profiles_{i}" for i in range(profile_datasets)]
+    lines = [
+        f'lakeRoot = "{lake_root}"',
+        'jobTable = "system/export_jobs"',
+        'defaultOrg = "demo@Org"',
+        'defaultSandbox = "prod"',
+        "",
+        "[spark]",
+        'master = "local[2]"',
+        '"spark.sql.shuffle.partitions" = "4"',
+    ]
+    for dataset_id in profile_ids:
+        lines += ["", "[[profileDatasets]]", f'id = "{dataset_id}"', f'path = "profiles/{dataset_id}"']
+    for i in range(event_datasets):
+        lines += ["", "[[eventDatasets]]", f'id = "events_{i}"', f'path = "events/events_{i}"']
+    lines += [
+        "", "[[destinationDatasets]]", 'id = "audience"', 'path = "exports/audience"',
+        'schemaName = "_xdm.context.profile"',
+        "", "[[mergePolicies]]", 'id = "timestampOrdered-none-mp"', "version = 1",
+        'attributeMerge = "timestampOrdered"', "default = true",
+        "", "[[mergePolicies]]", 'id = "dataSetPrecedence-mp"', "version = 1",
+        'attributeMerge = "dataSetPrecedence"',
+        "order = [" + ", ".join(f'"{d}"' for d in reversed(profile_ids)) + "]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.sample",
+        description="Write a deterministic sample lake into the datasets a config declares.",
+    )
+    parser.add_argument("--conf", default="conf/export.toml")
+    defaults = LakeSpec()
+    for name in ("profiles", "namespaces", "segments", "max_memberships", "events_per_profile",
+                 "fragments_per_profile", "bad_fragments", "seed"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    args = parser.parse_args(argv)
+    spec = LakeSpec(**{k: v for k, v in vars(args).items() if k != "conf"})
+    from jobs.session import build_session
+
+    config = load_config(args.conf)
+    master, conf = config.spark_conf()
+    spark = build_session(master, "export-jobs-sample-lake", conf)
+    generate(spark, config, spec)
+    print(f"sample lake: {spec.profiles} profiles written under {config.resolve('')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Lake schemas without Spark: union of dataset schemas and the projection tree.
+
+Types are Delta's JSON schema (the same JSON as Spark's `StructType.jsonValue()`):
+a type is a name such as "string", or a dict with "type" struct, array or map.
+Reading them with the deltalake package keeps job creation free of a JVM.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+JsonType = str | dict[str, Any]
+
+# Columns with a meaning of their own (SPEC §2); all others are attributes.
+SYSTEM_COLUMNS = ("identityMap", "_ingestTime", "segmentMembership")
+
+
+class SchemaConflict(Exception):
+    """Two datasets declare one column with incompatible types."""
+
+
+class UnknownPath(Exception):
+    """A requested field path that the merged schema does not have."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        super().__init__(f"{path!r} {reason}")
+
+
+def read_delta_schema(path: str) -> dict[str, Any] | None:
+    """The struct JSON schema of the Delta table at `path`, or None if there is none."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(path):
+        return None
+    return json.loads(DeltaTable(path).schema().to_json())
+
+
+def is_struct(t: JsonType) -> bool:
+    return isinstance(t, dict) and t.get("type") == "struct"
+
+
+def is_array(t: JsonType) -> bool:
+    return isinstance(t, dict) and t.get("type") == "array"
+
+
+def fields_of(struct: dict[str, Any]) -> dict[str, JsonType]:
+    return {f["name"]: f["type"] for f in struct["fields"]}
+
+
+def struct_of(fields: dict[str, JsonType]) -> dict[str, Any]:
+    return {
+        "type": "struct",
+        "fields": [{"name": n, "type": t, "nullable": True, "metadata": {}} for n, t in fields.items()],
+    }
+
+
+def type_text(t: JsonType) -> str:
+    if isinstance(t, str):
+        return t
+    if t["type"] == "struct":
+        return "struct<" + ",".join(f"{n}:{type_text(s)}" for n, s in fields_of(t).items()) + ">"
+    if t["type"] == "array":
+        return f"array<{type_text(t['elementType'])}>"
+    return f"map<{type_text(t['keyType'])},{type_text(t['valueType'])}>"
+
+
+def _union_type(a: JsonType, b: JsonType, column: str) -> JsonType:
+    if is_struct(a) and is_struct(b):
+        return struct_of(_union_fields(fields_of(a), fields_of(b), column + "."))
+    if is_array(a) and is_array(b):
+        element = _union_type(a["elementType"], b["elementType"], column)
+        return {"type": "array", "elementType": element, "containsNull": True}
+    if isinstance(a, dict) and isinstance(b, dict) and a["type"] == b["type"] == "map":
+        key = _union_type(a["keyType"], b["keyType"], column)
+        value = _union_type(a["valueType"], b["valueType"], column)
+        return {"type": "map", "keyType": key, "valueType": value, "valueContainsNull": True}
+    if a == b:
+        return a
+    raise SchemaConflict(f"{column}: {type_text(a)} vs {type_text(b)}")
+
+
+def _union_fields(a: dict[str, JsonType], b: dict[str, JsonType], prefix: str) -> dict[str, JsonType]:
+    merged = dict(a)
+    for name, t in b.items():
+        merged[name] = _union_type(merged[name], t, prefix + name) if name in merged else t
+    return merged
+
+
+def union_schemas(schemas: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Union by name of (dataset id, struct schema) pairs; a type conflict names both datasets."""
+    merged: dict[str, JsonType] = {}
+    owner: dict[str, str] = {}
+    for dataset_id, schema in schemas:
+        for name, t in fields_of(schema).items():
+            if name in merged:
+                try:
+                    merged[name] = _union_type(merged[name], t, name)
+                except SchemaConflict as err:
+                    raise SchemaConflict(
+                        f"column {err} in datasets {owner[name]!r} and {dataset_id!r}"
+                    ) from None
+            else:
+                merged[name], owner[name] = t, dataset_id
+    return struct_of(merged)
+
+
+# ---------------------------------------------------------------- projection
+
+
+@dataclass(frozen=True)
+class Node:
+    """One output column or nested field.
+
+    kind "value": the whole value; "struct": a struct of `children`;
+    "array": an array of structs whose elements keep only `children`.
+    At the top of the tree a value or array node is one merged leaf attribute.
+    """
+
+    name: str
+    kind: str
+    type: JsonType
+    children: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """An attribute merged as one value: a non-struct at `path` of the profile."""
+
+    path: tuple[str, ...]
+    type: JsonType
+
+    @property
+    def column(self) -> str:
+        return "__" + "__".join(self.path)
+
+
+def _leaf_paths(t: JsonType, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    if is_struct(t):
+        for name, sub in fields_of(t).items():
+            yield from _leaf_paths(sub, prefix + (name,))
+    else:
+        yield prefix
+
+
+def _select(selection: dict, struct: dict[str, Any], path: tuple[str, ...], full: str) -> None:
+    """Record `path` in `selection` (name -> True for whole, or a nested dict)."""
+    name, rest = path[0], path[1:]
+    fields = fields_of(struct)
+    if name not in fields:
+        raise UnknownPath(full, f"does not exist in the profile schema: no field {name!r} here")
+    t = fields[name]
+    if is_struct(t):
+        if selection.get(name) is True:
+            return
+        inner = selection.setdefault(name, {})
+        targets = [rest] if rest else list(_leaf_paths(t, ()))
+        for sub in targets:
+            _select(inner, t, sub, full)
+        return
+    if not rest:
+        selection[name] = True
+        return
+    element = t
+    while is_array(element):
+        element = element["elementType"]
+    if not (is_array(t) and is_struct(element)):
+        raise UnknownPath(full, f"goes below {name!r}, which is a {type_text(t)} with no fields")
+    if selection.get(name) is True:
+        return
+    _select(selection.setdefault(name, {}), element, rest, full)
+
+
+def _nodes(selection: dict, struct: dict[str, Any]) -> tuple[Node, ...]:
+    fields = fields_of(struct)
+    nodes = []
+    for name, sel in selection.items():
+        t = fields[name]
+        if sel is True:
+            nodes.append(Node(name, "value", t))
+        elif is_struct(t):
+            nodes.append(Node(name, "struct", t, _nodes(sel, t)))
+        else:
+            element = t["elementType"]
+            nodes.append(Node(name, "array", t, _nodes(sel, element)))
+    return tuple(nodes)
+
+
+def attribute_schema(profile: dict[str, Any]) -> dict[str, Any]:
+    return struct_of({n: t for n, t in fields_of(profile).items() if n not in SYSTEM_COLUMNS})
+
+
+def projection(profile: dict[str, Any], paths: list[tuple[str, ...]] | None) -> tuple[Node, ...]:
+    """The output tree for `paths` (None: every attribute), validated against `profile`."""
+    attributes = attribute_schema(profile)
+    selection: dict = {}
+    wanted = list(_leaf_paths(attributes, ())) if paths is None else paths
+    for path in wanted:
+        if path[0] in SYSTEM_COLUMNS:
+            continue  # always exported; naming them in fields is harmless
+        _select(selection, attributes, path, ".".join(path))
+    return _nodes(selection, attributes)
+
+
+def merge_leaves(nodes: tuple[Node, ...], prefix: tuple[str, ...] = ()) -> list[Leaf]:
+    """The attributes a projection needs merged, each once."""
+    leaves = []
+    for node in nodes:
+        path = prefix + (node.name,)
+        if node.kind == "struct":
+            leaves.extend(merge_leaves(node.children, path))
+        else:
+            leaves.append(Leaf(path, node.type))
+    return leaves

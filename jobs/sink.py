@@ -1,0 +1,35 @@
+"""The destination: one atomic, idempotent Delta commit per job (SPEC §6)."""
+
+from __future__ import annotations
+
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame
+
+from jobs.plan import ExportPlan
+
+TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
+
+
+def already_committed(plan: ExportPlan) -> bool:
+    """True when an earlier run of this job committed its batches (a retry after a crash)."""
+    if not DeltaTable.is_deltatable(plan.destination_path):
+        return False
+    version = DeltaTable(plan.destination_path).transaction_version(plan.txn_app_id)
+    return version is not None and version >= TXN_VERSION
+
+
+def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
+    """Append all of the job's batches in one commit.
+
+    New columns and nested fields are added (schema evolution); Delta skips the
+    write if this job's txnAppId already committed, so a rerun cannot duplicate rows.
+    """
+    (
+        rows.write.format("delta")
+        .mode("append")
+        .option("mergeSchema", "true")
+        .option("txnAppId", plan.txn_app_id)
+        .option("txnVersion", TXN_VERSION)
+        .option("userMetadata", plan.user_metadata)
+        .save(plan.destination_path)
+    )

@@ -1,0 +1,180 @@
+"""The job table (SPEC §7): one Delta table, one current row per job.
+
+It is read and written with the deltalake package (delta-rs), not Spark, so that
+creating, reading and listing jobs needs no JVM and takes milliseconds. Spark
+and any other Delta reader can still read it. Every change is a conditional
+Delta commit (`UPDATE … WHERE id = … AND status IN …`); a commit that loses a
+race to another writer is retried, and a condition that no longer holds is
+reported to the caller instead of overwriting the other writer's change.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import pyarrow as pa
+from deltalake import DeltaTable, QueryBuilder, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from jobs.model import JobRecord, JobStatus
+
+SCHEMA = pa.schema([
+    ("id", pa.int64()),
+    ("imsOrgId", pa.string()),
+    ("sandboxName", pa.string()),
+    ("status", pa.string()),
+    ("creationTime", pa.int64()),
+    ("updateTime", pa.int64()),
+    ("record", pa.string()),
+])
+RETRIES = 20
+
+
+class JobNotFound(Exception):
+    pass
+
+
+class StatusConflict(Exception):
+    """The job is not in a status that allows the change."""
+
+    def __init__(self, job_id: int, status: str, wanted: Iterable[JobStatus]):
+        self.status = status
+        allowed = ", ".join(s.value for s in wanted)
+        super().__init__(f"job {job_id} is {status}, not {allowed}")
+
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _retry(action: Callable[[], object]):
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except CommitFailedError:
+            time.sleep(0.01 * (attempt + 1))
+    return action()
+
+
+class JobStore:
+    def __init__(self, path: str):
+        self.path = path
+
+    # -- table
+
+    def _table(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.path)
+        except TableNotFoundError:
+            return None
+
+    def _query(self, sql: str) -> list[dict]:
+        table = self._table()
+        if table is None:
+            return []
+        return pa.table(QueryBuilder().register("jobs", table).execute(sql)).to_pylist()
+
+    # -- reads
+
+    def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
+        where = f"id = {int(job_id)}"
+        if org is not None:
+            where += f" AND imsOrgId = {_sql(org)}"
+        if sandbox is not None:
+            where += f" AND sandboxName = {_sql(sandbox)}"
+        rows = self._query(f"SELECT record FROM jobs WHERE {where}")
+        if not rows:
+            raise JobNotFound(f"no export job {job_id}")
+        return JobRecord.model_validate_json(rows[0]["record"])
+
+    def list(
+        self,
+        org: str,
+        sandbox: str,
+        limit: int = 50,
+        before: tuple[int, int] | None = None,
+        status: JobStatus | None = None,
+    ) -> list[JobRecord]:
+        """Newest first; `before` is the (creationTime, id) of the last job already seen."""
+        where = f"imsOrgId = {_sql(org)} AND sandboxName = {_sql(sandbox)}"
+        if status is not None:
+            where += f" AND status = {_sql(status.value)}"
+        if before is not None:
+            created, job_id = before
+            where += f" AND (creationTime < {created} OR (creationTime = {created} AND id < {job_id}))"
+        rows = self._query(
+            f"SELECT record FROM jobs WHERE {where} ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}"
+        )
+        return [JobRecord.model_validate_json(r["record"]) for r in rows]
+
+    def ids_with_status(self, status: JobStatus) -> list[int]:
+        rows = self._query(f"SELECT id FROM jobs WHERE status = {_sql(status.value)} ORDER BY id")
+        return [r["id"] for r in rows]
+
+    # -- writes
+
+    def create(self, build: Callable[[int], JobRecord]) -> JobRecord:
+        """Store the record `build(id)` under the next free id."""
+
+        def attempt() -> JobRecord | None:
+            rows = self._query("SELECT max(id) AS top FROM jobs")
+            job_id = (rows[0]["top"] or 0) + 1 if rows else 1
+            record = build(job_id)
+            source = pa.Table.from_pylist([_row(record)], schema=SCHEMA)
+            table = self._table()
+            if table is None:
+                try:
+                    write_deltalake(self.path, source, mode="error")
+                    return record
+                except Exception:  # another creator made the table first
+                    return None
+            result = (
+                table.merge(source, predicate="t.id = s.id", source_alias="s", target_alias="t")
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return record if result.get("num_target_rows_inserted") == 1 else None
+
+        for _ in range(RETRIES):
+            record = _retry(attempt)
+            if record is not None:
+                return record
+        raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
+
+    def replace(self, record: JobRecord, expected: Iterable[JobStatus]) -> JobRecord:
+        """Store `record` if the stored job is still in one of the `expected` statuses."""
+        expected = tuple(expected)
+        statuses = ", ".join(_sql(s.value) for s in expected)
+        row = _row(record)
+
+        def attempt() -> int:
+            table = self._table()
+            if table is None:
+                return 0
+            result = table.update(
+                updates={
+                    "status": _sql(row["status"]),
+                    "updateTime": str(row["updateTime"]),
+                    "record": _sql(row["record"]),
+                },
+                predicate=f"id = {record.id} AND status IN ({statuses})",
+            )
+            return result["num_updated_rows"]
+
+        if _retry(attempt) != 1:
+            current = self.get(record.id)
+            raise StatusConflict(record.id, current.status.value, expected)
+        return record
+
+
+def _row(record: JobRecord) -> dict:
+    return {
+        "id": record.id,
+        "imsOrgId": record.ims_org_id,
+        "sandboxName": record.sandbox_name,
+        "status": record.status.value,
+        "creationTime": record.creation_time,
+        "updateTime": record.update_time,
+        "record": record.to_json(),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ def _problem(title: str, detail: str, errors: list[dict] | None = None, status: 
 
 
 def parse_cursor(text: str) -> tuple[int, int]:
-    created, _, job_id = text.partition("_")
-    if not (created.isdigit() and job_id.isdigit()):
+    if not re.fullmatch(r"[0-9]+_[0-9]+", text):
         raise ValueError(f"offset {text!r} is not a cursor of the form {{creationTime}}_{{id}}")
+    created, _, job_id = text.partition("_")
     return int(created), int(job_id)
 
 

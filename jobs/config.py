@@ -23,7 +23,7 @@ class ConfigError(Exception):
 
 class ConfModel(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="forbid", alias_generator=to_camel, frozen=True
     )
 
 
@@ -106,11 +106,11 @@ class Config(ConfModel):
         """A dataset path from the config as an absolute path or URI."""
         if "://" in path or path.startswith("file:"):
             return path
+        if Path(path).is_absolute():
+            return path
         root = self.lake_root
         if "://" in root:
             return f"{root.rstrip('/')}/{path}"
-        if Path(path).is_absolute():
-            return path
         return str((Path(self.base_dir) / root / path).resolve())
 
     @property
@@ -155,6 +155,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"config file {file} does not exist (pass --conf PATH)") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {file} is not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {file} cannot be read: {err}") from None
     raw["baseDir"] = str(file.resolve().parent)
     try:
         return Config.model_validate(raw)

@@ -54,11 +54,14 @@ def json_path(loc: tuple[int | str, ...]) -> str:
     return path or "$"
 
 
+# Pydantic puts validator tags such as 'function-before[...]' into error locations.
+_INTERNAL_TAG = re.compile(r"^function-(before|after|wrap|plain)\[")
+
+
 def problems_from(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
-        # Drop pydantic's internal tags such as 'function-before[...]' from the path.
-        loc = tuple(p for p in item["loc"] if isinstance(p, int) or "[" not in p)
+        loc = tuple(p for p in item["loc"] if isinstance(p, int) or not _INTERNAL_TAG.match(p))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -115,7 +118,6 @@ class Strict(BaseModel):
         extra="forbid",
         strict=True,
         alias_generator=to_camel,
-        populate_by_name=True,
         frozen=True,
     )
 
@@ -267,24 +269,22 @@ class JobDefinition(Strict):
     schema_: SchemaRef = Field(alias="schema")
     evaluation_info: EvaluationInfo = Field(default_factory=EvaluationInfo)
 
-    @model_validator(mode="after")
-    def _per_segment_needs_segments(self) -> JobDefinition:
-        if self.destination.segment_per_batch and not self.filter.segments:
-            raise ValueError(
-                "destination.segmentPerBatch is true but filter.segments is empty: "
-                "name the segments to give each its own batch"
-            )
-        return self
-
 
 def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
     """Validate a create request, raising RequestRejected with every problem."""
     try:
         if isinstance(body, dict):
-            return JobDefinition.model_validate(body)
-        return JobDefinition.model_validate(_json_object(body))
+            definition = JobDefinition.model_validate(body)
+        else:
+            definition = JobDefinition.model_validate(_json_object(body))
     except ValidationError as err:
         raise RequestRejected(problems_from(err)) from None
+    if definition.destination.segment_per_batch and not definition.filter.segments:
+        raise RequestRejected([Problem(
+            path="destination.segmentPerBatch",
+            message="is true but filter.segments is empty: name the segments to give each its own batch",
+        )])
+    return definition
 
 
 def _json_object(body: str | bytes) -> dict[str, Any]:

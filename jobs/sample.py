@@ -197,12 +197,18 @@ def _write(df, path: str) -> None:
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
 
 
-def sample_config(lake_root: Path, profile_datasets: int = 2, event_datasets: int = 1) -> str:
+def sample_config(
+    lake_root: Path,
+    profile_datasets: int = 2,
+    event_datasets: int = 1,
+    job_table: str = "system/export_jobs",
+    destination: str = "exports/audience",
+) -> str:
     """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it."""
     profile_ids = [f"profiles_{i}" for i in range(profile_datasets)]
     lines = [
         f'lakeRoot = "{lake_root}"',
-        'jobTable = "system/export_jobs"',
+        f'jobTable = "{job_table}"',
         'defaultOrg = "demo@Org"',
         'defaultSandbox = "prod"',
         "",
@@ -215,7 +221,7 @@ def sample_config(lake_root: Path, profile_datasets: int = 2, event_datasets: in
     for i in range(event_datasets):
         lines += ["", "[[eventDatasets]]", f'id = "events_{i}"', f'path = "events/events_{i}"']
     lines += [
-        "", "[[destinationDatasets]]", 'id = "audience"', 'path = "exports/audience"',
+        "", "[[destinationDatasets]]", 'id = "audience"', f'path = "{destination}"',
         'schemaName = "_xdm.context.profile"',
         "", "[[mergePolicies]]", 'id = "timestampOrdered-none-mp"', "version = 1",
         'attributeMerge = "timestampOrdered"', "default = true",

@@ -89,21 +89,33 @@ def _union_fields(a: dict[str, JsonType], b: dict[str, JsonType], prefix: str) -
     return merged
 
 
+def _conflicting(earlier: list[tuple[str, dict[str, Any]]], name: str, t: JsonType) -> str:
+    """The first earlier dataset whose column `name` cannot be united with type `t`."""
+    for dataset_id, schema in earlier:
+        other = fields_of(schema).get(name)
+        if other is None:
+            continue
+        try:
+            _union_type(other, t, name)
+        except SchemaConflict:
+            return dataset_id
+    return earlier[0][0]
+
+
 def union_schemas(schemas: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Union by name of (dataset id, struct schema) pairs; a type conflict names both datasets."""
     merged: dict[str, JsonType] = {}
-    owner: dict[str, str] = {}
-    for dataset_id, schema in schemas:
+    for n, (dataset_id, schema) in enumerate(schemas):
         for name, t in fields_of(schema).items():
-            if name in merged:
-                try:
-                    merged[name] = _union_type(merged[name], t, name)
-                except SchemaConflict as err:
-                    raise SchemaConflict(
-                        f"column {err} in datasets {owner[name]!r} and {dataset_id!r}"
-                    ) from None
-            else:
-                merged[name], owner[name] = t, dataset_id
+            if name not in merged:
+                merged[name] = t
+                continue
+            try:
+                merged[name] = _union_type(merged[name], t, name)
+            except SchemaConflict as err:
+                raise SchemaConflict(
+                    f"column {err} in datasets {_conflicting(schemas[:n], name, t)!r} and {dataset_id!r}"
+                ) from None
     return struct_of(merged)
 
 
@@ -184,6 +196,8 @@ def _nodes(selection: dict, struct: dict[str, Any]) -> tuple[Node, ...]:
             nodes.append(Node(name, "struct", t, _nodes(sel, t)))
         else:
             element = t["elementType"]
+            while is_array(element):
+                element = element["elementType"]
             nodes.append(Node(name, "array", t, _nodes(sel, element)))
     return tuple(nodes)
 

@@ -1,0 +1,55 @@
+"""One SparkSession for the whole test session, created only when a test asks for it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# Collected timestamps come back as naive local times: make local time UTC.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from jobs.session import build_session
+
+    session = build_session("local[2]", "export-jobs-tests", TEST_CONF)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def lake(spark, tmp_path_factory):
+    """A small generated lake shared by the export tests: (root, LakeSpec)."""
+    from jobs.config import load_config
+    from jobs.sample import LakeSpec, generate, sample_config
+
+    root = tmp_path_factory.mktemp("lake")
+    spec = LakeSpec(profiles=200, segments=4, events_per_profile=1, fragments_per_profile=2, bad_fragments=3)
+    conf = root / "lake.toml"
+    conf.write_text(sample_config(root))
+    generate(spark, load_config(conf), spec)
+    return root, spec
+
+
+@pytest.fixture
+def deployment(lake, tmp_path):
+    """A config over the shared lake with its own job table and destination."""
+    from jobs.sample import sample_config
+
+    root, _ = lake
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out")))
+    return conf

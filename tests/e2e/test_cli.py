@@ -1,0 +1,89 @@
+"""The CLI driven as a user would: separate processes, JSON on stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jobs.config import load_config
+
+from ..reference import read_rows
+
+pytestmark = pytest.mark.e2e
+
+JOB = {
+    "fields": "identities.id,personalEmail.address",
+    "filter": {"segments": [{"segmentId": "segment-01"}, {"segmentId": "segment-03", "status": "exited"}]},
+    "destination": {"datasetId": "audience"},
+    "schema": {"name": "_xdm.context.profile"},
+}
+
+
+def cli(conf, *args, stdin=None):
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs", "--conf", str(conf), *args],
+        input=stdin, capture_output=True, text=True, timeout=600,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_create_run_get_through_the_cli(deployment, tmp_path):
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(JOB))
+
+    code, out, err = cli(deployment, "create", str(job_file))
+    assert code == 0, err
+    created = json.loads(out)
+    assert created["status"] == "NEW" and len(created["destination"]["batchId"]) == 32
+
+    code, out, err = cli(deployment, "run", str(created["id"]))
+    assert code == 0, err
+    ran = json.loads(out)
+    assert ran["status"] == "SUCCEEDED", ran.get("errors")
+    assert "exporting" in err  # progress goes to stderr, not stdout
+
+    code, out, _ = cli(deployment, "get", str(created["id"]))
+    assert code == 0 and json.loads(out) == ran
+
+    config = load_config(deployment)
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    assert len(rows) == ran["metrics"]["totalExportedProfileCounter"] > 0
+    by_ns: dict[str, int] = {}
+    for row in rows:
+        assert row["_batchId"] == created["destination"]["batchId"]
+        assert set(row) == {"_batchId", "identityMap", "segmentMembership", "identities", "personalEmail"}
+        for ns, _ in row["identityMap"]:
+            by_ns[ns] = by_ns.get(ns, 0) + 1
+    assert ran["metrics"]["exportedProfileByNamespaceCounter"] == by_ns
+
+    code, out, _ = cli(deployment, "list", "--status", "SUCCEEDED")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [created["id"]]
+
+
+def test_a_rejected_request_exits_2_and_names_each_field(deployment):
+    bad = dict(JOB, fields="identities.id,nope.missing", destination={"datasetId": "unknown"}, extra=1)
+    code, out, err = cli(deployment, "create", "-", stdin=json.dumps(bad))
+    assert code == 2
+    problem = json.loads(out)
+    assert problem["status"] == 400
+    assert {e["path"] for e in problem["errors"]} == {"extra"}  # schema errors first; nothing stored
+
+    code, out, _ = cli(deployment, "create", "-", stdin=json.dumps(dict(JOB, fields="nope.missing",
+                                                                      destination={"datasetId": "unknown"})))
+    assert code == 2
+    paths = {e["path"] for e in json.loads(out)["errors"]}
+    assert paths == {"fields", "destination.datasetId"}
+
+    code, out, _ = cli(deployment, "list")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_get_of_an_unknown_job_or_another_org_is_not_found(deployment, tmp_path):
+    code, out, _ = cli(deployment, "create", "-", stdin=json.dumps(JOB))
+    job_id = str(json.loads(out)["id"])
+    assert cli(deployment, "--org", "other@Org", "get", job_id)[0] == 2
+    assert cli(deployment, "get", "999")[0] == 2
+    assert cli(deployment, "get", job_id)[0] == 0

@@ -1,0 +1,61 @@
+"""A plain-Python reference of the export, to check the Spark engine on tiny lakes.
+
+Deliberately naive (row by row, no Spark): it reads the Delta tables with the
+deltalake package and applies SPEC §3–4 literally.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pyarrow as pa
+from deltalake import DeltaTable, QueryBuilder
+
+
+def read_rows(path: str, where: str = "") -> list[dict]:
+    sql = "SELECT * FROM t" + (f" WHERE {where}" if where else "")
+    return pa.table(QueryBuilder().register("t", DeltaTable(path)).execute(sql)).to_pylist()
+
+
+def _key(identity_map):
+    primaries = [(ns, i["id"]) for ns, items in (identity_map or []) for i in items if i["primary"]]
+    return primaries[0] if len(primaries) == 1 else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def expected_members(fragment_paths: list[str], segments: list[tuple[str, str, set[str]]],
+                     start=None, end=None) -> set[tuple[str, str]]:
+    """Profile keys that qualify for at least one (namespace, segment, statuses)."""
+    latest: dict[tuple, dict[tuple, tuple]] = {}
+    for path in fragment_paths:
+        for row in read_rows(path):
+            key = _key(row["identityMap"])
+            if key is None:
+                continue
+            memberships = latest.setdefault(key, {})
+            ingest = _utc(row["_ingestTime"])
+            for ns, inner in row.get("segmentMembership") or []:
+                for segment, value in inner or []:
+                    if value is None:
+                        continue
+                    current = memberships.get((ns, segment))
+                    if current is None or current[0] < ingest:
+                        memberships[(ns, segment)] = (ingest, value)
+    members = set()
+    for key, memberships in latest.items():
+        for ns, segment, statuses in segments:
+            found = memberships.get((ns, segment))
+            if found is None or found[1]["status"] not in statuses:
+                continue
+            qualified = _utc(found[1]["lastQualificationTime"])
+            if start and (qualified is None or qualified < start):
+                continue
+            if end and (qualified is None or qualified > end):
+                continue
+            members.add(key)
+    return members

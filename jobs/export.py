@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.merge import DATASET, IDS, REJECT, load_fragments, merge_profiles, primary_identities
+from jobs.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
+from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, load_fragments, merge_profiles, primary_identities
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
 from jobs.projection import projected_columns
@@ -34,28 +35,39 @@ class ExportResult:
     committed_now: bool = True
 
 
-def export_rows(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
-    """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields."""
-    members = one_row_per_batch(select_members(merge_profiles(fragments, plan), plan))
-    return members.select(
-        F.col(BATCH), F.col("identityMap"), F.col("segmentMembership"),
-        *projected_columns(plan.projection),
-    )
+def export_rows(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None) -> DataFrame:
+    """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events."""
+    profiles = merge_profiles(fragments, plan)
+    output = [F.col(BATCH), F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
+    if plan.events is not None:
+        by_key = events_by_key(events, plan.events)
+        profiles = profiles.join(by_key, [KEY_NS, KEY_ID], "full_outer" if plan.empty_profiles else "left")
+        if plan.empty_profiles:
+            profiles = profiles.withColumn("identityMap", F.coalesce("identityMap", EVENT_IDENTITIES))
+        if plan.events.projection is not None:
+            none = F.array().cast(by_key.schema[EVENTS].dataType)
+            output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
+    return one_row_per_batch(select_members(profiles, plan)).select(*output)
 
 
 def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     fragments = load_fragments(spark, plan)
+    events = load_events(spark, plan.events) if plan.events is not None else None
+    records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
     committed_now = not already_committed(plan)
     if committed_now:
-        observation = Observation(f"job-{plan.job_id}-rejected")
-        observed = fragments.observe(observation, F.count(F.col(REJECT)).alias("rejected"))
-        write_batches(export_rows(observed, plan), plan)
-        rejected = observation.get["rejected"]
+        rejected = Observation(f"job-{plan.job_id}-rejected-fragments")
+        fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"))
+        rejected_events = Observation(f"job-{plan.job_id}-rejected-events")
+        if events is not None:
+            events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
+        write_batches(export_rows(fragments, plan, events), plan)
+        count = rejected.get["n"] + (rejected_events.get["n"] if events is not None else 0)
     else:
-        rejected = fragments.where(F.col(REJECT).isNotNull()).count()
+        count = records.where(F.col(REJECT).isNotNull()).count()
     total, by_namespace, by_batch = exported_counts(spark, plan)
-    examples = rejected_examples(fragments) if rejected else []
-    return ExportResult(total, by_namespace, by_batch, rejected, examples, committed_now)
+    examples = rejected_examples(records) if count else []
+    return ExportResult(total, by_namespace, by_batch, count, examples, committed_now)
 
 
 def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[str, int], dict[str, int]]:
@@ -78,9 +90,9 @@ def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[st
     return total, dict(sorted(by_namespace.items())), {b: by_batch.get(b, 0) for b in plan.batch_ids}
 
 
-def rejected_examples(fragments: DataFrame) -> list[RejectedRecord]:
+def rejected_examples(records: DataFrame) -> list[RejectedRecord]:
     rows = (
-        fragments.where(F.col(REJECT).isNotNull())
+        records.where(F.col(REJECT).isNotNull())
         .select(DATASET, REJECT, F.to_json(F.struct(F.col(IDS).alias("identities"), "_ingestTime")).alias("record"))
         .limit(REJECTED_EXAMPLES)
         .collect()

@@ -20,6 +20,7 @@ from jobs.schema import JsonType, Leaf
 
 KEY_NS, KEY_ID = "_keyNs", "_keyId"
 RANK, IDS, REJECT, DATASET = "_rank", "_ids", "_reject", "_datasetId"
+HAS_PROFILE = "_hasProfile"  # true on merged profiles; null on keys that only have events
 MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no segments
 MEMBERSHIP = "struct<status: string, lastQualificationTime: timestamp>"
 MEMBERSHIP_MAP = f"map<string, map<string, {MEMBERSHIP}>>"
@@ -166,7 +167,7 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
             .alias(MEMBERSHIPS)
         )
     merged = fragments.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
-    merged = merged.withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))
+    merged = merged.withColumn(HAS_PROFILE, F.lit(True)).withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))
     if plan.segments:
         return merged.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
     return merged.withColumn("segmentMembership", latest_memberships(F.col(MEMBERSHIPS)))

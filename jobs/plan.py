@@ -15,6 +15,7 @@ from typing import Any
 from jobs.config import Config, MergePolicy
 from jobs.model import JobDefinition, Problem, RequestRejected, parse_field_list
 from jobs.schema import (
+    EVENT_SYSTEM_COLUMNS,
     Leaf,
     Node,
     SchemaConflict,
@@ -38,6 +39,23 @@ class ProfileSource:
 
 
 @dataclass(frozen=True)
+class EventSource:
+    dataset_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """Events to read: to add an `events` column (projection set) and/or to find empty profiles."""
+
+    sources: tuple[EventSource, ...]
+    schema: dict[str, Any]
+    projection: tuple[Node, ...] | None  # None: no events column
+    from_ingest: datetime | None  # exclusive
+    to_ingest: datetime | None  # inclusive
+
+
+@dataclass(frozen=True)
 class SegmentSpec:
     namespace: str
     segment_id: str
@@ -57,6 +75,8 @@ class ExportPlan:
     qualified_from: datetime | None
     qualified_to: datetime | None
     from_ingest: datetime | None
+    events: EventPlan | None
+    empty_profiles: bool  # also export keys that only have events (never with segments)
     destination_path: str
     per_segment: bool
     batch_ids: tuple[str, ...]
@@ -90,17 +110,41 @@ def profile_sources(policy: MergePolicy, config: Config) -> list[ProfileSource]:
     return [ProfileSource(d.id, config.resolve(d.path), 0) for d in config.profile_datasets]
 
 
-def merged_profile_schema(sources: list[ProfileSource]) -> dict[str, Any]:
+def merged_schema(kind: str, sources: list[ProfileSource] | list[EventSource]) -> dict[str, Any]:
+    """The union of the sources' Delta schemas; `kind` is "profile" or "event"."""
     schemas = []
     for source in sources:
         schema = read_delta_schema(source.path)
         if schema is None:
-            raise LakeError(f"profile dataset {source.dataset_id!r} has no Delta table at {source.path}")
+            raise LakeError(f"{kind} dataset {source.dataset_id!r} has no Delta table at {source.path}")
         schemas.append((source.dataset_id, schema))
     try:
         return union_schemas(schemas)
     except SchemaConflict as err:
-        raise LakeError(f"profile datasets disagree on a column type: {err}") from None
+        raise LakeError(f"{kind} datasets disagree on a column type: {err}") from None
+
+
+def event_plan(definition: JobDefinition, config: Config) -> EventPlan | None:
+    """What to read of the event datasets, or None when the job needs no events."""
+    event_list = definition.additional_fields.event_list if definition.additional_fields else None
+    empty = definition.filter.empty_profiles and not definition.filter.segments
+    if not config.event_datasets or (event_list is None and not empty):
+        return None
+    sources = [EventSource(d.id, config.resolve(d.path)) for d in config.event_datasets]
+    schema = merged_schema("event", sources)
+    nodes = None
+    window = event_list.filter if event_list and event_list.filter else None
+    if event_list is not None:
+        paths = parse_field_list(event_list.fields) if event_list.fields else None
+        nodes = projection(schema, paths, EVENT_SYSTEM_COLUMNS)
+    return EventPlan(
+        sources=tuple(sources),
+        schema=schema,
+        projection=nodes,
+        from_ingest=(window.from_ingest_timestamp if window and window.from_ingest_timestamp
+                     else definition.filter.from_ingest_timestamp),
+        to_ingest=window.to_ingest_timestamp if window else None,
+    )
 
 
 def check_definition(definition: JobDefinition, config: Config) -> None:
@@ -124,36 +168,33 @@ def check_definition(definition: JobDefinition, config: Config) -> None:
             message=f"dataset {destination.id!r} has schema {destination.schema_name!r}, "
             f"not {definition.schema_.name!r}",
         ))
-    profile = merged_profile_schema(profile_sources(policy, config))
+    profile = merged_schema("profile", profile_sources(policy, config))
     try:
         projection(profile, parse_field_list(definition.fields) if definition.fields else None)
     except UnknownPath as err:
         problems.append(Problem(path="fields", message=str(err)))
-    problems += unsupported(definition, config)
+    event_list = definition.additional_fields.event_list if definition.additional_fields else None
+    if event_list is not None and not config.event_datasets:
+        problems.append(Problem(path="additionalFields.eventList",
+                                message="the config declares no event datasets to export events from"))
+    try:
+        event_plan(definition, config)
+    except UnknownPath as err:
+        problems.append(Problem(path="additionalFields.eventList.fields", message=str(err)))
+    problems += unsupported(definition)
     if problems:
         raise RequestRejected(problems)
 
 
-def unsupported(definition: JobDefinition, config: Config) -> list[Problem]:
+def unsupported(definition: JobDefinition) -> list[Problem]:
     """Options the engine cannot honour yet: rejected, never silently ignored."""
-    problems = []
-    if definition.evaluation_info.segmentation:
-        problems.append(Problem(
-            path="evaluationInfo.segmentation",
-            message="segment re-evaluation is not supported yet; set it to false to export "
-            "the memberships already in the profile store",
-        ))
-    if definition.additional_fields and definition.additional_fields.event_list:
-        problems.append(Problem(
-            path="additionalFields.eventList",
-            message="exporting events is not supported yet; leave additionalFields out",
-        ))
-    if definition.filter.empty_profiles and config.event_datasets:
-        problems.append(Problem(
-            path="filter.emptyProfiles",
-            message="exporting empty profiles (keys with events only) is not supported yet",
-        ))
-    return problems
+    if not definition.evaluation_info.segmentation:
+        return []
+    return [Problem(
+        path="evaluationInfo.segmentation",
+        message="segment re-evaluation is not supported yet; set it to false to export "
+        "the memberships already in the profile store",
+    )]
 
 
 def build_plan(record, config: Config) -> ExportPlan:
@@ -161,7 +202,7 @@ def build_plan(record, config: Config) -> ExportPlan:
     definition = record.definition()
     policy = resolve_policy(definition, config)
     sources = profile_sources(policy, config)
-    profile = merged_profile_schema(sources)
+    profile = merged_schema("profile", sources)
     nodes = projection(profile, parse_field_list(definition.fields) if definition.fields else None)
     destination = config.destination(definition.destination.dataset_id)
     if destination is None:
@@ -189,6 +230,8 @@ def build_plan(record, config: Config) -> ExportPlan:
         qualified_from=window.start_time if window else None,
         qualified_to=window.end_time if window else None,
         from_ingest=definition.filter.from_ingest_timestamp,
+        events=event_plan(definition, config),
+        empty_profiles=definition.filter.empty_profiles and not segments,
         destination_path=config.resolve(destination.path),
         per_segment=dest.segment_per_batch,
         batch_ids=tuple(dest.batch_ids()),

@@ -21,13 +21,12 @@ def _struct(fields: list[Column], names: list[str]) -> Column:
     return F.when(present, F.struct(*[f.alias(n) for f, n in zip(fields, names)]))
 
 
-def _element(node: Node, parent: Column) -> Column:
-    """A node inside an array element, read from the element struct `parent`."""
-    value = parent[node.name]
+def project(node: Node, value: Column) -> Column:
+    """`value` (the column or field a node names) reduced to the node's selection."""
     if node.kind == "value":
         return value
     if node.kind == "struct":
-        return _struct([_element(c, value) for c in node.children], [c.name for c in node.children])
+        return _struct([project(c, value[c.name]) for c in node.children], [c.name for c in node.children])
     return _array(node, value)
 
 
@@ -37,12 +36,12 @@ def _array(node: Node, value: Column) -> Column:
     while isinstance(element_type, dict) and element_type.get("type") == "array":
         element_type, depth = element_type["elementType"], depth + 1
 
-    def project(x: Column, level: int) -> Column:
+    def element(x: Column, level: int) -> Column:
         if level:
-            return F.transform(x, lambda y: project(y, level - 1))
-        return _struct([_element(c, x) for c in node.children], [c.name for c in node.children])
+            return F.transform(x, lambda y: element(y, level - 1))
+        return _struct([project(c, x[c.name]) for c in node.children], [c.name for c in node.children])
 
-    return F.transform(value, lambda x: project(x, depth))
+    return F.transform(value, lambda x: element(x, depth))
 
 
 def _top(node: Node, prefix: tuple[str, ...]) -> Column:

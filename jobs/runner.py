@@ -11,6 +11,7 @@ from jobs.model import ComputeGatewayJobId, JobError, JobRecord, JobStatus, Time
 from jobs.plan import LakeError, build_plan
 from jobs.schema import UnknownPath
 from jobs.service import now_ms
+from jobs.sink import DestinationConflict
 from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,15 @@ def job_error(err: Exception) -> JobError:
 def _code(err: Exception) -> str:
     if isinstance(err, (LakeError, UnknownPath)):
         return "INVALID_LAKE"
+    if isinstance(err, DestinationConflict):
+        return "DESTINATION_SCHEMA_CONFLICT"
     name = type(err).__name__
     return "SPARK_ANALYSIS" if "Analysis" in name else "EXPORT_FAILED"
 
 
 def _message(err: Exception) -> str:
+    if isinstance(err, DestinationConflict):
+        return str(err)
     if isinstance(err, UnknownPath):
         return f"the profile schema changed since the job was created: field {err}"
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -33,6 +33,7 @@ class LakeSpec:
     events_per_profile: int = 2
     fragments_per_profile: int = 1  # in profile dataset 0
     bad_fragments: int = 0  # fragments with no primary identity, to be rejected
+    empty_profiles: int = 0  # keys with events (in event dataset 0) but no profile fragment
     seed: int = 42
 
     def segment_ids(self) -> list[str]:
@@ -165,8 +166,14 @@ def bad_fragments(spark, spec: LakeSpec):
 def events(spark, spec: LakeSpec, dataset_index: int):
     from pyspark.sql import functions as F
 
+    per = max(spec.events_per_profile, 1)
+    keys = spec.profiles + (spec.empty_profiles if dataset_index == 0 else 0)
     df = spark.range(spec.profiles * spec.events_per_profile)
-    pid = (F.col("id") / F.lit(max(spec.events_per_profile, 1))).cast("long")
+    if keys > spec.profiles:
+        # Empty profiles: keys after the bad fragments' ids, so no fragment has them.
+        extra = spark.range((spec.profiles + spec.bad_fragments) * per, (keys + spec.bad_fragments) * per)
+        df = df.union(extra)
+    pid = (F.col("id") / F.lit(per)).cast("long")
     r = lambda name: _rand(spec.seed, F.lit(f"e{dataset_index}{name}"), F.col("id"))  # noqa: E731
     happened = F.timestamp_seconds(F.lit(int(BASE_TIME.timestamp())) + F.floor(r("t") * 86400 * 90).cast("long"))
     return df.select(
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf", default="conf/export.toml")
     defaults = LakeSpec()
     for name in ("profiles", "namespaces", "segments", "max_memberships", "events_per_profile",
-                 "fragments_per_profile", "bad_fragments", "seed"):
+                 "fragments_per_profile", "bad_fragments", "empty_profiles", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
     spec = LakeSpec(**{k: v for k, v in vars(args).items() if k != "conf"})

@@ -15,6 +15,7 @@ JsonType = str | dict[str, Any]
 
 # Columns with a meaning of their own (SPEC §2); all others are attributes.
 SYSTEM_COLUMNS = ("identityMap", "_ingestTime", "segmentMembership")
+EVENT_SYSTEM_COLUMNS = ("identityMap",)
 
 
 class SchemaConflict(Exception):
@@ -202,18 +203,25 @@ def _nodes(selection: dict, struct: dict[str, Any]) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
-def attribute_schema(profile: dict[str, Any]) -> dict[str, Any]:
-    return struct_of({n: t for n, t in fields_of(profile).items() if n not in SYSTEM_COLUMNS})
+def attribute_schema(schema: dict[str, Any], system: tuple[str, ...] = SYSTEM_COLUMNS) -> dict[str, Any]:
+    return struct_of({n: t for n, t in fields_of(schema).items() if n not in system})
 
 
-def projection(profile: dict[str, Any], paths: list[tuple[str, ...]] | None) -> tuple[Node, ...]:
-    """The output tree for `paths` (None: every attribute), validated against `profile`."""
-    attributes = attribute_schema(profile)
+def projection(
+    schema: dict[str, Any],
+    paths: list[tuple[str, ...]] | None,
+    system: tuple[str, ...] = SYSTEM_COLUMNS,
+) -> tuple[Node, ...]:
+    """The output tree for `paths` (None: every attribute), validated against `schema`.
+
+    `system` columns are exported anyway (profiles) or never (an event's identityMap).
+    """
+    attributes = attribute_schema(schema, system)
     selection: dict = {}
     wanted = list(_leaf_paths(attributes, ())) if paths is None else paths
     for path in wanted:
-        if path[0] in SYSTEM_COLUMNS:
-            continue  # always exported; naming them in fields is harmless
+        if path[0] in system:
+            continue  # naming them in fields is harmless
         _select(selection, attributes, path, ".".join(path))
     return _nodes(selection, attributes)
 

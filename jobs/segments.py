@@ -7,7 +7,7 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.merge import segment_column
+from jobs.merge import HAS_PROFILE, segment_column
 from jobs.plan import ExportPlan, SegmentSpec
 
 BATCH = "_batchId"
@@ -41,9 +41,17 @@ def matched_batches(plan: ExportPlan) -> Column:
 
 
 def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Profiles that qualify for the job, each with its array of batch ids."""
+    """Profiles that qualify for the job, each with its array of batch ids.
+
+    With empty profiles (keys with events only, HAS_PROFILE null) the merged
+    `_ingestTime` bound does not apply to them: their events are already cut to
+    the event window.
+    """
     if plan.from_ingest is not None:
-        profiles = profiles.where(F.col("_ingestTime") > F.lit(plan.from_ingest))
+        later = F.col("_ingestTime") > F.lit(plan.from_ingest)
+        if plan.empty_profiles:
+            later = later | F.col(HAS_PROFILE).isNull()
+        profiles = profiles.where(later)
     profiles = profiles.withColumn(BATCHES, matched_batches(plan))
     return profiles.where(F.size(BATCHES) > 0)
 

@@ -6,6 +6,28 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
 from jobs.plan import ExportPlan
+from jobs.schema import SchemaConflict, read_delta_schema, union_schemas
+
+
+class DestinationConflict(Exception):
+    """The job's rows do not fit the destination's existing columns."""
+
+
+def check_destination(rows: DataFrame, plan: ExportPlan) -> None:
+    """Fail before writing anything if a column the job writes has another type in the destination.
+
+    Adding columns and nested fields is fine (schema evolution); retyping is not.
+    """
+    existing = read_delta_schema(plan.destination_path)
+    if existing is None:
+        return
+    try:
+        union_schemas([("destination", existing), ("job output", rows.schema.jsonValue())])
+    except SchemaConflict as err:
+        raise DestinationConflict(
+            f"the destination dataset's schema conflicts with this job's rows: {err}. "
+            "Nothing was written; export these fields to another dataset, or choose fields that fit."
+        ) from None
 
 TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
 
@@ -24,6 +46,7 @@ def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
     New columns and nested fields are added (schema evolution); Delta skips the
     write if this job's txnAppId already committed, so a rerun cannot duplicate rows.
     """
+    check_destination(rows, plan)
     (
         rows.write.format("delta")
         .mode("append")

@@ -37,7 +37,8 @@ def lake(spark, tmp_path_factory):
     from jobs.sample import LakeSpec, generate, sample_config
 
     root = tmp_path_factory.mktemp("lake")
-    spec = LakeSpec(profiles=200, segments=4, events_per_profile=1, fragments_per_profile=2, bad_fragments=3)
+    spec = LakeSpec(profiles=200, segments=4, events_per_profile=2, fragments_per_profile=2,
+                    bad_fragments=3, empty_profiles=5)
     conf = root / "lake.toml"
     conf.write_text(sample_config(root))
     generate(spark, load_config(conf), spec)

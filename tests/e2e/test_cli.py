@@ -87,3 +87,28 @@ def test_get_of_an_unknown_job_or_another_org_is_not_found(deployment, tmp_path)
     assert cli(deployment, "--org", "other@Org", "get", job_id)[0] == 2
     assert cli(deployment, "get", "999")[0] == 2
     assert cli(deployment, "get", job_id)[0] == 0
+
+
+def test_per_segment_job_through_the_cli_writes_one_batch_per_segment(deployment):
+    job = dict(JOB, destination={"datasetId": "audience", "segmentPerBatch": True})
+    code, out, err = cli(deployment, "create", "-", stdin=json.dumps(job))
+    assert code == 0, err
+    created = json.loads(out)
+    batches = created["destination"]["batches"]
+    assert [b["segmentId"] for b in batches] == ["segment-01", "segment-03"]
+    assert [b["status"] for b in batches] == [["realized", "existing"], ["exited"]]
+
+    code, out, err = cli(deployment, "run", str(created["id"]))
+    assert code == 0, err
+    ran = json.loads(out)
+    config = load_config(deployment)
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    per_batch = {b["batchId"]: 0 for b in batches}
+    keys = set()
+    for row in rows:
+        per_batch[row["_batchId"]] += 1
+        keys.add(next(i["id"] for _, items in row["identityMap"] for i in items if i["primary"]))
+    counter = ran["metrics"]["exportedProfileBySegmentCounter"]["ups"]
+    assert {b["segmentId"]: per_batch[b["batchId"]] for b in batches} == counter
+    assert all(counter.values())
+    assert ran["metrics"]["totalExportedProfileCounter"] == len(keys)

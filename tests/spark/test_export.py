@@ -130,3 +130,75 @@ def test_a_run_that_fails_records_an_actionable_error_and_writes_nothing(spark, 
     assert "profiles_0" in done.errors[0].msg and "no Delta table" in done.errors[0].msg
     assert "LakeError" in done.errors[0].call_stack
     assert not (deployment.parent / "out").exists()
+
+
+def run(spark, deployment, body, conf=None):
+    config = load_config(conf or deployment)
+    store = JobStore(config.job_table_path)
+    record = create_job(store, config, body, "demo@Org", "prod")
+    return config, record, run_job(store, config, record.id, spark)
+
+
+def test_events_and_empty_profiles_are_exported_with_each_profile(spark, deployment, lake):
+    _, spec = lake
+    body = {
+        "fields": "person.name.firstName",
+        "filter": {"emptyProfiles": True},
+        "additionalFields": {"eventList": {"fields": "_id, timestamp, web.webPageDetails.URL",
+                                           "filter": {"fromIngestTimestamp": "2024-01-20T00:00:00Z"}}},
+        "destination": {"datasetId": "audience"},
+        "schema": {"name": "_xdm.context.profile"},
+    }
+    config, record, done = run(spark, deployment, body)
+    assert done.status is JobStatus.SUCCEEDED, done.errors
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    assert len(rows) == spec.profiles + spec.empty_profiles == done.metrics.total_exported_profile_counter
+
+    low = datetime(2024, 1, 20, tzinfo=timezone.utc)
+    expected: dict = {}
+    for event in read_rows(config.resolve(config.event_datasets[0].path)):
+        if event["_ingestTime"].replace(tzinfo=timezone.utc) > low:
+            expected.setdefault(key_of(event), []).append((event["timestamp"], event["_id"]))
+    empty = [r for r in rows if r["person"] is None and not r["segmentMembership"]]
+    assert len(empty) == spec.empty_profiles
+    for row in rows:
+        got = [(e["timestamp"], e["_id"]) for e in row["events"]]
+        assert got == sorted(expected.get(key_of(row), []))
+        assert all(set(e) == {"_id", "timestamp", "web"} for e in row["events"])
+    # Keys without events in the window are still exported, with an empty list.
+    assert any(r["events"] == [] for r in rows)
+
+
+def test_empty_profiles_are_not_exported_when_segments_are_named(spark, deployment, lake):
+    body = dict(definition(), filter={"segments": [{"segmentId": "segment-01"}], "emptyProfiles": True})
+    config, _, done = run(spark, deployment, body)
+    assert done.status is JobStatus.SUCCEEDED, done.errors
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    assert rows and all(r["segmentMembership"] for r in rows)
+
+
+def test_dataset_precedence_leaves_out_datasets_outside_its_order(spark, deployment, lake):
+    only_second = deployment.parent / "precedence.toml"
+    only_second.write_text(deployment.read_text().replace(
+        'order = ["profiles_1", "profiles_0"]', 'order = ["profiles_1"]'))
+    body = {"fields": "personalEmail.address, loyalty.tier", "mergePolicy": {"id": "dataSetPrecedence-mp", "version": 1},
+            "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+    config, _, done = run(spark, deployment, body, conf=only_second)
+    assert done.status is JobStatus.SUCCEEDED, done.errors
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    second = {key_of(r) for r in read_rows(config.resolve(config.profile_datasets[1].path))}
+    assert {key_of(r) for r in rows} == second
+    assert "person" not in rows[0]  # columns only profiles_0 has are not part of the merged schema
+
+
+def test_a_destination_column_of_another_type_fails_the_job_and_writes_nothing(spark, deployment):
+    config = load_config(deployment)
+    path = config.resolve(config.destination_datasets[0].path)
+    spark.createDataFrame([("x", "not a struct")], "_batchId string, personalEmail string") \
+        .write.format("delta").save(path)
+    _, _, done = run(spark, deployment, definition())
+    assert done.status is JobStatus.FAILED
+    error = done.errors[0]
+    assert error.code == "DESTINATION_SCHEMA_CONFLICT"
+    assert "personalEmail" in error.msg and "Nothing was written" in error.msg
+    assert len(read_rows(path)) == 1

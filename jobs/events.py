@@ -1,0 +1,81 @@
+"""ExperienceEvents per profile key: the `events` column and the keys of empty profiles.
+
+Each event dataset is keyed like profile fragments (its one primary identity;
+others are rejected and counted), cut to the ingest window `(from, to]`,
+projected to the requested fields, then grouped once per key into an array
+ordered by `timestamp` (then `_id`, so the order is stable).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.merge import (
+    DATASET, IDS, KEY_ID, KEY_NS, REJECT, all_identities, conform, identity_map, primary_identities,
+    rejection_reason, spark_type,
+)
+from jobs.plan import EventPlan, EventSource
+from jobs.projection import project
+from jobs.schema import fields_of
+
+EVENT, EVENTS, EVENT_IDENTITIES = "_event", "_events", "_eventIdentityMap"
+
+
+def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFrame:
+    """One dataset's events in the window, with key, identities and the projected event struct."""
+    if plan.from_ingest is not None:
+        df = df.where(F.col("_ingestTime") > F.lit(plan.from_ingest))
+    if plan.to_ingest is not None:
+        df = df.where(F.col("_ingestTime") <= F.lit(plan.to_ingest))
+    primaries = primary_identities(F.col("identityMap"))
+    columns = [
+        F.lit(source.dataset_id).alias(DATASET),
+        rejection_reason(primaries).alias(REJECT),
+        F.get(primaries, 0)["ns"].alias(KEY_NS),
+        F.get(primaries, 0)["id"].alias(KEY_ID),
+        F.col("_ingestTime"),
+        all_identities(F.col("identityMap")).alias(IDS),
+    ]
+    if plan.projection is not None:
+        merged = fields_of(plan.schema)
+        order = F.struct(F.col("timestamp").alias("t"), F.col("_id").cast("string").alias("id"))
+        event = F.struct(*[project(n, _column(df, n.name, merged[n.name])).alias(n.name) for n in plan.projection])
+        columns.append(F.struct(order.alias("order"), event.alias("value")).alias(EVENT))
+    return df.select(*columns)
+
+
+def _column(df: DataFrame, name: str, merged_type) -> Column:
+    want = spark_type(merged_type)
+    if name not in df.columns:
+        return F.lit(None).cast(want)
+    return conform(F.col(name), df.schema[name].dataType, want)
+
+
+def load_events(spark: SparkSession, plan: EventPlan) -> DataFrame:
+    """All event datasets' keyed events, bad ones included (REJECT says why)."""
+    frames = [keyed_events(spark.read.format("delta").load(s.path), s, plan) for s in plan.sources]
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionByName(frame)
+    return union
+
+
+def _earlier(a: Column, b: Column) -> Column:
+    a, b = a["order"], b["order"]
+    return (
+        F.when(a["t"] < b["t"], -1).when(a["t"] > b["t"], 1)
+        .when(a["id"] < b["id"], -1).when(a["id"] > b["id"], 1).otherwise(0)
+    )
+
+
+def events_by_key(events: DataFrame, plan: EventPlan) -> DataFrame:
+    """One row per key: its events in time order (if asked) and its identities."""
+    aggregates = [F.array_sort(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS)]
+    if plan.projection is not None:
+        ordered = F.array_sort(F.collect_list(EVENT), _earlier)
+        aggregates.append(F.transform(ordered, lambda e: e["value"]).alias(EVENTS))
+    grouped = events.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
+    return grouped.withColumn(
+        EVENT_IDENTITIES, identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID))
+    ).drop(IDS)

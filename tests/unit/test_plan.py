@@ -1,0 +1,93 @@
+"""Creation-time checks against the config and the lake schemas (deltalake, no Spark)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from jobs.config import load_config
+from jobs.model import RequestRejected, parse_definition
+from jobs.plan import LakeError, check_definition
+from jobs.sample import sample_config
+
+IDENTITY_MAP = pa.map_(pa.string(), pa.list_(pa.struct([("id", pa.string()), ("primary", pa.bool_())])))
+
+
+def table(path, **columns):
+    schema = pa.schema([("identityMap", IDENTITY_MAP), ("_ingestTime", pa.timestamp("us", "UTC")),
+                        *columns.items()])
+    write_deltalake(str(path), pa.Table.from_pylist([], schema=schema), mode="overwrite",
+                    schema_mode="overwrite")
+
+
+@pytest.fixture
+def config(tmp_path):
+    table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]))
+    table(tmp_path / "profiles/profiles_1", personalEmail=pa.struct([("address", pa.string())]))
+    table(tmp_path / "events/events_0", _id=pa.string(), web=pa.struct([("url", pa.string())]))
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(tmp_path))
+    return load_config(conf)
+
+
+def body(**changes):
+    base = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+    return parse_definition({**base, **changes})
+
+
+def problems(definition, config):
+    with pytest.raises(RequestRejected) as caught:
+        check_definition(definition, config)
+    return {p.path: p.message for p in caught.value.problems}
+
+
+def test_a_valid_definition_passes(config):
+    check_definition(body(fields="person.name, personalEmail.address",
+                          additionalFields={"eventList": {"fields": "_id, web.url"}}), config)
+
+
+def test_every_problem_is_reported_with_its_path(config):
+    found = problems(body(
+        fields="person.name, person.age",
+        mergePolicy={"id": "nope", "version": 1},
+        destination={"datasetId": "elsewhere"},
+        additionalFields={"eventList": {"fields": "web.missing"}},
+        evaluationInfo={"segmentation": True},
+    ), config)
+    assert set(found) == {"fields", "mergePolicy", "destination.datasetId",
+                          "additionalFields.eventList.fields", "evaluationInfo.segmentation"}
+    assert "'person.age'" in found["fields"]
+    assert "'web.missing'" in found["additionalFields.eventList.fields"]
+    assert "timestampOrdered-none-mp v1" in found["mergePolicy"]
+    assert "not supported yet" in found["evaluationInfo.segmentation"]
+
+
+def test_schema_name_must_match_the_destination(config):
+    found = problems(body(schema={"name": "_xdm.other"}), config)
+    assert list(found) == ["schema.name"] and "_xdm.context.profile" in found["schema.name"]
+
+
+def test_a_field_only_in_a_dataset_outside_the_precedence_order_is_unknown(config, tmp_path):
+    conf = tmp_path / "narrow.toml"
+    conf.write_text(sample_config(tmp_path).replace('order = ["profiles_1", "profiles_0"]', 'order = ["profiles_1"]'))
+    found = problems(body(fields="person.name", mergePolicy={"id": "dataSetPrecedence-mp", "version": 1}),
+                     load_config(conf))
+    assert list(found) == ["fields"]
+
+
+def test_event_list_needs_event_datasets(config, tmp_path):
+    conf = tmp_path / "no-events.toml"
+    conf.write_text(sample_config(tmp_path, event_datasets=0))
+    found = problems(body(additionalFields={"eventList": {"fields": "_id"}}), load_config(conf))
+    assert list(found) == ["additionalFields.eventList"]
+
+
+def test_a_missing_table_or_conflicting_types_are_lake_errors(config, tmp_path):
+    table(tmp_path / "profiles/profiles_1", person=pa.string())
+    with pytest.raises(LakeError, match="person.*'profiles_0' and 'profiles_1'"):
+        check_definition(body(), config)
+    conf = tmp_path / "missing.toml"
+    conf.write_text(sample_config(tmp_path, profile_datasets=3))
+    with pytest.raises(LakeError, match="profiles_2.*no Delta table"):
+        check_definition(body(), load_config(conf))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from jobs.config import ConfigError, load_config
 from jobs.model import JobStatus, RequestRejected
 from jobs.plan import LakeError
+from jobs.service import cancel_job, create_job, list_jobs, page_document
 from jobs.store import JobNotFound, JobStore, StatusConflict
 
 log = logging.getLogger("export-jobs")
@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a job from a JSON definition")
     create.add_argument("file", help="definition file, or - for standard input")
-    for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master")):
+    for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
+                       ("cancel", "cancel a NEW or running job")):
         commands.add_parser(name, help=text).add_argument("id", type=int)
     listing = commands.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--limit", type=int, default=50)
@@ -47,13 +48,6 @@ def _problem(title: str, detail: str, errors: list[dict] | None = None, status: 
     return {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors or []}
 
 
-def parse_cursor(text: str) -> tuple[int, int]:
-    if not re.fullmatch(r"[0-9]+_[0-9]+", text):
-        raise ValueError(f"offset {text!r} is not a cursor of the form {{creationTime}}_{{id}}")
-    created, _, job_id = text.partition("_")
-    return int(created), int(job_id)
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     args = _parser().parse_args(argv)
@@ -66,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     store = JobStore(config.job_table_path)
     try:
         if args.command == "create":
-            from jobs.service import create_job
-
             body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
             _emit(create_job(store, config, body, org, sandbox).to_dict())
             return 0
@@ -75,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             _emit(store.get(args.id, org, sandbox).to_dict())
             return 0
         if args.command == "list":
-            before = parse_cursor(args.offset) if args.offset else None
             status = JobStatus(args.status) if args.status else None
-            _emit([r.to_dict() for r in store.list(org, sandbox, args.limit, before, status)])
+            records, next_offset = list_jobs(store, org, sandbox, args.limit, args.offset, status)
+            _emit(page_document(records, args.limit, args.offset, next_offset, status))
+            return 0
+        if args.command == "cancel":
+            _emit(cancel_job(store, args.id, org, sandbox).to_dict())
             return 0
         if args.command == "run":
             from jobs.runner import run_job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -17,7 +18,7 @@ from jobs.model import (
     parse_definition,
 )
 from jobs.plan import check_definition
-from jobs.store import JobStore
+from jobs.store import JobStore, StatusConflict
 
 
 def now_ms() -> int:
@@ -96,3 +97,68 @@ def create_job(
     return store.create(
         lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created)
     )
+
+
+def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str) -> JobRecord:
+    """Cancel a job: NEW ends CANCELLED at once; PROCESSING is marked CANCELLING and its
+    runner stops the Spark work and ends it CANCELLED. A finished job raises StatusConflict.
+    """
+    for _ in range(5):
+        record = store.get(job_id, org, sandbox)
+        if record.status is JobStatus.CANCELLING:
+            return record
+        if record.status.finished:
+            raise StatusConflict(job_id, record.status.value, [JobStatus.NEW, JobStatus.PROCESSING])
+        target = JobStatus.CANCELLED if record.status is JobStatus.NEW else JobStatus.CANCELLING
+        changed = record.model_copy(update={"status": target, "update_time": now_ms()})
+        try:
+            return store.replace(changed, expected=[record.status])
+        except StatusConflict:
+            continue  # the runner moved it meanwhile (e.g. NEW → PROCESSING): look again
+    raise StatusConflict(job_id, store.get(job_id).status.value, [JobStatus.NEW, JobStatus.PROCESSING])
+
+
+def encode_cursor(record: JobRecord) -> str:
+    return f"{record.creation_time}_{record.id}"
+
+
+def decode_cursor(text: str) -> tuple[int, int]:
+    """'{creationTime}_{id}' → (creationTime, id); ValueError names the bad value."""
+    if not re.fullmatch(r"[0-9]+_[0-9]+", text):
+        raise ValueError(f"offset {text!r} is not a cursor of the form {{creationTime}}_{{id}}")
+    created, _, job_id = text.partition("_")
+    return int(created), int(job_id)
+
+
+def list_jobs(
+    store: JobStore,
+    org: str,
+    sandbox: str,
+    limit: int = 50,
+    offset: str | None = None,
+    status: JobStatus | None = None,
+) -> tuple[list[JobRecord], str | None]:
+    """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
+    before = decode_cursor(offset) if offset else None
+    records = store.list(org, sandbox, limit + 1, before, status)
+    page, more = records[:limit], len(records) > limit
+    return page, (encode_cursor(page[-1]) if more and page else None)
+
+
+def page_document(
+    records: list[JobRecord],
+    limit: int,
+    offset: str | None,
+    next_offset: str | None,
+    status: JobStatus | None = None,
+) -> dict[str, Any]:
+    """A list response shaped as the seeds': records, page, link.next."""
+    link = {}
+    if next_offset:
+        query = f"limit={limit}&offset={next_offset}" + (f"&status={status.value}" if status else "")
+        link["next"] = f"/export/jobs/?{query}"
+    return {
+        "records": [r.to_dict() for r in records],
+        "page": {"sortField": "createdTime", "sort": "desc", "pageOffset": offset, "pageSize": len(records)},
+        "link": link,
+    }

@@ -60,7 +60,7 @@ def test_create_run_get_through_the_cli(deployment, tmp_path):
     assert ran["metrics"]["exportedProfileByNamespaceCounter"] == by_ns
 
     code, out, _ = cli(deployment, "list", "--status", "SUCCEEDED")
-    assert code == 0 and [r["id"] for r in json.loads(out)] == [created["id"]]
+    assert code == 0 and [r["id"] for r in json.loads(out)["records"]] == [created["id"]]
 
 
 def test_a_rejected_request_exits_2_and_names_each_field(deployment):
@@ -78,7 +78,7 @@ def test_a_rejected_request_exits_2_and_names_each_field(deployment):
     assert paths == {"fields", "destination.datasetId"}
 
     code, out, _ = cli(deployment, "list")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and json.loads(out)["records"] == []
 
 
 def test_get_of_an_unknown_job_or_another_org_is_not_found(deployment, tmp_path):

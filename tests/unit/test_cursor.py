@@ -1,10 +1,10 @@
-"""cli.parse_cursor: the list cursor "{creationTime}_{id}" (SPEC §8)."""
+"""service.decode_cursor: the list cursor "{creationTime}_{id}" (SPEC §8)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs.cli import parse_cursor
+from jobs.service import decode_cursor as parse_cursor
 
 
 @pytest.mark.parametrize(

@@ -33,10 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
         commands.add_parser(name, help=text).add_argument("id", type=int)
+    pending = commands.add_parser("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
+    pending.add_argument("--max", type=int, help="run at most this many jobs")
     listing = commands.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    serve = commands.add_parser("serve", help="serve the HTTP API on /export/jobs")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    serve.add_argument("--no-runner", action="store_true",
+                       help="only serve the API; leave NEW jobs to other runners (run-pending)")
     return parser
 
 
@@ -46,6 +53,14 @@ def _emit(value: Any) -> None:
 
 def _problem(title: str, detail: str, errors: list[dict] | None = None, status: int = 400) -> dict:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors or []}
+
+
+def _session(config, job_id: int):
+    """The configured session, with Spark's progress bar on stderr for a person watching."""
+    from jobs.session import build_session
+
+    master, conf = config.spark_conf()
+    return build_session(master, f"export-job-{job_id}", {**conf, "spark.ui.showConsoleProgress": "true"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     org, sandbox = args.org or config.default_org, args.sandbox or config.default_sandbox
     store = JobStore(config.job_table_path)
     try:
+        if args.command == "serve":
+            from jobs.api import serve  # FastAPI and uvicorn only load for the server
+            from jobs.runner import RunnerLoop
+
+            loop = None if args.no_runner else RunnerLoop(store, config)
+            serve(config, args.host, args.port,
+                  on_startup=loop.start if loop else None, on_shutdown=loop.stop if loop else None)
+            return 0
         if args.command == "create":
             body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
             _emit(create_job(store, config, body, org, sandbox).to_dict())
@@ -78,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
             from jobs.runner import run_job
 
             store.get(args.id, org, sandbox)  # another tenant's job is not found
-            record = run_job(store, config, args.id)
+            record = run_job(store, config, args.id, spark_factory=lambda: _session(config, args.id))
             _emit(record.to_dict())
             return 0 if record.status is JobStatus.SUCCEEDED else 1
+        if args.command == "run-pending":
+            from jobs.runner import run_pending
+
+            records = run_pending(store, config, args.max, spark_factory=lambda: _session(config, 0))
+            _emit([r.to_dict() for r in records])
+            return 0 if all(r.status is JobStatus.SUCCEEDED for r in records) else 1
     except RequestRejected as err:
         log.error("request rejected: %s", err)
         _emit(_problem("Invalid export job", str(err), [p.model_dump() for p in err.problems]))

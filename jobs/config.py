@@ -66,6 +66,10 @@ class Config(ConfModel):
     default_sandbox: str = Field(min_length=1)
     # Names this deployment in Delta's idempotent-write ids; defaults to one derived from jobTable.
     deployment_id: str | None = None
+    # A runner renews its lease on a running job this often (a third of it); a job whose
+    # lease ran out is taken back: FAILED, or NEW again up to lostJobRetries times.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    lost_job_retries: int = Field(default=0, ge=0)
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
     profile_datasets: list[Dataset] = Field(min_length=1)
     event_datasets: list[Dataset] = Field(default_factory=list)

@@ -290,7 +290,7 @@ def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
 def _json_object(body: str | bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise RequestRejected([Problem(path="$", message=f"body is not valid JSON: {err}")]) from None
     if not isinstance(value, dict):
         raise RequestRejected([Problem(path="$", message="body must be a JSON object")])
@@ -395,8 +395,10 @@ class JobRecord(Record):
     errors: list[JobError] = Field(default_factory=list)
     metrics: Metrics = Field(default_factory=Metrics)
     compute_gateway_job_id: ComputeGatewayJobId = Field(default_factory=ComputeGatewayJobId)
-    # What the run is doing now (e.g. "exporting"); beyond the seed, for watching a job.
+    # What the run is doing now (e.g. "exporting: 12/40 tasks"); beyond the seed, for watching a job.
     stage: str | None = None
+    # Times the job was put back to NEW after its runner was lost (beyond the seed).
+    retries: int | None = None
     creation_time: int
     update_time: int
     request_id: str

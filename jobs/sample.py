@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 from jobs.config import Config, load_config
 
@@ -210,8 +211,12 @@ def sample_config(
     event_datasets: int = 1,
     job_table: str = "system/export_jobs",
     destination: str = "exports/audience",
+    tenants: Sequence[tuple[str, Sequence[str], str]] = (),
 ) -> str:
-    """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it."""
+    """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it.
+
+    `tenants` are (org, sandboxes, SHA-256 of the token) for the HTTP API.
+    """
     profile_ids = [f"profiles_{i}" for i in range(profile_datasets)]
     lines = [
         f'lakeRoot = "{lake_root}"',
@@ -236,6 +241,10 @@ def sample_config(
         'attributeMerge = "dataSetPrecedence"',
         "order = [" + ", ".join(f'"{d}"' for d in reversed(profile_ids)) + "]",
     ]
+    for org, sandboxes, token_sha256 in tenants:
+        lines += ["", "[[tenants]]", f'org = "{org}"',
+                  "sandboxes = [" + ", ".join(f'"{s}"' for s in sandboxes) + "]",
+                  f'tokenSha256 = "{token_sha256}"']
     return "\n".join(lines) + "\n"
 
 

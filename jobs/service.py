@@ -124,7 +124,7 @@ def encode_cursor(record: JobRecord) -> str:
 
 def decode_cursor(text: str) -> tuple[int, int]:
     """'{creationTime}_{id}' → (creationTime, id); ValueError names the bad value."""
-    if not re.fullmatch(r"[0-9]+_[0-9]+", text):
+    if not re.fullmatch(r"[0-9]{1,19}_[0-9]{1,19}", text):
         raise ValueError(f"offset {text!r} is not a cursor of the form {{creationTime}}_{{id}}")
     created, _, job_id = text.partition("_")
     return int(created), int(job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
@@ -30,6 +32,8 @@ def check_destination(rows: DataFrame, plan: ExportPlan) -> None:
         ) from None
 
 TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
+WRITE_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 def already_committed(plan: ExportPlan) -> bool:
@@ -47,12 +51,33 @@ def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
     write if this job's txnAppId already committed, so a rerun cannot duplicate rows.
     """
     check_destination(rows, plan)
-    (
+    writer = (
         rows.write.format("delta")
         .mode("append")
         .option("mergeSchema", "true")
         .option("txnAppId", plan.txn_app_id)
         .option("txnVersion", TXN_VERSION)
         .option("userMetadata", plan.user_metadata)
-        .save(plan.destination_path)
     )
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            writer.save(plan.destination_path)
+            return
+        except Exception as err:
+            # Another job committed to the same destination first (e.g. both created
+            # the table, or both evolved its schema): the write is idempotent, so retry.
+            if attempt + 1 == WRITE_ATTEMPTS or not _concurrent_commit(err):
+                raise
+            log.info("job %s: concurrent commit to the destination, retrying", plan.job_id)
+
+
+def _concurrent_commit(err: Exception) -> bool:
+    text = java_message(err)
+    return any(name in text for name in ("Concurrent", "ProtocolChanged", "MetadataChanged",
+                                         "DELTA_CONCURRENT", "already exists"))
+
+
+def java_message(err: Exception) -> str:
+    """The Java exception behind a Py4J error, or the error's own text."""
+    java = getattr(err, "java_exception", None)
+    return str(java.toString()) if java is not None else str(err)

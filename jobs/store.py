@@ -11,11 +11,12 @@ reported to the caller instead of overwriting the other writer's change.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from jobs.model import JobRecord, JobStatus
 
@@ -27,12 +28,31 @@ SCHEMA = pa.schema([
     ("creationTime", pa.int64()),
     ("updateTime", pa.int64()),
     ("record", pa.string()),
+    # The runner holding a PROCESSING or CANCELLING job, and until when (epoch ms).
+    ("runner", pa.string()),
+    ("leaseUntil", pa.int64()),
 ])
 RETRIES = 20
+# Every this many commits, small files are compacted and a checkpoint written, so
+# that reads stay fast however many jobs the table holds.
+MAINTENANCE_EVERY = 50
 
 
 class JobNotFound(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a conditional write sets and requires of the job's runner columns.
+
+    `holder`: the runner that must hold the job (None: no requirement);
+    `runner`/`until`: the new holder and expiry (runner None clears the lease).
+    """
+
+    runner: str | None
+    until: int | None
+    holder: str | None = None
 
 
 class StatusConflict(Exception):
@@ -112,6 +132,13 @@ class JobStore:
         rows = self._query(f"SELECT id FROM jobs WHERE status = {_sql(status.value)} ORDER BY id")
         return [r["id"] for r in rows]
 
+    def expired_leases(self, now: int) -> list[dict]:
+        """Running jobs whose runner stopped renewing: id, status, runner, leaseUntil."""
+        return self._query(
+            "SELECT id, status, runner, leaseUntil FROM jobs "
+            f"WHERE status IN ('PROCESSING', 'CANCELLING') AND leaseUntil < {int(now)} ORDER BY id"
+        )
+
     # -- writes
 
     def create(self, build: Callable[[int], JobRecord]) -> JobRecord:
@@ -127,7 +154,9 @@ class JobStore:
                 try:
                     write_deltalake(self.path, source, mode="error")
                     return record
-                except Exception:  # another creator made the table first
+                except DeltaError:  # another creator made the table first: try again
+                    if self._table() is None:
+                        raise
                     return None
             result = (
                 table.merge(source, predicate="t.id = s.id", source_alias="s", target_alias="t")
@@ -139,33 +168,60 @@ class JobStore:
         for _ in range(RETRIES):
             record = _retry(attempt)
             if record is not None:
+                self._maintain()
                 return record
         raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
 
-    def replace(self, record: JobRecord, expected: Iterable[JobStatus]) -> JobRecord:
-        """Store `record` if the stored job is still in one of the `expected` statuses."""
+    def replace(
+        self,
+        record: JobRecord,
+        expected: Iterable[JobStatus],
+        lease: Lease | None = None,
+        expired_before: int | None = None,
+    ) -> JobRecord:
+        """Store `record` if the stored job is still in one of the `expected` statuses
+        (and, with `lease.holder`, still held by that runner; with `expired_before`,
+        its lease ran out before then). Raises StatusConflict otherwise.
+        """
         expected = tuple(expected)
         statuses = ", ".join(_sql(s.value) for s in expected)
         row = _row(record)
+        updates = {
+            "status": _sql(row["status"]),
+            "updateTime": str(row["updateTime"]),
+            "record": _sql(row["record"]),
+        }
+        predicate = f"id = {record.id} AND status IN ({statuses})"
+        if lease is not None:
+            updates["runner"] = _sql(lease.runner) if lease.runner else "NULL"
+            updates["leaseUntil"] = str(lease.until) if lease.until is not None else "NULL"
+            if lease.holder is not None:
+                predicate += f" AND runner = {_sql(lease.holder)}"
+        if expired_before is not None:
+            predicate += f" AND leaseUntil < {int(expired_before)}"
 
         def attempt() -> int:
             table = self._table()
             if table is None:
                 return 0
-            result = table.update(
-                updates={
-                    "status": _sql(row["status"]),
-                    "updateTime": str(row["updateTime"]),
-                    "record": _sql(row["record"]),
-                },
-                predicate=f"id = {record.id} AND status IN ({statuses})",
-            )
-            return result["num_updated_rows"]
+            return table.update(updates=updates, predicate=predicate)["num_updated_rows"]
 
         if _retry(attempt) != 1:
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)
+        self._maintain()
         return record
+
+    def _maintain(self) -> None:
+        """Compact and checkpoint now and then; a lost race here is harmless."""
+        table = self._table()
+        if table is None or table.version() % MAINTENANCE_EVERY:
+            return
+        try:
+            table.optimize.compact()
+            DeltaTable(self.path).create_checkpoint()
+        except (CommitFailedError, DeltaError):
+            pass
 
 
 def _row(record: JobRecord) -> dict:
@@ -177,4 +233,6 @@ def _row(record: JobRecord) -> dict:
         "creationTime": record.creation_time,
         "updateTime": record.update_time,
         "record": record.to_json(),
+        "runner": None,
+        "leaseUntil": None,
     }

@@ -1,0 +1,42 @@
+"""A real uvicorn server on 127.0.0.1 over an empty lake, shared by the API tests (no Spark)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import httpx
+import pytest
+
+from jobs.api import make_server, running
+from jobs.config import Config
+from tests.api.lake import empty_deployment
+
+# org → (token, sandboxes)
+TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}
+
+
+def auth(org: str = "orgA", sandbox: str = "prod", token: str | None = None) -> dict[str, str]:
+    """Valid headers for a tenant's org and sandbox (or any token given)."""
+    return {
+        "Authorization": f"Bearer {token or TENANTS[org][0]}",
+        "x-api-key": "test-client",
+        "x-gw-ims-org-id": org,
+        "x-sandbox-name": sandbox,
+    }
+
+
+@pytest.fixture(scope="session")
+def api_config(tmp_path_factory) -> Config:
+    return empty_deployment(tmp_path_factory.mktemp("api-lake"), TENANTS)
+
+
+@pytest.fixture(scope="session")
+def base_url(api_config) -> Iterator[str]:
+    with running(make_server(api_config, port=0, log_level="warning")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(base_url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        yield http

@@ -1,0 +1,326 @@
+"""The HTTP API against a real server (SPEC §8 and the seeds' shapes); no Spark."""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobs.api import make_server, running
+from jobs.config import load_config
+from jobs.store import JobStore
+from tests.api.conftest import TENANTS, auth
+
+# The seeds' POST body, with the test config's destination and an event field it has.
+SEED_BODY = {
+    "fields": "identities.id,personalEmail.address",
+    "mergePolicy": {"id": "timestampOrdered-none-mp", "version": 1},
+    "filter": {
+        "segments": [
+            {"segmentId": "52c26d0d-45f2-47a2-ab30-ed06abc981ff", "segmentNs": "ups", "status": ["realized"]}
+        ],
+        "segmentQualificationTime": {"startTime": "2018-01-01T00:00:00Z", "endTime": "2018-02-01T00:00:00Z"},
+        "fromIngestTimestamp": "2018-01-01T00:00:00Z",
+        "emptyProfiles": True,
+    },
+    "additionalFields": {
+        "eventList": {
+            "fields": "_id",
+            "filter": {"fromIngestTimestamp": "2018-01-01T00:00:00Z", "toIngestTimestamp": "2020-01-01T00:00:00Z"},
+        }
+    },
+    "destination": {"datasetId": "audience", "segmentPerBatch": False},
+    "schema": {"name": "_xdm.context.profile"},
+    "evaluationInfo": {"segmentation": True},
+}
+MINIMAL_BODY = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+# The keys of the seeds' NEW record, and the ones ours adds (SPEC §5).
+SEED_RECORD_KEYS = {
+    "id", "jobType", "destination", "fields", "schema", "imsOrgId", "status", "filter", "additionalFields",
+    "mergePolicy", "profileInstanceId", "metrics", "computeGatewayJobId", "creationTime", "updateTime",
+    "requestId",
+}
+OUR_RECORD_KEYS = {"sandboxName", "evaluationInfo", "errors"}
+PROBLEM_KEYS = {"type", "title", "status", "detail", "errors"}
+CANCELLING = {"status": True, "message": "Export job has been marked for cancelling"}
+
+
+def create(client: httpx.Client, org: str = "orgA", sandbox: str = "prod", body: dict = MINIMAL_BODY) -> dict:
+    response = client.post("/export/jobs", json=body, headers=auth(org, sandbox))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, str]:
+    """The problem document of an error response, as {path: message}."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    document = response.json()
+    assert set(document) == PROBLEM_KEYS and document["status"] == status and document["detail"]
+    return {e["path"]: e["message"] for e in document["errors"]}
+
+
+# ---------------------------------------------------------------- the seeds' shapes
+
+
+def test_the_seed_body_is_rejected_for_segmentation_and_accepted_without_it(client):
+    errors = problem(client.post("/export/jobs", json=SEED_BODY, headers=auth()), 400)
+    assert list(errors) == ["evaluationInfo.segmentation"]
+
+    body = {k: v for k, v in SEED_BODY.items() if k != "evaluationInfo"}
+    record = create(client, body=body)
+
+    assert SEED_RECORD_KEYS <= record.keys() and record.keys() - SEED_RECORD_KEYS <= OUR_RECORD_KEYS
+    assert record["status"] == "NEW" and record["jobType"] == "BATCH" and record["profileInstanceId"] == "ups"
+    assert (record["imsOrgId"], record["sandboxName"]) == ("orgA", "prod")
+    assert record["filter"] == SEED_BODY["filter"]
+    assert record["additionalFields"] == SEED_BODY["additionalFields"]
+    assert record["mergePolicy"] == SEED_BODY["mergePolicy"]
+    assert record["destination"].keys() == {"datasetId", "segmentPerBatch", "batchId"}
+    assert re.fullmatch(r"[0-9a-f]{32}", record["destination"]["batchId"])
+    assert record["computeGatewayJobId"] == {"exportJob": ""}
+    assert record["creationTime"] == record["updateTime"]
+    uuid.UUID(record["requestId"])
+
+
+def test_get_answers_the_record_as_created(client):
+    record = create(client)
+    response = client.get(f"/export/jobs/{record['id']}", headers=auth())
+    assert response.status_code == 200 and response.json() == record
+
+
+def test_the_request_id_header_is_kept(client):
+    response = client.post("/export/jobs", json=MINIMAL_BODY, headers={**auth(), "x-request-id": "req-42"})
+    assert response.json()["requestId"] == "req-42"
+
+
+def test_a_list_page_has_the_seeds_shape(client):
+    newest = [create(client), create(client)]
+    page = client.get("/export/jobs", params={"limit": 2}, headers=auth()).json()
+
+    assert page.keys() == {"records", "page", "link"}
+    assert [r["id"] for r in page["records"]] == [newest[1]["id"], newest[0]["id"]]
+    assert page["records"][0] == newest[1]
+    assert page["page"] == {"sortField": "createdTime", "sort": "desc", "pageOffset": None, "pageSize": 2}
+    cursor = f"{newest[0]['creationTime']}_{newest[0]['id']}"
+    assert page["link"] == {"next": f"/export/jobs/?limit=2&offset={cursor}"}
+
+
+def test_a_segment_per_batch_job_has_a_batch_per_segment(client):
+    body = {**MINIMAL_BODY, "destination": {"datasetId": "audience", "segmentPerBatch": True},
+            "filter": {"segments": [{"segmentId": "s1", "status": "exited"}, {"segmentId": "s2"}]}}
+    batches = create(client, body=body)["destination"]["batches"]
+    assert [(b["segmentId"], b["segmentNs"], b["status"]) for b in batches] == [
+        ("s1", "ups", ["exited"]), ("s2", "ups", ["realized", "existing"])]
+
+
+# ---------------------------------------------------------------- cancelling
+
+
+def test_deleting_a_new_job_cancels_it_at_once_and_a_second_delete_conflicts(client):
+    job_id = create(client)["id"]
+
+    response = client.delete(f"/export/jobs/{job_id}", headers=auth())
+    assert response.status_code == 200 and response.json() == CANCELLING
+    assert client.get(f"/export/jobs/{job_id}", headers=auth()).json()["status"] == "CANCELLED"
+
+    problem(client.delete(f"/export/jobs/{job_id}", headers=auth()), 409)
+    assert client.get(f"/export/jobs/{job_id}", headers=auth()).json()["status"] == "CANCELLED"
+
+
+def test_unknown_job_is_404(client):
+    problem(client.get("/export/jobs/987654321", headers=auth()), 404)
+    problem(client.delete("/export/jobs/987654321", headers=auth()), 404)
+
+
+# ---------------------------------------------------------------- authentication
+
+
+OPERATIONS = {
+    "list": lambda c, h: c.get("/export/jobs", headers=h),
+    "create": lambda c, h: c.post("/export/jobs", json=MINIMAL_BODY, headers=h),
+    "get": lambda c, h: c.get("/export/jobs/1", headers=h),
+    "delete": lambda c, h: c.delete("/export/jobs/1", headers=h),
+}
+
+
+def without(name: str) -> dict[str, str]:
+    return {k: v for k, v in auth().items() if k != name}
+
+
+AUTH_FAILURES = {
+    "no token": (without("Authorization"), 401, "Authorization"),
+    "not a bearer token": ({**auth(), "Authorization": "Basic dG9rZW4tYQ=="}, 401, "Authorization"),
+    "wrong token": (auth(token="token-c"), 401, "Authorization"),
+    "no api key": (without("x-api-key"), 401, "x-api-key"),
+    "org of another tenant": (auth("orgB", token=TENANTS["orgA"][0]), 403, "x-gw-ims-org-id"),
+    "sandbox not held": (auth("orgB", "dev"), 403, "x-sandbox-name"),
+    "no org": (without("x-gw-ims-org-id"), 400, "x-gw-ims-org-id"),
+    "no sandbox": (without("x-sandbox-name"), 400, "x-sandbox-name"),
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("case", AUTH_FAILURES)
+def test_every_operation_refuses_bad_credentials(client, operation, case):
+    headers, status, named = AUTH_FAILURES[case]
+    response = OPERATIONS[operation](client, headers)
+    assert named in problem(response, status)
+    if status == 401 and named == "Authorization":
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_nothing_is_created_without_valid_credentials(client):
+    before = client.get("/export/jobs", params={"limit": 1}, headers=auth()).json()["records"]
+    problem(client.post("/export/jobs", json=MINIMAL_BODY, headers=auth(token="token-c")), 401)
+    assert client.get("/export/jobs", params={"limit": 1}, headers=auth()).json()["records"] == before
+
+
+def test_another_tenants_or_sandboxs_job_is_invisible(client):
+    job_id = create(client, "orgA", "prod")["id"]
+
+    for org, sandbox in (("orgB", "prod"), ("orgA", "dev")):
+        problem(client.get(f"/export/jobs/{job_id}", headers=auth(org, sandbox)), 404)
+        problem(client.delete(f"/export/jobs/{job_id}", headers=auth(org, sandbox)), 404)
+        listed = client.get("/export/jobs", params={"limit": 1000}, headers=auth(org, sandbox)).json()
+        assert job_id not in {r["id"] for r in listed["records"]}
+    assert client.get(f"/export/jobs/{job_id}", headers=auth()).json()["status"] == "NEW"
+
+
+# ---------------------------------------------------------------- listing
+
+
+def test_pages_followed_by_link_next_give_every_job_once_newest_first(client):
+    # orgA/dev is this test's alone.
+    created = [create(client, "orgA", "dev")["id"] for _ in range(120)]
+
+    seen, url, pages = [], "/export/jobs?limit=7", 0
+    while url:
+        page = client.get(url, headers=auth("orgA", "dev")).json()
+        assert page["page"]["pageSize"] == len(page["records"]) <= 7
+        seen += [r["id"] for r in page["records"]]
+        url, pages = page["link"].get("next"), pages + 1
+    assert seen == sorted(created, reverse=True)
+    assert pages == 18  # 17 full pages and one of 1
+
+
+def test_status_filter(client):
+    new, cancelled = create(client, "orgB"), create(client, "orgB")
+    client.delete(f"/export/jobs/{cancelled['id']}", headers=auth("orgB"))
+
+    for status, member, other in (("CANCELLED", cancelled, new), ("NEW", new, cancelled)):
+        page = client.get("/export/jobs", params={"status": status, "limit": 1000}, headers=auth("orgB")).json()
+        ids = {r["id"] for r in page["records"]}
+        assert member["id"] in ids and other["id"] not in ids
+        assert {r["status"] for r in page["records"]} == {status}
+
+
+@pytest.mark.parametrize("query, named", [
+    ("limit=0", "limit"), ("limit=5000", "limit"), ("limit=ten", "limit"),
+    ("offset=yesterday", "offset"), ("offset=1_2_3", "offset"), ("offset=" + "9" * 5000 + "_1", "offset"),
+    ("status=DONE", "status"), ("status=new", "status"),
+])
+def test_bad_query_parameters_are_400_naming_them(client, query, named):
+    assert named in problem(client.get(f"/export/jobs?{query}", headers=auth()), 400)
+
+
+def test_a_bad_job_id_is_400_naming_it(client):
+    assert "id" in problem(client.get("/export/jobs/seven", headers=auth()), 400)
+
+
+# ---------------------------------------------------------------- bad bodies
+
+
+def changed(path: str, value) -> dict:
+    """The seed body (without segmentation) with the value at a dot path replaced."""
+    body = copy.deepcopy({k: v for k, v in SEED_BODY.items() if k != "evaluationInfo"})
+    *parents, last = path.split(".")
+    target = body
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return body
+
+
+@pytest.mark.parametrize("body, named", [
+    (changed("destination.datasetId", 5), "destination.datasetId"),
+    (changed("destination.segmentPerBatch", "false"), "destination.segmentPerBatch"),
+    (changed("mergePolicy.version", "1"), "mergePolicy.version"),
+    (changed("colour", "red"), "colour"),
+    (changed("filter.segments", [{"segmentId": "s", "flavour": 1}]), "filter.segments[0].flavour"),
+    (changed("filter.fromIngestTimestamp", "yesterday"), "filter.fromIngestTimestamp"),
+    (changed("filter.segmentQualificationTime.endTime", "2018-02-01T00:00:00"),
+     "filter.segmentQualificationTime.endTime"),
+    (changed("filter.segments", [{"segmentId": "s", "status": ["gone"]}]), "filter.segments[0].status"),
+    (changed("filter.segments", []), "filter.segments"),
+    (changed("fields", "identities.id,person.age"), "fields"),
+    (changed("destination.datasetId", "elsewhere"), "destination.datasetId"),
+    ({"schema": {"name": "_xdm.context.profile"}}, "destination"),
+])
+def test_a_bad_body_is_400_naming_the_field(client, body, named):
+    assert named in problem(client.post("/export/jobs", json=body, headers=auth()), 400)
+
+
+@pytest.mark.parametrize("content, status", [
+    (b"{not json", 400), (b"", 400), (b"[]", 400), (b'"a string"', 400), (b"\xff\xfe", 400),
+    (b"[" * 500_000, 400),  # nested too deeply for a parser
+    (b" " * (2 << 20), 413),
+])
+def test_a_body_that_is_no_json_object_is_refused(client, content, status):
+    response = client.post("/export/jobs", content=content,
+                           headers={**auth(), "Content-Type": "application/json"})
+    assert list(problem(response, status)) == ["$"]
+
+
+def test_a_huge_chunked_body_is_refused_while_it_streams(client):
+    chunks = (b" " * 65536 for _ in range(32))  # 2 MiB without a Content-Length
+    response = client.post("/export/jobs", content=chunks, headers=auth())
+    assert list(problem(response, 413)) == ["$"]
+
+
+def test_a_body_that_is_not_json_by_content_type_is_415(client):
+    response = client.post("/export/jobs", content=b"destination=audience",
+                           headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"})
+    assert list(problem(response, 415)) == ["Content-Type"]
+
+
+def test_unknown_routes_and_methods_are_problems(client):
+    problem(client.get("/export/nothing", headers=auth()), 404)
+    response = client.put("/export/jobs/1", headers=auth())
+    problem(response, 405)
+    assert "allow" in response.headers
+
+
+# ---------------------------------------------------------------- the server
+
+
+def test_a_lake_error_is_422_and_the_hooks_run_at_start_and_stop(api_config, tmp_path):
+    conf = tmp_path / "missing-table.toml"
+    text = Path(api_config.base_dir, "export.toml").read_text()
+    conf.write_text(text.replace('path = "profiles/profiles_1"', 'path = "profiles/nowhere"'))
+    calls: list[str] = []
+    server = make_server(load_config(conf), port=0, log_level="warning",
+                         on_startup=lambda: calls.append("start"), on_shutdown=lambda: calls.append("stop"))
+    with running(server) as url:
+        assert calls == ["start"]
+        response = httpx.post(f"{url}/export/jobs", json=MINIMAL_BODY, headers=auth())
+        errors = problem(response, 422)
+        assert "profiles_1" in response.json()["detail"] and list(errors) == ["$"]
+    assert calls == ["start", "stop"]
+
+
+class BrokenStore(JobStore):
+    def get(self, *args, **kwargs):
+        raise RuntimeError("the disk is on fire")
+
+
+def test_an_unexpected_error_is_a_500_problem_document_without_its_insides(api_config):
+    server = make_server(api_config, port=0, log_level="critical", store=BrokenStore(api_config.job_table_path))
+    with running(server) as url:
+        response = httpx.get(f"{url}/export/jobs/1", headers=auth())
+    problem(response, 500)
+    assert "fire" not in response.text

@@ -1,0 +1,63 @@
+"""Schemathesis against the live server: requests generated from /openapi.json, valid and
+invalid, never get a 5xx, and every answer matches the document (status, content type, schema).
+
+Driven through schemathesis' Python API and hypothesis directly: its pytest fixture loader
+(`schemathesis.pytest.from_fixture`) does not work with pytest 9.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.api.conftest import auth
+
+OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
+              ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}")]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(scope="session")
+def api_schema(base_url):
+    return schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+
+
+def test_the_document_has_the_operations_security_headers_and_job_definition(api_schema, client):
+    assert {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()} == set(OPERATIONS)
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"].keys() == {"BearerToken", "ApiKey"}
+    create = doc["paths"]["/export/jobs"]["post"]
+    assert create["security"] == [{"BearerToken": [], "ApiKey": []}]
+    assert {"x-gw-ims-org-id", "x-sandbox-name"} <= {p["name"] for p in create["parameters"]}
+    body_schema = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema == {"$ref": "#/components/schemas/JobDefinition"}
+    assert doc["components"]["schemas"]["JobDefinition"]["additionalProperties"] is False
+
+
+def test_the_documented_example_creates_a_job(client):
+    doc = client.get("/openapi.json").json()
+    example = doc["paths"]["/export/jobs"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    response = client.post("/export/jobs", json=example, headers=auth())
+    assert response.status_code == 200 and response.json()["status"] == "NEW"
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize("method, path", OPERATIONS)
+def test_generated_requests_get_no_server_error(api_schema, method, path, mode):
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def call(case):
+        # Valid credentials for orgA/prod, so that requests get past authentication.
+        case.call_and_validate(headers=auth(), checks=CHECKS)
+
+    call()

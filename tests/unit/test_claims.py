@@ -1,0 +1,102 @@
+"""Claims are exclusive: two processes racing for the same NEW jobs never both get one."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+from jobs.config import load_config
+from jobs.model import JobStatus, parse_definition
+from jobs.runner import claim, reap_lost_jobs
+from jobs.service import cancel_job, new_record
+from jobs.store import JobStore, StatusConflict
+
+from .test_plan import config  # noqa: F401  (fixture: a config over an empty lake)
+
+JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+
+
+def make_jobs(store, config, n):
+    definition = parse_definition(JOB)
+    return [store.create(lambda i: new_record(definition, config, i, "demo@Org", "prod", "r", 1000 + i)).id
+            for _ in range(n)]
+
+
+def _claim_all(path: str, ids: list[int], name: str, queue) -> None:
+    store = JobStore(path)
+    won = []
+    for job_id in ids:
+        try:
+            claim(store, job_id, name, 60_000)
+            won.append(job_id)
+        except StatusConflict:
+            pass
+    queue.put((name, won))
+
+
+def test_two_processes_claiming_20_jobs_get_each_exactly_once(config):  # noqa: F811
+    store = JobStore(config.job_table_path)
+    ids = make_jobs(store, config, 20)
+    queue = multiprocessing.get_context("spawn").Queue()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_claim_all, args=(store.path, ids, name, queue)) for name in ("r1", "r2")]
+    for w in workers:
+        w.start()
+    results = dict(queue.get(timeout=120) for _ in workers)
+    for w in workers:
+        w.join()
+    assert sorted(results["r1"] + results["r2"]) == ids
+    rows = store._query("SELECT id, status, runner FROM jobs ORDER BY id")
+    assert all(r["status"] == "PROCESSING" for r in rows)
+    assert {r["id"]: r["runner"] for r in rows} == {
+        **{i: "r1" for i in results["r1"]}, **{i: "r2" for i in results["r2"]}}
+
+
+def test_an_expired_lease_fails_the_job_and_a_renewal_by_the_lost_runner_is_refused(config):  # noqa: F811
+    store = JobStore(config.job_table_path)
+    job_id = make_jobs(store, config, 1)[0]
+    handle = claim(store, job_id, "gone", lease_ms=-1)  # already expired
+    [taken] = reap_lost_jobs(store, config)
+    assert taken.status is JobStatus.FAILED and taken.errors[-1].code == "RUNNER_LOST"
+    assert "gone" in taken.errors[-1].msg and "nothing was written" in taken.errors[-1].msg
+    from jobs.runner import LostJob
+
+    try:
+        handle.update(stage="still here?")
+        raise AssertionError("a lost runner must not write")
+    except LostJob:
+        pass
+    assert store.get(job_id).status is JobStatus.FAILED
+
+
+def test_a_lost_job_is_retried_when_configured(config, tmp_path):  # noqa: F811
+    conf = tmp_path / "retry.toml"
+    conf.write_text("lostJobRetries = 1\n" + (tmp_path / "export.toml").read_text())
+    retrying = load_config(conf)
+    store = JobStore(retrying.job_table_path)
+    job_id = make_jobs(store, retrying, 1)[0]
+    claim(store, job_id, "gone", lease_ms=-1)
+    [again] = reap_lost_jobs(store, retrying)
+    assert again.status is JobStatus.NEW and again.retries == 1
+    claim(store, job_id, "gone-too", lease_ms=-1)
+    [failed] = reap_lost_jobs(store, retrying)
+    assert failed.status is JobStatus.FAILED and len(failed.errors) == 2
+
+
+def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling(config):  # noqa: F811
+    store = JobStore(config.job_table_path)
+    new, running = make_jobs(store, config, 2)
+    assert cancel_job(store, new, "demo@Org", "prod").status is JobStatus.CANCELLED
+    handle = claim(store, running, "r", 60_000)
+    cancelled = []
+    handle.on_cancel = lambda: cancelled.append(True)
+    assert cancel_job(store, running, "demo@Org", "prod").status is JobStatus.CANCELLING
+    handle.update(stage="exporting")  # the runner's next write notices the cancel
+    assert cancelled and handle.cancelled.is_set()
+    assert handle.finish(JobStatus.CANCELLED).status is JobStatus.CANCELLED
+    try:
+        cancel_job(store, running, "demo@Org", "prod")
+        raise AssertionError("cancelling a finished job must be refused")
+    except StatusConflict as err:
+        assert "CANCELLED" in str(err)
+    assert json.loads(json.dumps(store.get(running).to_dict()))["status"] == "CANCELLED"

@@ -65,6 +65,7 @@ def _session(config, job_id: int):
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.conf)

@@ -279,6 +279,7 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
         for job_id in store.ids_with_status(JobStatus.NEW):
             try:
                 done.append(run_job(store, config, job_id, runner=runner, spark_factory=spark))
+                store.maintain()
                 ran = True
                 break
             except StatusConflict:

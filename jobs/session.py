@@ -16,13 +16,13 @@ from typing import Mapping
 SCALA_VERSION = "2.13"
 DEFAULT_JARS_DIR = Path(__file__).resolve().parent.parent / ".cache" / "jars"
 
+# An embedded session stays on loopback; under spark-submit the cluster decides.
+LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 # Settings every session gets; the config's [spark] table and callers may override them.
 BASE_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.session.timeZone": "UTC",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     # Delta rebuilds table state with this many tasks; its default of 50 is
@@ -68,7 +68,7 @@ def build_session(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = dict(BASE_CONF)
+    settings = {**BASE_CONF, **LOCAL_CONF}
     settings["spark.jars"] = ",".join(str(p) for p in delta_jars())
     settings.update(conf or {})
     builder = SparkSession.builder.master(master).appName(app_name)
@@ -78,10 +78,13 @@ def build_session(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.session coordinates|check`: used by scripts/setup."""
+    """`python -m jobs.session coordinates|jars|check`: used by scripts/setup and scripts/submit."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["coordinates"]:
         print("\n".join(delta_coordinates()))
+        return 0
+    if args == ["jars"]:
+        print(",".join(str(p) for p in delta_jars()))
         return 0
     if args == ["check"]:
         try:
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: {err}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m jobs.session coordinates|check", file=sys.stderr)
+    print("usage: python -m jobs.session coordinates|jars|check", file=sys.stderr)
     return 2
 
 

@@ -10,6 +10,7 @@ reported to the caller instead of overwriting the other writer's change.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -33,9 +34,10 @@ SCHEMA = pa.schema([
     ("leaseUntil", pa.int64()),
 ])
 RETRIES = 20
-# Every this many commits, small files are compacted and a checkpoint written, so
-# that reads stay fast however many jobs the table holds.
-MAINTENANCE_EVERY = 50
+# Checkpoints keep opening and catching up cheap; compaction (maintain(), run by the
+# runners between jobs, not on the request path) keeps reads to a few files.
+CHECKPOINT_EVERY = 10
+COMPACT_AFTER_FILES = 50
 
 
 class JobNotFound(Exception):
@@ -78,22 +80,33 @@ def _retry(action: Callable[[], object]):
 
 
 class JobStore:
+    """Thread-safe: one open table handle per store, brought up to date before each use
+    (opening a table costs milliseconds; catching up on new commits, well under one)."""
+
     def __init__(self, path: str):
         self.path = path
+        self._handle: DeltaTable | None = None
+        self._lock = threading.RLock()
 
     # -- table
 
     def _table(self) -> DeltaTable | None:
-        try:
-            return DeltaTable(self.path)
-        except TableNotFoundError:
-            return None
+        with self._lock:
+            if self._handle is None:
+                try:
+                    self._handle = DeltaTable(self.path)
+                except TableNotFoundError:
+                    return None
+            else:
+                self._handle.update_incremental()
+            return self._handle
 
     def _query(self, sql: str) -> list[dict]:
-        table = self._table()
-        if table is None:
-            return []
-        return pa.table(QueryBuilder().register("jobs", table).execute(sql)).to_pylist()
+        with self._lock:
+            table = self._table()
+            if table is None:
+                return []
+            return pa.table(QueryBuilder().register("jobs", table).execute(sql)).to_pylist()
 
     # -- reads
 
@@ -152,7 +165,8 @@ class JobStore:
             table = self._table()
             if table is None:
                 try:
-                    write_deltalake(self.path, source, mode="error")
+                    write_deltalake(self.path, source, mode="error",
+                                    configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)})
                     return record
                 except DeltaError:  # another creator made the table first: try again
                     if self._table() is None:
@@ -166,9 +180,9 @@ class JobStore:
             return record if result.get("num_target_rows_inserted") == 1 else None
 
         for _ in range(RETRIES):
-            record = _retry(attempt)
+            with self._lock:
+                record = _retry(attempt)
             if record is not None:
-                self._maintain()
                 return record
         raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
 
@@ -206,22 +220,25 @@ class JobStore:
                 return 0
             return table.update(updates=updates, predicate=predicate)["num_updated_rows"]
 
-        if _retry(attempt) != 1:
+        with self._lock:
+            updated = _retry(attempt)
+        if updated != 1:
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)
-        self._maintain()
         return record
 
-    def _maintain(self) -> None:
-        """Compact and checkpoint now and then; a lost race here is harmless."""
-        table = self._table()
-        if table is None or table.version() % MAINTENANCE_EVERY:
-            return
-        try:
-            table.optimize.compact()
-            DeltaTable(self.path).create_checkpoint()
-        except (CommitFailedError, DeltaError):
-            pass
+    def maintain(self) -> None:
+        """Compact the table's small files once there are many; a lost race here is harmless."""
+        with self._lock:
+            table = self._table()
+            if table is None or len(table.file_uris()) < COMPACT_AFTER_FILES:
+                return
+            try:
+                table.optimize.compact()
+                table.update_incremental()
+                table.create_checkpoint()
+            except (CommitFailedError, DeltaError):
+                pass
 
 
 def _row(record: JobRecord) -> dict:

@@ -54,6 +54,8 @@ def make_plan(
         qualified_from=window.get("qualified_from"),
         qualified_to=window.get("qualified_to"),
         from_ingest=window.get("from_ingest"),
+        events=None,
+        empty_profiles=False,
         destination_path="unused",
         per_segment=per_segment,
         batch_ids=batch_ids,

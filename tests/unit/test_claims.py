@@ -100,3 +100,15 @@ def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling
     except StatusConflict as err:
         assert "CANCELLED" in str(err)
     assert json.loads(json.dumps(store.get(running).to_dict()))["status"] == "CANCELLED"
+
+
+def test_maintenance_compacts_small_files_and_keeps_every_job(config):  # noqa: F811
+    store = JobStore(config.job_table_path)
+    ids = make_jobs(store, config, 55)
+    before = len(store._table().file_uris())
+    store.maintain()
+    assert len(store._table().file_uris()) < before
+    listed = [r.id for r in store.list("demo@Org", "prod", limit=100)]
+    assert listed == sorted(ids, reverse=True)
+    # Another store (another process) sees the compacted table too.
+    assert JobStore(store.path).get(ids[0]).id == ids[0]

@@ -44,9 +44,7 @@ def _session(config):
     return builder.getOrCreate()
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobs/submit.py")
     parser.add_argument("--conf", required=True)
     parser.add_argument("--job-id", type=int)
@@ -56,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.job_id is None) == (args.command is None):
         parser.error("give either --job-id ID or run-pending")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    args = parse_args(argv)
     config = load_config(args.conf)
     store = JobStore(config.job_table_path)
     from jobs.runner import run_job, run_pending

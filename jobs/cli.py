@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
         commands.add_parser(name, help=text).add_argument("id", type=int)
+    schedule = commands.add_parser("schedule", help="recurring exports").add_subparsers(dest="action", required=True)
+    schedule.add_parser("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
+        "file", help="schedule file, or - for standard input")
+    schedule.add_parser("list", help="list schedules")
+    schedule.add_parser("delete", help="delete a schedule").add_argument("id")
     pending = commands.add_parser("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
     listing = commands.add_parser("list", help="list jobs, newest first")
@@ -53,6 +58,20 @@ def _emit(value: Any) -> None:
 
 def _problem(title: str, detail: str, errors: list[dict] | None = None, status: int = 400) -> dict:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors or []}
+
+
+def _schedule(args, config, org: str, sandbox: str) -> int:
+    from jobs.schedules import ScheduleStore, create_schedule
+
+    schedules = ScheduleStore(config.schedule_table_path)
+    if args.action == "create":
+        body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        _emit(create_schedule(schedules, config, body, org, sandbox).to_dict())
+    elif args.action == "list":
+        _emit([s.to_dict() for s in schedules.list(org, sandbox)])
+    elif not schedules.delete(args.id, org, sandbox):
+        raise JobNotFound(f"no schedule {args.id}")
+    return 0
 
 
 def _session(config, job_id: int):
@@ -105,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             record = run_job(store, config, args.id, spark_factory=lambda: _session(config, args.id))
             _emit(record.to_dict())
             return 0 if record.status is JobStatus.SUCCEEDED else 1
+        if args.command == "schedule":
+            return _schedule(args, config, org, sandbox)
         if args.command == "run-pending":
             from jobs.runner import run_pending
 

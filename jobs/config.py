@@ -62,6 +62,7 @@ class Tenant(ConfModel):
 class Config(ConfModel):
     lake_root: str = "."
     job_table: str = "system/export_jobs"
+    schedule_table: str = "system/export_schedules"
     default_org: str = Field(min_length=1)
     default_sandbox: str = Field(min_length=1)
     # Names this deployment in Delta's idempotent-write ids; defaults to one derived from jobTable.
@@ -120,6 +121,10 @@ class Config(ConfModel):
     @property
     def job_table_path(self) -> str:
         return self.resolve(self.job_table)
+
+    @property
+    def schedule_table_path(self) -> str:
+        return self.resolve(self.schedule_table)
 
     @property
     def deployment(self) -> str:

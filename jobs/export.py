@@ -31,6 +31,7 @@ class ExportResult:
     by_namespace: dict[str, int]
     by_batch: dict[str, int]
     rejected: int
+    watermark: int | None  # latest _ingestTime read, in µs since the epoch (incremental schedules)
     rejected_examples: list[RejectedRecord] = field(default_factory=list)
     committed_now: bool = True
 
@@ -57,17 +58,22 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     committed_now = not already_committed(plan)
     if committed_now:
         rejected = Observation(f"job-{plan.job_id}-rejected-fragments")
-        fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"))
+        fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"),
+                                      F.max(F.unix_micros("_ingestTime")).alias("watermark"))
         rejected_events = Observation(f"job-{plan.job_id}-rejected-events")
         if events is not None:
             events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
         write_batches(export_rows(fragments, plan, events), plan)
-        count = rejected.get["n"] + (rejected_events.get["n"] if events is not None else 0)
+        seen = rejected.get
+        count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
+        watermark = seen["watermark"]
     else:
-        count = records.where(F.col(REJECT).isNotNull()).count()
+        row = fragments.agg(F.count(F.col(REJECT)).alias("n"), F.max(F.unix_micros("_ingestTime")).alias("w")).first()
+        count = row["n"] + (events.where(F.col(REJECT).isNotNull()).count() if events is not None else 0)
+        watermark = row["w"]
     total, by_namespace, by_batch = exported_counts(spark, plan)
     examples = rejected_examples(records) if count else []
-    return ExportResult(total, by_namespace, by_batch, count, examples, committed_now)
+    return ExportResult(total, by_namespace, by_batch, count, watermark, examples, committed_now)
 
 
 def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[str, int], dict[str, int]]:

@@ -15,12 +15,14 @@ import socket
 import threading
 import traceback
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from jobs.config import Config
 from jobs.export import run_export
-from jobs.model import ComputeGatewayJobId, JobError, JobRecord, JobStatus, TimeSpan
+from jobs.model import ComputeGatewayJobId, JobError, JobRecord, JobStatus, TimeSpan, format_rfc3339
 from jobs.plan import LakeError, build_plan
+from jobs.schedules import ScheduleStore, create_due_jobs, incremental_from, schedule_of
 from jobs.schema import UnknownPath
 from jobs.service import now_ms
 from jobs.sink import DestinationConflict, already_committed, java_message
@@ -141,7 +143,8 @@ def _run(handle: JobHandle, config: Config, spark, spark_factory, group: str, ho
         sc = spark.sparkContext
         holder["sc"] = sc
         handle.on_cancel = lambda: sc.cancelJobGroup(group)
-        handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=sc.applicationId))
+        handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=sc.applicationId),
+                      **_incremental_window(config, handle.record))
         plan = build_plan(handle.record, config)
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
@@ -174,7 +177,21 @@ def _run(handle: JobHandle, config: Config, spark, spark_factory, group: str, ho
     })
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)
+    # Advance an incremental schedule once the commit exists, before the record says
+    # SUCCEEDED: a crash in between may fail the job but can never re-export its window.
+    schedule_id = schedule_of(handle.record)
+    if schedule_id and result.watermark is not None:
+        ScheduleStore(config.schedule_table_path).advance_watermark(schedule_id, result.watermark)
     return handle.finish(JobStatus.SUCCEEDED, metrics=metrics)
+
+
+def _incremental_window(config: Config, record: JobRecord) -> dict:
+    """For a job of an incremental schedule: its filter, from the last successful run's watermark."""
+    watermark = incremental_from(ScheduleStore(config.schedule_table_path), record)
+    if watermark is False or watermark is None:
+        return {}
+    since = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=watermark)
+    return {"filter": {**record.filter, "fromIngestTimestamp": format_rfc3339(since)}}
 
 
 def default_session(config: Config, job_id: int):
@@ -258,12 +275,14 @@ def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
 def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
                 spark_factory: Callable[[], object] | None = None, runner: str | None = None,
                 stop: threading.Event | None = None) -> list[JobRecord]:
-    """Take back lost jobs, then claim and run NEW jobs, oldest first, one at a time.
+    """Take back lost jobs, create the jobs of due schedules, then claim and run NEW jobs,
+    oldest first, one at a time.
 
     One Spark session serves all the jobs of a call; it is started only if there is work.
     """
     runner = runner or runner_id()
     reap_lost_jobs(store, config)
+    create_due_jobs(ScheduleStore(config.schedule_table_path), store, config)
     session: dict = {}
 
     def spark():

@@ -79,6 +79,10 @@ TARGETS = {  # name -> the most it may be
 }
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
@@ -547,7 +551,7 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
         "# Export benchmarks",
         "",
         f"`{' '.join(['scripts/bench export', *args.argv])}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-        f"Each figure is the median of {args.runs} warm runs after a warm-up run. "
+        f"Each figure is the median of {plural(args.runs, 'warm run')} after a warm-up run. "
         "Regenerate with the same command; see the README's Benchmarks section for what each figure measures.",
         "",
         "| machine | |",
@@ -599,14 +603,14 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
           f"{'yes' if k.equal else '**no**'} |" for k in result.keys],
         "",
         f"Driver peaks during our runs and the floor: Python RSS {result.memory.python_mb:,.0f} MiB, "
-        f"JVM heap in use {result.memory.jvm_mb:,.0f} MiB.",
+        f"JVM heap in use {result.memory.jvm_mb:,.0f} MiB (total − free, so garbage not yet collected counts).",
     ]
     if scaling:
         out += [
             "",
             "## Scaling",
             "",
-            f"Our exports on lakes of each size without events ({args.runs} warm runs each); "
+            f"Our exports on lakes of each size without events ({plural(args.runs, 'warm run')} each); "
             "memory: the driver's peaks while they ran.",
             "",
             "| profiles | 1 segment s | µs / profile | 20 segments s | µs / profile | Python RSS MiB | JVM heap MiB |",
@@ -640,6 +644,8 @@ def draw(result: Comparison, scaling: list[ScalePoint], profiles: int, path: Pat
         line.plot(sizes, [p.per_profile_us(p.one) for p in scaling], "o-", label="1 segment")
         line.plot(sizes, [p.per_profile_us(p.twenty) for p in scaling], "s-", label=f"{SEGMENTS} segments")
         line.set_xscale("log")
+        line.set_xticks(sizes, [f"{s:,}" for s in sizes])
+        line.minorticks_off()
         line.set_xlabel("profiles")
         line.set_ylabel("µs per profile")
         line.set_ylim(bottom=0)

@@ -31,6 +31,7 @@ from jobs.config import Config
 from jobs.model import JobDefinition, JobRecord, JobStatus, Problem, RequestRejected, json_path
 from jobs.plan import LakeError
 from jobs.service import cancel_job, create_job, decode_cursor, list_jobs, page_document
+from jobs.schedules import ScheduleRequest, ScheduleStore, create_schedule
 from jobs.store import JobNotFound, JobStore, StatusConflict
 
 log = logging.getLogger("export-jobs.api")
@@ -243,9 +244,49 @@ def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
         cancel_job(store, id_, scope.org, scope.sandbox)
         return JSONResponse(CANCELLING)
 
+    _schedule_routes(app, config, Authorized)
     _handle_errors(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _schedule_routes(app: FastAPI, config: Config, authorized: Any) -> None:
+    """/config/schedules: recurring exports (cron + job definition), run by `run-pending`."""
+    schedules = ScheduleStore(config.schedule_table_path)
+    extra = {"parameters": TENANT_HEADERS}
+
+    @app.get("/config/schedules", responses=ERRORS, openapi_extra=extra, summary="List schedules")
+    def list_schedules(scope: authorized) -> JSONResponse:
+        return JSONResponse({"records": [s.to_dict() for s in schedules.list(scope.org, scope.sandbox)]})
+
+    @app.post("/config/schedules", responses={**ERRORS, 413: {"model": ProblemDocument},
+                                               415: {"model": ProblemDocument}},
+              openapi_extra={**extra, "requestBody": {"required": True, "content": {"application/json": {
+                  "schema": ScheduleRequest.model_json_schema(by_alias=True),
+                  "example": {"cron": "0 * * * *", "incremental": True, "job": _example(config)}}}}},
+              summary="Create a schedule: {cron, incremental, job}")
+    async def create_schedule_route(request: Request, scope: authorized) -> JSONResponse:
+        body = await _json_body(request)
+        try:
+            schedule = await run_in_threadpool(create_schedule, schedules, config, body, scope.org, scope.sandbox)
+        except RecursionError:
+            raise ApiProblem(400, "the body is nested too deeply", [("$", "nested too deeply")]) from None
+        return JSONResponse(schedule.to_dict())
+
+    @app.get("/config/schedules/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=extra,
+             summary="Get a schedule")
+    def get_schedule(scope: authorized, id_: Annotated[str, Path(alias="id")]) -> JSONResponse:
+        found = schedules.get(id_, scope.org, scope.sandbox)
+        if found is None:
+            raise ApiProblem(404, f"no schedule {id_}")
+        return JSONResponse(found.to_dict())
+
+    @app.delete("/config/schedules/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=extra,
+                summary="Delete a schedule (its jobs stay)")
+    def delete_schedule(scope: authorized, id_: Annotated[str, Path(alias="id")]) -> JSONResponse:
+        if not schedules.delete(id_, scope.org, scope.sandbox):
+            raise ApiProblem(404, f"no schedule {id_}")
+        return JSONResponse({"status": True, "message": "Schedule deleted"})
 
 
 def _example(config: Config) -> dict[str, Any]:

@@ -324,3 +324,21 @@ def test_an_unexpected_error_is_a_500_problem_document_without_its_insides(api_c
         response = httpx.get(f"{url}/export/jobs/1", headers=auth())
     problem(response, 500)
     assert "fire" not in response.text
+
+
+def test_schedules_can_be_created_listed_read_and_deleted(client):
+    from tests.api.conftest import auth
+
+    body = {"cron": "0 * * * *", "incremental": True,
+            "job": {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}}
+    created = client.post("/config/schedules", json=body, headers=auth())
+    assert created.status_code == 200, created.text
+    schedule = created.json()
+    assert schedule["cron"] == "0 * * * *" and schedule["incremental"] is True
+    assert client.get(f"/config/schedules/{schedule['id']}", headers=auth()).json() == schedule
+    assert schedule["id"] in [s["id"] for s in client.get("/config/schedules", headers=auth()).json()["records"]]
+    assert client.get(f"/config/schedules/{schedule['id']}", headers=auth("orgB")).status_code == 404
+    bad = client.post("/config/schedules", json=dict(body, cron="61 * * * *"), headers=auth())
+    assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "cron"
+    assert client.delete(f"/config/schedules/{schedule['id']}", headers=auth()).status_code == 200
+    assert client.delete(f"/config/schedules/{schedule['id']}", headers=auth()).status_code == 404

@@ -21,7 +21,9 @@ from schemathesis.specs.openapi.checks import (
 from tests.api.conftest import auth
 
 OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
-              ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}")]
+              ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}"),
+              ("GET", "/config/schedules"), ("POST", "/config/schedules"),
+              ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}")]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

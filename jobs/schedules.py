@@ -17,14 +17,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import write_deltalake
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from jobs.config import Config
 from jobs.model import JobDefinition, JobRecord, Problem, RequestRejected, format_rfc3339, problems_from
 from jobs.plan import check_definition
+from jobs.store import DeltaRows, retry_commits, sql_text
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -121,31 +121,14 @@ class Schedule(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def _sql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _watermark_text(micros: int | None) -> str | None:
     if micros is None:
         return None
     return format_rfc3339(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros))
 
 
-class ScheduleStore:
-    def __init__(self, path: str):
-        self.path = path
-
-    def _table(self) -> DeltaTable | None:
-        try:
-            return DeltaTable(self.path)
-        except TableNotFoundError:
-            return None
-
-    def _query(self, sql: str) -> list[dict]:
-        table = self._table()
-        if table is None:
-            return []
-        return pa.table(QueryBuilder().register("schedules", table).execute(sql)).to_pylist()
+class ScheduleStore(DeltaRows):
+    NAME = "schedules"
 
     def add(self, schedule: Schedule) -> Schedule:
         row = {"id": schedule.id, "imsOrgId": schedule.ims_org_id, "sandboxName": schedule.sandbox_name,
@@ -159,9 +142,9 @@ class ScheduleStore:
     def list(self, org: str | None = None, sandbox: str | None = None) -> list[Schedule]:
         where = "1 = 1"
         if org is not None:
-            where += f" AND imsOrgId = {_sql(org)}"
+            where += f" AND imsOrgId = {sql_text(org)}"
         if sandbox is not None:
-            where += f" AND sandboxName = {_sql(sandbox)}"
+            where += f" AND sandboxName = {sql_text(sandbox)}"
         rows = self._query(f"SELECT * FROM schedules WHERE {where} ORDER BY creationTime, id")
         return [_schedule(r) for r in rows]
 
@@ -172,31 +155,25 @@ class ScheduleStore:
         table = self._table()
         if table is None:
             return False
-        predicate = f"id = {_sql(schedule_id)} AND imsOrgId = {_sql(org)} AND sandboxName = {_sql(sandbox)}"
-        return _retry(lambda: table.delete(predicate)["num_deleted_rows"]) == 1
+        predicate = f"id = {sql_text(schedule_id)} AND imsOrgId = {sql_text(org)} AND sandboxName = {sql_text(sandbox)}"
+        with self._lock:
+            return retry_commits(lambda: table.delete(predicate)["num_deleted_rows"]) == 1
 
     def claim_slot(self, schedule_id: str, slot_ms: int) -> bool:
         """True for exactly one caller per (schedule, slot)."""
-        predicate = f"id = {_sql(schedule_id)} AND (lastSlot IS NULL OR lastSlot < {slot_ms})"
-        return _retry(lambda: self._table().update(updates={"lastSlot": str(slot_ms)},
-                                                   predicate=predicate)["num_updated_rows"]) == 1
+        predicate = f"id = {sql_text(schedule_id)} AND (lastSlot IS NULL OR lastSlot < {slot_ms})"
+        with self._lock:
+            return retry_commits(lambda: self._table().update(updates={"lastSlot": str(slot_ms)},
+                                                              predicate=predicate)["num_updated_rows"]) == 1
 
     def watermark(self, schedule_id: str) -> int | None:
-        rows = self._query(f"SELECT watermark FROM schedules WHERE id = {_sql(schedule_id)}")
+        rows = self._query(f"SELECT watermark FROM schedules WHERE id = {sql_text(schedule_id)}")
         return rows[0]["watermark"] if rows else None
 
     def advance_watermark(self, schedule_id: str, micros: int) -> None:
-        predicate = f"id = {_sql(schedule_id)} AND (watermark IS NULL OR watermark < {micros})"
-        _retry(lambda: self._table().update(updates={"watermark": str(micros)}, predicate=predicate))
-
-
-def _retry(action):
-    for attempt in range(20):
-        try:
-            return action()
-        except CommitFailedError:
-            time.sleep(0.01 * (attempt + 1))
-    return action()
+        predicate = f"id = {sql_text(schedule_id)} AND (watermark IS NULL OR watermark < {micros})"
+        with self._lock:
+            retry_commits(lambda: self._table().update(updates={"watermark": str(micros)}, predicate=predicate))
 
 
 def _schedule(row: dict) -> Schedule:

@@ -66,11 +66,13 @@ class StatusConflict(Exception):
         super().__init__(f"job {job_id} is {status}, not {allowed}")
 
 
-def _sql(text: str) -> str:
+def sql_text(text: str) -> str:
+    """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
-def _retry(action: Callable[[], object]):
+def retry_commits(action: Callable[[], object]):
+    """Run a Delta write again while it loses commit races to other writers."""
     for attempt in range(RETRIES):
         try:
             return action()
@@ -79,16 +81,19 @@ def _retry(action: Callable[[], object]):
     return action()
 
 
-class JobStore:
-    """Thread-safe: one open table handle per store, brought up to date before each use
-    (opening a table costs milliseconds; catching up on new commits, well under one)."""
+class DeltaRows:
+    """A small Delta table read with SQL and changed by conditional commits.
+
+    Thread-safe: one open table handle, brought up to date before each use
+    (opening a table costs milliseconds; catching up on new commits, well under one).
+    """
+
+    NAME = "rows"  # the table's name in SQL queries
 
     def __init__(self, path: str):
         self.path = path
         self._handle: DeltaTable | None = None
         self._lock = threading.RLock()
-
-    # -- table
 
     def _table(self) -> DeltaTable | None:
         with self._lock:
@@ -106,16 +111,20 @@ class JobStore:
             table = self._table()
             if table is None:
                 return []
-            return pa.table(QueryBuilder().register("jobs", table).execute(sql)).to_pylist()
+            return pa.table(QueryBuilder().register(self.NAME, table).execute(sql)).to_pylist()
+
+
+class JobStore(DeltaRows):
+    NAME = "jobs"
 
     # -- reads
 
     def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
         where = f"id = {int(job_id)}"
         if org is not None:
-            where += f" AND imsOrgId = {_sql(org)}"
+            where += f" AND imsOrgId = {sql_text(org)}"
         if sandbox is not None:
-            where += f" AND sandboxName = {_sql(sandbox)}"
+            where += f" AND sandboxName = {sql_text(sandbox)}"
         rows = self._query(f"SELECT record FROM jobs WHERE {where}")
         if not rows:
             raise JobNotFound(f"no export job {job_id}")
@@ -130,9 +139,9 @@ class JobStore:
         status: JobStatus | None = None,
     ) -> list[JobRecord]:
         """Newest first; `before` is the (creationTime, id) of the last job already seen."""
-        where = f"imsOrgId = {_sql(org)} AND sandboxName = {_sql(sandbox)}"
+        where = f"imsOrgId = {sql_text(org)} AND sandboxName = {sql_text(sandbox)}"
         if status is not None:
-            where += f" AND status = {_sql(status.value)}"
+            where += f" AND status = {sql_text(status.value)}"
         if before is not None:
             created, job_id = before
             where += f" AND (creationTime < {created} OR (creationTime = {created} AND id < {job_id}))"
@@ -142,7 +151,7 @@ class JobStore:
         return [JobRecord.model_validate_json(r["record"]) for r in rows]
 
     def ids_with_status(self, status: JobStatus) -> list[int]:
-        rows = self._query(f"SELECT id FROM jobs WHERE status = {_sql(status.value)} ORDER BY id")
+        rows = self._query(f"SELECT id FROM jobs WHERE status = {sql_text(status.value)} ORDER BY id")
         return [r["id"] for r in rows]
 
     def expired_leases(self, now: int) -> list[dict]:
@@ -181,7 +190,7 @@ class JobStore:
 
         for _ in range(RETRIES):
             with self._lock:
-                record = _retry(attempt)
+                record = retry_commits(attempt)
             if record is not None:
                 return record
         raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
@@ -198,19 +207,19 @@ class JobStore:
         its lease ran out before then). Raises StatusConflict otherwise.
         """
         expected = tuple(expected)
-        statuses = ", ".join(_sql(s.value) for s in expected)
+        statuses = ", ".join(sql_text(s.value) for s in expected)
         row = _row(record)
         updates = {
-            "status": _sql(row["status"]),
+            "status": sql_text(row["status"]),
             "updateTime": str(row["updateTime"]),
-            "record": _sql(row["record"]),
+            "record": sql_text(row["record"]),
         }
         predicate = f"id = {record.id} AND status IN ({statuses})"
         if lease is not None:
-            updates["runner"] = _sql(lease.runner) if lease.runner else "NULL"
+            updates["runner"] = sql_text(lease.runner) if lease.runner else "NULL"
             updates["leaseUntil"] = str(lease.until) if lease.until is not None else "NULL"
             if lease.holder is not None:
-                predicate += f" AND runner = {_sql(lease.holder)}"
+                predicate += f" AND runner = {sql_text(lease.holder)}"
         if expired_before is not None:
             predicate += f" AND leaseUntil < {int(expired_before)}"
 
@@ -221,7 +230,7 @@ class JobStore:
             return table.update(updates=updates, predicate=predicate)["num_updated_rows"]
 
         with self._lock:
-            updated = _retry(attempt)
+            updated = retry_commits(attempt)
         if updated != 1:
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)

@@ -526,7 +526,8 @@ def machine(spark) -> dict[str, str]:
         "cores": f"{os.cpu_count()} ({cpu}); Spark {MASTER}, DuckDB {DUCKDB_THREADS} threads",
         "memory": f"{int(meminfo['MemTotal'].split()[0]) / 2**20:.1f} GiB; Spark driver {DRIVER_MEMORY} "
                   f"(heap max {heap_max:,.0f} MiB); DuckDB default limit",
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        # Other work on the machine slows every figure: say how busy it was.
+        "load average (1, 5, 15 min) at the end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "versions": f"Python {platform.python_version()}, Java "
                     f"{spark.sparkContext._jvm.java.lang.System.getProperty('java.version')}, "
                     f"Spark {spark.version}, delta-spark {version('delta-spark')}, deltalake {version('deltalake')}, "

@@ -62,24 +62,27 @@ def cluster(tmp_path_factory):
            "SPARK_WORKER_DIR": str(logs / "work")}
     spark_class = os.path.join(spark_home(), "bin", "spark-class")
     port, ui, worker_ui = free_port(), free_port(), free_port()
-    master = subprocess.Popen(
-        [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-         "--webui-port", str(ui)],
-        env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"spark://127.0.0.1:{port}"
-    wait_for_port(port)
-    worker = subprocess.Popen(
-        [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
-         "--memory", "1g", "--webui-port", str(worker_ui)],
-        env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while "Successfully registered with master" not in (logs / "worker.log").read_text():
-        assert time.monotonic() < deadline, (logs / "worker.log").read_text()[-2000:]
-        time.sleep(0.5)
-    yield url
-    for process in (worker, master):
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
+    started: list[subprocess.Popen] = []
+    try:
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+             "--webui-port", str(ui)],
+            env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
+        url = f"spark://127.0.0.1:{port}"
+        wait_for_port(port)
+        started.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
+             "--memory", "1g", "--webui-port", str(worker_ui)],
+            env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 90
+        while "Successfully registered with master" not in (logs / "worker.log").read_text():
+            assert time.monotonic() < deadline, (logs / "worker.log").read_text()[-2000:]
+            time.sleep(0.5)
+        yield url
+    finally:  # stop what was started, even when starting failed half-way
+        for process in reversed(started):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
 
 
 def test_spark_submit_runs_a_job_on_the_standalone_cluster(cluster, lake, tmp_path):

@@ -192,6 +192,7 @@ class JobStore(DeltaRows):
             with self._lock:
                 record = retry_commits(attempt)
             if record is not None:
+                self.maintain()
                 return record
         raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
 
@@ -237,10 +238,16 @@ class JobStore(DeltaRows):
         return record
 
     def maintain(self) -> None:
-        """Compact the table's small files once there are many; a lost race here is harmless."""
+        """Compact the table's small files once there are many; a lost race here is harmless.
+
+        Creates call it (every job adds a file); it looks at the file list only every
+        COMPACT_AFTER_FILES commits, so most calls cost nothing.
+        """
         with self._lock:
             table = self._table()
-            if table is None or len(table.file_uris()) < COMPACT_AFTER_FILES:
+            if table is None or table.version() % COMPACT_AFTER_FILES:
+                return
+            if len(table.file_uris()) < COMPACT_AFTER_FILES:
                 return
             try:
                 table.optimize.compact()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
-from jobs.merge import (
-    DATASET, IDS, KEY_ID, KEY_NS, REJECT, all_identities, conform, identity_map, primary_identities,
-    rejection_reason, spark_type,
-)
+from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, conform, identity_map, key_columns, spark_type, with_identities
 from jobs.plan import EventPlan, EventSource
 from jobs.projection import project
 from jobs.schema import fields_of
@@ -28,21 +26,13 @@ def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFra
         df = df.where(F.col("_ingestTime") > F.lit(plan.from_ingest))
     if plan.to_ingest is not None:
         df = df.where(F.col("_ingestTime") <= F.lit(plan.to_ingest))
-    primaries = primary_identities(F.col("identityMap"))
-    columns = [
-        F.lit(source.dataset_id).alias(DATASET),
-        rejection_reason(primaries).alias(REJECT),
-        F.get(primaries, 0)["ns"].alias(KEY_NS),
-        F.get(primaries, 0)["id"].alias(KEY_ID),
-        F.col("_ingestTime"),
-        all_identities(F.col("identityMap")).alias(IDS),
-    ]
+    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), F.col("_ingestTime")]
     if plan.projection is not None:
         merged = fields_of(plan.schema)
         order = F.struct(F.col("timestamp").alias("t"), F.col("_id").cast("string").alias("id"))
         event = F.struct(*[project(n, _column(df, n.name, merged[n.name])).alias(n.name) for n in plan.projection])
         columns.append(F.struct(order.alias("order"), event.alias("value")).alias(EVENT))
-    return df.select(*columns)
+    return with_identities(df).select(*columns)
 
 
 def _column(df: DataFrame, name: str, merged_type) -> Column:
@@ -69,13 +59,32 @@ def _earlier(a: Column, b: Column) -> Column:
     )
 
 
-def events_by_key(events: DataFrame, plan: EventPlan) -> DataFrame:
-    """One row per key: its events in time order (if asked) and its identities."""
-    aggregates = [F.array_sort(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS)]
+def _orderable(t: DataType) -> bool:
+    if isinstance(t, MapType):
+        return False
+    if isinstance(t, StructType):
+        return all(_orderable(f.dataType) for f in t.fields)
+    return _orderable(t.elementType) if isinstance(t, ArrayType) else True
+
+
+def events_by_key(events: DataFrame, plan: EventPlan, identities: bool) -> DataFrame:
+    """One row per key: its events in time order (if asked) and, if asked, its identities.
+
+    Sorting by the struct's natural order (`sort_array`, generated code) gives the
+    same order as the comparator; a comparator lambda is needed only when the
+    event holds a map, which Spark cannot order.
+    """
+    aggregates = []
+    if identities:
+        aggregates.append(F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS))
     if plan.projection is not None:
-        ordered = F.array_sort(F.collect_list(EVENT), _earlier)
-        aggregates.append(F.transform(ordered, lambda e: e["value"]).alias(EVENTS))
+        collected = F.collect_list(EVENT)
+        in_order = (F.sort_array(collected) if _orderable(events.schema[EVENT].dataType)
+                    else F.array_sort(collected, _earlier))
+        aggregates.append(in_order["value"].alias(EVENTS))
     grouped = events.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
+    if not identities:
+        return grouped
     return grouped.withColumn(
         EVENT_IDENTITIES, identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID))
     ).drop(IDS)

@@ -15,11 +15,11 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
-from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, load_fragments, merge_profiles, primary_identities
+from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, load_fragments, merge_profiles, primary_key
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
 from jobs.projection import projected_columns
-from jobs.segments import BATCH, one_row_per_batch, select_members
+from jobs.segments import BATCH, select_members, tag_batches
 from jobs.sink import already_committed, write_batches
 
 REJECTED_EXAMPLES = 10
@@ -41,14 +41,14 @@ def export_rows(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None
     profiles = merge_profiles(fragments, plan)
     output = [F.col(BATCH), F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
     if plan.events is not None:
-        by_key = events_by_key(events, plan.events)
+        by_key = events_by_key(events, plan.events, identities=plan.empty_profiles)
         profiles = profiles.join(by_key, [KEY_NS, KEY_ID], "full_outer" if plan.empty_profiles else "left")
         if plan.empty_profiles:
             profiles = profiles.withColumn("identityMap", F.coalesce("identityMap", EVENT_IDENTITIES))
         if plan.events.projection is not None:
             none = F.array().cast(by_key.schema[EVENTS].dataType)
             output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
-    return one_row_per_batch(select_members(profiles, plan)).select(*output)
+    return tag_batches(select_members(profiles, plan), plan).select(*output)
 
 
 def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
@@ -57,6 +57,9 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
     committed_now = not already_committed(plan)
     if committed_now:
+        # The observations count on the same scan, and they also keep the optimizer from
+        # pushing the REJECT filter below the projection that runs the identity lambdas
+        # (it would inline them into the filter and run them once per reference).
         rejected = Observation(f"job-{plan.job_id}-rejected-fragments")
         fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"),
                                       F.max(F.unix_micros("_ingestTime")).alias("watermark"))
@@ -81,7 +84,7 @@ def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[st
     rows = (
         spark.read.format("delta").load(plan.destination_path)
         .where(F.col(BATCH).isin(list(plan.batch_ids)))
-        .select(BATCH, F.get(primary_identities(F.col("identityMap")), 0).alias("key"),
+        .select(BATCH, primary_key(F.col("identityMap")).alias("key"),
                 F.map_keys("identityMap").alias("namespaces"))
     )
     by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}

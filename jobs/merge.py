@@ -9,8 +9,6 @@ rank that is null where the value is null, so a null never wins).
 from __future__ import annotations
 
 import json
-from typing import Iterable
-
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructType
@@ -20,6 +18,8 @@ from jobs.schema import JsonType, Leaf
 
 KEY_NS, KEY_ID = "_keyNs", "_keyId"
 RANK, IDS, REJECT, DATASET = "_rank", "_ids", "_reject", "_datasetId"
+IDENTITIES = "_identities"  # a record's identities with their primary flags, see with_identities
+IDENTITY = "struct<ns: string, id: string>"
 HAS_PROFILE = "_hasProfile"  # true on merged profiles; null on keys that only have events
 MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no segments
 MEMBERSHIP = "struct<status: string, lastQualificationTime: timestamp>"
@@ -69,28 +69,44 @@ def _lookup(df: DataFrame, path: tuple[str, ...]) -> tuple[Column, DataType] | N
     return col, t
 
 
-def primary_identities(identity_map: Column) -> Column:
-    """array<struct<ns, id>> of the identities flagged primary."""
+def identities(identity_map: Column) -> Column:
+    """array<struct<ns, id, primary>> of every identity in an identityMap (no flag: not primary)."""
     return F.flatten(F.transform(
         F.map_entries(identity_map),
-        lambda e: F.transform(
-            F.filter(e["value"], lambda i: F.coalesce(i["primary"], F.lit(False))),
-            lambda i: F.struct(e["key"].alias("ns"), i["id"].alias("id")),
-        ),
+        lambda e: F.transform(e["value"], lambda i: F.struct(
+            e["key"].alias("ns"), i["id"].alias("id"), F.coalesce(i["primary"], F.lit(False)).alias("primary"),
+        )),
     ))
 
 
-def all_identities(identity_map: Column) -> Column:
-    return F.flatten(F.transform(
-        F.map_entries(identity_map),
-        lambda e: F.transform(e["value"], lambda i: F.struct(e["key"].alias("ns"), i["id"].alias("id"))),
-    ))
+def primary_key(identity_map: Column) -> Column:
+    """struct<ns, id, primary> of the first primary identity (null if none)."""
+    return F.get(F.filter(identities(identity_map), lambda i: i["primary"]), 0)
+
+
+def with_identities(df: DataFrame) -> DataFrame:
+    """df plus IDENTITIES, in a projection of its own.
+
+    The key, the rejection reason, the identities and every filter the optimizer
+    pushes down read it; in one select Spark would run the lambdas once for each.
+    """
+    return df.select("*", identities(F.col("identityMap")).alias(IDENTITIES))
+
+
+def key_columns() -> list[Column]:
+    """REJECT, KEY_NS, KEY_ID and IDS from IDENTITIES, with plain array functions (generated code)."""
+    flags = F.col(IDENTITIES)["primary"]
+    primaries = F.size(flags) - F.size(F.array_remove(flags, True))
+    key = F.get(F.col(IDENTITIES), F.array_position(flags, True).cast("int") - 1)
+    ids = F.arrays_zip(F.col(IDENTITIES)["ns"], F.col(IDENTITIES)["id"]).cast(f"array<{IDENTITY}>")
+    return [rejection_reason(primaries).alias(REJECT), key["ns"].alias(KEY_NS), key["id"].alias(KEY_ID), ids.alias(IDS)]
 
 
 def rejection_reason(primaries: Column) -> Column:
-    count = F.coalesce(F.size(primaries), F.lit(-1))
+    """Why a record with this many primary identities is rejected; null if it is not."""
+    count = F.coalesce(primaries, F.lit(0))
     return (
-        F.when(count <= 0, F.lit("no primary identity"))
+        F.when(count == 0, F.lit("no primary identity"))
         .when(count > 1, F.format_string("%d primary identities; a fragment needs exactly one", count))
     )
 
@@ -99,20 +115,11 @@ def keyed_fragments(
     df: DataFrame, source: ProfileSource, plan: ExportPlan
 ) -> DataFrame:
     """One dataset's fragments with key, rank and the leaves and memberships the plan needs."""
-    primaries = primary_identities(F.col("identityMap"))
     ingest = F.col("_ingestTime")
     rank = ingest if plan.merge == "timestampOrdered" else F.struct(
         F.lit(-source.precedence).alias("precedence"), ingest.alias("ingestTime")
     )
-    columns = [
-        F.lit(source.dataset_id).alias(DATASET),
-        rejection_reason(primaries).alias(REJECT),
-        F.get(primaries, 0)["ns"].alias(KEY_NS),
-        F.get(primaries, 0)["id"].alias(KEY_ID),
-        rank.alias(RANK),
-        ingest.alias("_ingestTime"),
-        all_identities(F.col("identityMap")).alias(IDS),
-    ]
+    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), rank.alias(RANK), ingest.alias("_ingestTime")]
     for leaf in plan.leaves:
         columns.append(_leaf(df, leaf).alias(leaf.column))
     has_memberships = "segmentMembership" in df.columns
@@ -125,7 +132,7 @@ def keyed_fragments(
     if not plan.segments:
         value = F.col("segmentMembership") if has_memberships else F.lit(None)
         columns.append(value.cast(MEMBERSHIP_MAP).alias("segmentMembership"))
-    return df.select(*columns)
+    return with_identities(df).select(*columns)
 
 
 def _leaf(df: DataFrame, leaf: Leaf) -> Column:
@@ -156,7 +163,7 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
     """Good fragments grouped by key: one row per profile, leaves and memberships merged."""
     aggregates = [
         F.max("_ingestTime").alias("_ingestTime"),
-        F.array_sort(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS),
+        F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS),
     ]
     aggregates += [_latest(leaf.column) for leaf in plan.leaves]
     aggregates += [_latest(segment_column(ns, sid)) for ns, sid in plan.segment_refs]
@@ -175,7 +182,7 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
 
 def identity_map(ids: Column, key_ns: Column, key_id: Column) -> Column:
     """The union of the fragments' identities; the profile key is the one primary."""
-    namespaces = F.array_distinct(F.transform(ids, lambda e: e["ns"]))
+    namespaces = F.array_distinct(ids["ns"])
     return F.map_from_entries(F.transform(namespaces, lambda ns: F.struct(
         ns.alias("key"),
         F.transform(
@@ -188,26 +195,31 @@ def identity_map(ids: Column, key_ns: Column, key_id: Column) -> Column:
     )))
 
 
-def _nested_map(entries: Iterable[tuple[str, list[tuple[str, Column]]]]) -> Column:
-    """{ns: {segment: membership}} keeping only memberships that exist; null if none does."""
-    outer = []
-    for namespace, members in entries:
-        inner = F.map_from_entries(F.filter(
-            F.array(*[F.struct(F.lit(sid).alias("k"), col.alias("v")) for sid, col in members]),
-            lambda e: e["v"].isNotNull(),
-        ))
-        outer.append(F.struct(F.lit(namespace).alias("k"), inner.alias("v")))
-    result = F.map_from_entries(F.filter(F.array(*outer), lambda e: F.size(e["v"]) > 0))
-    return F.when(F.size(result) > 0, result)
+def _present(entries: list[tuple[str, Column]]) -> Column:
+    """map<string, membership> of the entries whose membership is not null.
+
+    `array_except(..., [null])` drops the missing ones without a lambda `filter`,
+    which Spark would evaluate, with its arguments, outside generated code.
+    """
+    entry = f"struct<k: string, v: {MEMBERSHIP}>"
+    present = F.array(*[F.when(v.isNotNull(), F.struct(F.lit(k).alias("k"), v.alias("v"))) for k, v in entries])
+    return F.map_from_entries(F.array_except(present, F.array(F.lit(None).cast(entry))))
 
 
 def requested_memberships(refs: list[tuple[str, str]]) -> Column:
+    """{ns: {segment: membership}} keeping only memberships that exist; null if none does."""
     by_namespace: dict[str, list[tuple[str, Column]]] = {}
     for namespace, segment_id in refs:
         by_namespace.setdefault(namespace, []).append(
             (segment_id, F.col(segment_column(namespace, segment_id)))
         )
-    return _nested_map(by_namespace.items())
+    none = F.create_map().cast(MEMBERSHIP_MAP)
+    per_namespace = []
+    for namespace, members in by_namespace.items():
+        inner = _present(members)
+        per_namespace.append(F.when(F.size(inner) > 0, F.create_map(F.lit(namespace), inner)).otherwise(none))
+    result = F.map_concat(*per_namespace)
+    return F.when(F.size(result) > 0, result)
 
 
 def latest_memberships(ranked: Column) -> Column:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -11,7 +12,6 @@ from jobs.merge import HAS_PROFILE, segment_column
 from jobs.plan import ExportPlan, SegmentSpec
 
 BATCH = "_batchId"
-BATCHES = "_batchIds"
 
 
 def qualifies(
@@ -32,16 +32,15 @@ def matched(plan: ExportPlan, segment: SegmentSpec) -> Column:
     return qualifies(membership, segment.statuses, plan.qualified_from, plan.qualified_to)
 
 
-def matched_batches(plan: ExportPlan) -> Column:
-    """array<string> of the batch ids a profile belongs in (empty: not exported)."""
+def any_segment(plan: ExportPlan) -> Column:
+    """The profile qualifies for at least one requested segment (every profile if none is named)."""
     if not plan.segments:
-        return F.array(F.lit(plan.batch_ids[0]))
-    tagged = [F.when(matched(plan, s), F.lit(s.batch_id)) for s in plan.segments]
-    return F.array_distinct(F.filter(F.array(*tagged), lambda b: b.isNotNull()))
+        return F.lit(True)
+    return reduce(lambda a, b: a | b, [matched(plan, s) for s in plan.segments])
 
 
 def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Profiles that qualify for the job, each with its array of batch ids.
+    """Profiles that qualify for the job.
 
     With empty profiles (keys with events only, HAS_PROFILE null) the merged
     `_ingestTime` bound does not apply to them: their events are already cut to
@@ -52,10 +51,17 @@ def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
         if plan.empty_profiles:
             later = later | F.col(HAS_PROFILE).isNull()
         profiles = profiles.where(later)
-    profiles = profiles.withColumn(BATCHES, matched_batches(plan))
-    return profiles.where(F.size(BATCHES) > 0)
+    return profiles.where(any_segment(plan))
 
 
-def one_row_per_batch(members: DataFrame) -> DataFrame:
-    """Combined mode has one batch per row already; per-segment mode repeats a profile per batch."""
-    return members.withColumn(BATCH, F.explode(BATCHES)).drop(BATCHES)
+def tag_batches(members: DataFrame, plan: ExportPlan) -> DataFrame:
+    """`_batchId` on each member: the combined batch, or one row per segment batch it matches.
+
+    Built from plain array functions, not a lambda `filter`: Spark evaluates a
+    higher-order function and everything under it without code generation.
+    """
+    if not plan.per_segment:
+        return members.withColumn(BATCH, F.lit(plan.batch_ids[0]))
+    tagged = F.array(*[F.when(matched(plan, s), F.lit(s.batch_id)) for s in plan.segments])
+    no_batch = F.array(F.lit(None).cast("string"))
+    return members.withColumn(BATCH, F.explode(F.array_except(tagged, no_batch)))

@@ -3,7 +3,8 @@
 One generated lake (jobs.sample: every profile in profiles_0, about half of them again
 in the later profiles_1, 20 segments, 0-3 memberships per fragment, 10 events per
 profile) and one SparkSession (local[2]) for every Spark run. Each figure is the median
-of --runs warm runs after one warm-up run:
+of --runs warm runs after one warm-up run; the runs go in rounds (one run of every figure
+per round), so that a change in the machine's load touches every figure alike:
 
   ours         export jobs made with create_job and run with run_job, each run to a fresh
                destination; the figure is the record's profileExportTime
@@ -22,7 +23,6 @@ BENCHMARKS.md and a chart beside it, and prints the ratios against their targets
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import statistics
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from functools import reduce
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -53,7 +53,6 @@ from jobs.schema import projection  # noqa: E402
 from jobs.service import create_job  # noqa: E402
 from jobs.store import JobStore  # noqa: E402
 
-T = TypeVar("T")
 
 PROFILE_DATASETS = 2  # sample_config's default: every profile in the first, about half again in the second
 SEGMENTS = 20
@@ -154,39 +153,54 @@ def table_stats(path: str) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
-class Figure:
+class Sample:
+    seconds: float
+    rows: int  # rows written
+    output: str  # the table or file written, for the key check
+    overhead_s: float | None = None  # ours: run_job's wall time minus profileExportTime
+    record_overhead_s: float | None = None  # ours: the record's totalTime minus profileExportTime
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
     name: str
     engine: str  # "ours", "floor" or "duckdb": the chart's colour
-    seconds: list[float]
-    rows: int  # rows written by the last run
+    run: Callable[[str], Sample]  # given a name for its output, unique per run
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    engine: str
+    samples: list[Sample]
+
+    @property
+    def seconds(self) -> list[float]:
+        return [sample.seconds for sample in self.samples]
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def last(self) -> Sample:
+        return self.samples[-1]
 
-def repeat(name: str, runs: int, action: Callable[[], T], seconds: Callable[[T], float]) -> list[T]:
-    """One warm-up run, then `runs` measured ones (returned)."""
-    results = []
+
+def interleave(scenarios: list[Scenario], runs: int) -> dict[str, Figure]:
+    """A warm-up round, then `runs` rounds, each running every scenario once."""
+    samples: dict[str, list[Sample]] = {s.key: [] for s in scenarios}
     for n in range(runs + 1):
-        result = action()
-        label = "warm-up" if n == 0 else f"run {n}/{runs}"
-        say(f"{name}: {label}: {seconds(result):.2f} s")
-        if n:
-            results.append(result)
-    return results
+        for scenario in scenarios:
+            sample = scenario.run(f"{scenario.key}-{n}")
+            say(f"{scenario.name}: {'warm-up' if n == 0 else f'run {n}/{runs}'}: {sample.seconds:.2f} s")
+            if n:
+                samples[scenario.key].append(sample)
+    return {s.key: Figure(s.name, s.engine, samples[s.key]) for s in scenarios}
 
 
 # ---------------------------------------------------------------- ours
-
-
-@dataclass(frozen=True)
-class JobRun:
-    export_s: float  # the record's profileExportTime
-    total_s: float  # the record's totalTime: claim to finish
-    wall_s: float  # the run_job call: from run to the SUCCEEDED record
-    rows: int
-    destination: str
 
 
 def job_body(segments: int, per_segment: bool = False, events: bool = False) -> dict:
@@ -201,17 +215,20 @@ def job_body(segments: int, per_segment: bool = False, events: bool = False) -> 
     return body
 
 
-def run_ours(spark, lake: Lake, name: str, body: dict) -> JobRun:
+def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str) -> Sample:
+    """One job, created and run as a user's would be; the figure is its profileExportTime."""
     config = lake.deployment(name)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, body, config.default_org, config.default_sandbox)
-    started = time.perf_counter()
-    final = run_job(store, config, record.id, spark)
-    wall = time.perf_counter() - started
+    with memory:
+        started = time.perf_counter()
+        final = run_job(store, config, record.id, spark)
+        wall = time.perf_counter() - started
     if final.status is not JobStatus.SUCCEEDED:
         raise RuntimeError(f"{name}: job {final.id} ended {final.status.value}: {final.errors}")
-    return JobRun(_span_s(final, "profile_export_time"), _span_s(final, "total_time"), wall,
-                  _rows(final), config.resolve(config.destination(DESTINATION_ID).path))
+    export = _span_s(final, "profile_export_time")
+    return Sample(export, _rows(final), config.resolve(config.destination(DESTINATION_ID).path),
+                  wall - export, _span_s(final, "total_time") - export)
 
 
 def _span_s(record: JobRecord, name: str) -> float:
@@ -226,12 +243,8 @@ def _rows(record: JobRecord) -> int:
     return sum(n for segments in by_segment.values() for n in segments.values())
 
 
-def measure_ours(spark, lake: Lake, name: str, body: dict, runs: int) -> tuple[Figure, list[JobRun]]:
-    counter = itertools.count()
-    slug = name.replace(" ", "-").replace(",", "")
-    results = repeat(name, runs, lambda: run_ours(spark, lake, f"{slug}-{next(counter)}", body),
-                     lambda r: r.export_s)
-    return Figure(name, "ours", [r.export_s for r in results], results[-1].rows), results
+def ours(spark, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict) -> Scenario:
+    return Scenario(key, name, "ours", lambda run: run_ours(spark, lake, body, memory, run))
 
 
 # ---------------------------------------------------------------- the I/O floor
@@ -245,7 +258,7 @@ def floor_frame(spark, path: str):
     return df.select("identityMap", "segmentMembership", *[project(n, df[n.name]).alias(n.name) for n in nodes])
 
 
-def run_floor(spark, lake: Lake, name: str) -> tuple[float, str]:
+def run_floor(spark, lake: Lake, name: str) -> Sample:
     from pyspark.sql import functions as F
 
     destination = str(lake.root / "runs" / name)
@@ -253,15 +266,8 @@ def run_floor(spark, lake: Lake, name: str) -> tuple[float, str]:
     frames = [floor_frame(spark, path) for path in lake.profile_paths]
     rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     rows.withColumn("_batchId", F.lit("floor")).write.format("delta").mode("append").save(destination)
-    return time.perf_counter() - started, destination
-
-
-def measure_floor(spark, lake: Lake, runs: int) -> Figure:
-    counter = itertools.count()
-    results = repeat("I/O floor", runs, lambda: run_floor(spark, lake, f"floor-{next(counter)}"),
-                     lambda r: r[0])
-    return Figure("I/O floor (Spark read + write)", "floor", [s for s, _ in results],
-                  table_stats(results[-1][1])[0])
+    seconds = time.perf_counter() - started
+    return Sample(seconds, table_stats(destination)[0], destination)
 
 
 # ---------------------------------------------------------------- DuckDB
@@ -340,28 +346,17 @@ def membership_map(refs: list[tuple[str, str]]) -> str:
     return f"map_from_entries(list_filter([{entries}], lambda e: cardinality(e.value) > 0))"
 
 
-def run_duckdb(con: duckdb.DuckDBPyConnection, lake: Lake, segments: int, out: Path) -> float:
-    """Seconds to list the tables' files (from their Delta logs) and export to Parquet."""
+def run_duckdb(con: duckdb.DuckDBPyConnection, lake: Lake, segments: int, name: str) -> Sample:
+    """List the tables' files (from their Delta logs) and export to one Parquet file."""
+    out = sql_text(str(lake.root / "runs" / f"{name}.parquet"))
     started = time.perf_counter()
     files = [uri for path in lake.profile_paths for uri in DeltaTable(path).file_uris()]
     refs = [("ups", segment_id(i)) for i in range(segments)]
     # DuckDB keeps a statement's result open until it is fetched, and then refuses other work.
-    con.execute(f"COPY ({duckdb_export_sql(files, refs, 'duckdb')}) TO {sql_text(str(out))} (FORMAT parquet)").fetchall()
-    return time.perf_counter() - started
-
-
-def measure_duckdb(con: duckdb.DuckDBPyConnection, lake: Lake, segments: int, runs: int) -> tuple[Figure, Path]:
-    counter = itertools.count()
-    outputs: list[Path] = []
-
-    def once() -> float:
-        outputs.append(lake.root / "runs" / f"duckdb-{segments}-{next(counter)}.parquet")
-        return run_duckdb(con, lake, segments, outputs[-1])
-
-    name = f"DuckDB, {segments} segment{'s' if segments > 1 else ''}"
-    seconds = repeat(name, runs, once, lambda s: s)
-    rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_text(str(outputs[-1]))})").fetchall()[0][0]
-    return Figure(name, "duckdb", seconds, rows), outputs[-1]
+    con.execute(f"COPY ({duckdb_export_sql(files, refs, 'duckdb')}) TO {out} (FORMAT parquet)").fetchall()
+    seconds = time.perf_counter() - started
+    rows = con.execute(f"SELECT count(*) FROM read_parquet({out})").fetchall()[0][0]
+    return Sample(seconds, rows, str(lake.root / "runs" / f"{name}.parquet"))
 
 
 @dataclass(frozen=True)
@@ -377,14 +372,14 @@ class KeyCheck:
         return self.only_ours == 0 and self.only_duckdb == 0
 
 
-def compare_keys(con: duckdb.DuckDBPyConnection, name: str, destination: str, duck_output: Path) -> KeyCheck:
+def compare_keys(con: duckdb.DuckDBPyConnection, name: str, destination: str, duck_output: str) -> KeyCheck:
     """Our destination (read with deltalake) and DuckDB's output: the same profile keys?"""
     ours = pa.table(QueryBuilder().register("t", DeltaTable(destination)).execute('SELECT "identityMap" FROM t'))
     con.register("ours_rows", ours)
     try:
         counts = con.execute(f"""
             WITH o AS (SELECT DISTINCT {ROW_KEY} AS k FROM ours_rows),
-                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM read_parquet({sql_text(str(duck_output))}))
+                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM read_parquet({sql_text(duck_output)}))
             SELECT count(o.k), count(d.k), count(*) FILTER (WHERE d.k IS NULL), count(*) FILTER (WHERE o.k IS NULL)
             FROM o FULL OUTER JOIN d ON o.k = d.k""").fetchall()[0]
     finally:
@@ -410,14 +405,15 @@ def jvm_heap_mb(spark) -> tuple[float, float]:
 
 
 class PeakMemory:
-    """Samples the driver's Python RSS and JVM heap in use while its block runs; keeps the peaks."""
+    """Samples the driver's Python RSS and JVM heap in use while its blocks run (it may be
+    entered again: only our job runs are sampled, not DuckDB in this same process); keeps the peaks."""
 
     INTERVAL_S = 0.2
 
     def __init__(self, spark):
         self.spark, self.python_mb, self.jvm_mb = spark, 0.0, 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="memory-sampler", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
         while True:
@@ -427,6 +423,8 @@ class PeakMemory:
                 return
 
     def __enter__(self) -> PeakMemory:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, name="memory-sampler", daemon=True)
         self._thread.start()
         return self
 
@@ -441,7 +439,6 @@ class PeakMemory:
 @dataclass(frozen=True)
 class Comparison:
     figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, floor, duck_one, duck_twenty
-    job_runs: list[JobRun]
     keys: list[KeyCheck]
     memory: PeakMemory
 
@@ -449,14 +446,18 @@ class Comparison:
         return self.figures[a].median / self.figures[b].median
 
     @property
+    def job_samples(self) -> list[Sample]:
+        return [sample for f in self.figures.values() if f.engine == "ours" for sample in f.samples]
+
+    @property
     def overhead_s(self) -> float:
         """Median over all our measured runs of run_job's wall time minus profileExportTime."""
-        return statistics.median(r.wall_s - r.export_s for r in self.job_runs)
+        return statistics.median(s.overhead_s for s in self.job_samples)
 
     @property
     def record_overhead_s(self) -> float:
         """The same from the records alone: totalTime minus profileExportTime."""
-        return statistics.median(r.total_s - r.export_s for r in self.job_runs)
+        return statistics.median(s.record_overhead_s for s in self.job_samples)
 
     def targets(self) -> dict[str, float]:
         """The measured value of each of TARGETS."""
@@ -470,28 +471,25 @@ class Comparison:
 
 
 def compare(spark, lake: Lake, runs: int) -> Comparison:
-    figures: dict[str, Figure] = {}
-    job_runs: list[JobRun] = []
-    last_destination: dict[str, str] = {}
-    with PeakMemory(spark) as memory:
-        for key, name, body in (
-            ("one", "ours, 1 segment", job_body(1)),
-            ("twenty", f"ours, {SEGMENTS} segments", job_body(SEGMENTS)),
-            ("events", f"ours, {SEGMENTS} segments + events", job_body(SEGMENTS, events=True)),
-            ("per_segment", f"ours, {SEGMENTS} segments, segmentPerBatch", job_body(SEGMENTS, per_segment=True)),
-        ):
-            figures[key], results = measure_ours(spark, lake, name, body, runs)
-            job_runs += results
-            last_destination[key] = results[-1].destination
-        figures["floor"] = measure_floor(spark, lake, runs)
+    memory = PeakMemory(spark)
     con = duckdb.connect()
     con.execute(f"SET threads = {DUCKDB_THREADS}")
-    keys = []
-    for key, ours_key, segments in (("duck_one", "one", 1), ("duck_twenty", "twenty", SEGMENTS)):
-        figures[key], output = measure_duckdb(con, lake, segments, runs)
-        keys.append(compare_keys(con, figures[ours_key].name, last_destination[ours_key], output))
+    scenarios = [
+        ours(spark, lake, memory, "one", "ours, 1 segment", job_body(1)),
+        ours(spark, lake, memory, "twenty", f"ours, {SEGMENTS} segments", job_body(SEGMENTS)),
+        ours(spark, lake, memory, "events", f"ours, {SEGMENTS} segments + events", job_body(SEGMENTS, events=True)),
+        ours(spark, lake, memory, "per_segment", f"ours, {SEGMENTS} segments, segmentPerBatch",
+             job_body(SEGMENTS, per_segment=True)),
+        Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
+        Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
+        Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",
+                 lambda run: run_duckdb(con, lake, SEGMENTS, run)),
+    ]
+    figures = interleave(scenarios, runs)
+    keys = [compare_keys(con, figures[ours_key].name, figures[ours_key].last.output, figures[duck_key].last.output)
+            for ours_key, duck_key in (("one", "duck_one"), ("twenty", "duck_twenty"))]
     con.close()
-    return Comparison(figures, job_runs, keys, memory)
+    return Comparison(figures, keys, memory)
 
 
 @dataclass(frozen=True)
@@ -508,10 +506,12 @@ class ScalePoint:
 
 def scale_point(spark, base: Path, profiles: int, runs: int) -> ScalePoint:
     lake = make_lake(spark, base / f"scale-{profiles}", profiles, events=False)
-    with PeakMemory(spark) as memory:
-        one, _ = measure_ours(spark, lake, f"scaling {profiles:,}: 1 segment", job_body(1), runs)
-        twenty, _ = measure_ours(spark, lake, f"scaling {profiles:,}: {SEGMENTS} segments", job_body(SEGMENTS), runs)
-    return ScalePoint(profiles, one, twenty, memory.python_mb, memory.jvm_mb)
+    memory = PeakMemory(spark)
+    figures = interleave([
+        ours(spark, lake, memory, "one", f"scaling {profiles:,}: 1 segment", job_body(1)),
+        ours(spark, lake, memory, "twenty", f"scaling {profiles:,}: {SEGMENTS} segments", job_body(SEGMENTS)),
+    ], runs)
+    return ScalePoint(profiles, figures["one"], figures["twenty"], memory.python_mb, memory.jvm_mb)
 
 
 # ---------------------------------------------------------------- the report
@@ -552,7 +552,8 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
         "# Export benchmarks",
         "",
         f"`{' '.join(['scripts/bench export', *args.argv])}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-        f"Each figure is the median of {plural(args.runs, 'warm run')} after a warm-up run. "
+        f"Each figure is the median of {plural(args.runs, 'warm run')} after a warm-up run; the runs go in rounds "
+        "(every figure once per round), so that a change in the machine's load touches every figure alike. "
         "Regenerate with the same command; see the README's Benchmarks section for what each figure measures.",
         "",
         "| machine | |",
@@ -578,7 +579,7 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
     for figure in f.values():
         runs = ", ".join(f"{s:.2f}" for s in figure.seconds)
         out.append(f"| {figure.name} | {figure.median:.2f} | {runs} | "
-                   f"{figure.median / f['floor'].median:.2f} | {figure.rows:,} |")
+                   f"{figure.median / f['floor'].median:.2f} | {figure.last.rows:,} |")
     out += [
         "",
         "Ours is the job record's `profileExportTime` (read, merge, filter, project, write, and the counters read "
@@ -592,7 +593,7 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
         *[f"| {name} | {value:.2f} | {TARGETS[name]:.2f} | {'yes' if value <= TARGETS[name] else '**no**'} |"
           for name, value in result.targets().items()],
         "",
-        f"Job overhead over all {len(result.job_runs)} measured job runs: median {result.overhead_s:.2f} s from the "
+        f"Job overhead over all {len(result.job_samples)} measured job runs: median {result.overhead_s:.2f} s from the "
         f"`run_job` call to the SUCCEEDED record, minus `profileExportTime`; from the records alone (`totalTime` − "
         f"`profileExportTime`) {result.record_overhead_s:.2f} s.",
         "",
@@ -603,7 +604,7 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
         *[f"| {k.name} | {k.ours:,} | {k.duckdb:,} | {k.only_ours:,} | {k.only_duckdb:,} | "
           f"{'yes' if k.equal else '**no**'} |" for k in result.keys],
         "",
-        f"Driver peaks during our runs and the floor: Python RSS {result.memory.python_mb:,.0f} MiB, "
+        f"Driver peaks during our job runs: Python RSS {result.memory.python_mb:,.0f} MiB, "
         f"JVM heap in use {result.memory.jvm_mb:,.0f} MiB (total − free, so garbage not yet collected counts).",
     ]
     if scaling:

@@ -34,7 +34,7 @@ def plan_for(spark, fields, **window):
 
 def by_key(spark, plan, rows):
     keyed = keyed_events(spark.createDataFrame(rows, EVENT), plan.sources[0], plan)
-    return keyed, events_by_key(keyed, plan)
+    return keyed, events_by_key(keyed, plan, identities=True)
 
 
 def test_events_in_the_window_are_projected_and_ordered_by_timestamp(spark):

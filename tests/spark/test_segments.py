@@ -7,7 +7,7 @@ from chispa import assert_df_equality
 
 from jobs.merge import MEMBERSHIP, segment_column
 from jobs.plan import SegmentSpec
-from jobs.segments import BATCH, BATCHES, one_row_per_batch, select_members
+from jobs.segments import BATCH, select_members, tag_batches
 
 from .helpers import make_plan, member, ts
 
@@ -68,7 +68,7 @@ def test_from_ingest_timestamp_is_strictly_greater(spark):
 def test_no_segments_exports_every_profile_in_the_combined_batch(spark):
     rows = [("a", ts(1), None, None), ("b", ts(1), member("exited", ts(1)), None)]
     plan = make_plan(EMPTY_SCHEMA)
-    out = one_row_per_batch(members(spark, plan, rows)).select("key", BATCH)
+    out = tag_batches(members(spark, plan, rows), plan).select("key", BATCH)
     expected = spark.createDataFrame([("a", "combined"), ("b", "combined")], out.schema)
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -78,9 +78,9 @@ def test_combined_mode_keeps_a_profile_once_when_it_matches_two_segments(spark):
             ("one", ts(1), None, member("existing", ts(1))),
             ("none", ts(1), member("exited", ts(1)), None)]
     segments = [SegmentSpec("ups", "s1", ("realized",), "b"), SegmentSpec("ups", "s2", ("realized", "existing"), "b")]
-    out = one_row_per_batch(members(spark, make_plan(EMPTY_SCHEMA, segments=segments), rows))
+    plan = make_plan(EMPTY_SCHEMA, segments=segments)
+    out = tag_batches(members(spark, plan, rows), plan)
     assert sorted((r.key, r[BATCH]) for r in out.collect()) == [("both", "b"), ("one", "b")]
-    assert BATCHES not in out.columns
 
 
 def test_per_segment_mode_puts_a_profile_in_each_batch_it_matches(spark):
@@ -88,5 +88,5 @@ def test_per_segment_mode_puts_a_profile_in_each_batch_it_matches(spark):
             ("one", ts(1), None, member("existing", ts(1)))]
     segments = [SegmentSpec("ups", "s1", ("realized",), "b1"), SegmentSpec("ups", "s2", ("realized", "existing"), "b2")]
     plan = make_plan(EMPTY_SCHEMA, segments=segments, per_segment=True)
-    out = one_row_per_batch(members(spark, plan, rows))
+    out = tag_batches(members(spark, plan, rows), plan)
     assert sorted((r.key, r[BATCH]) for r in out.collect()) == [("both", "b1"), ("both", "b2"), ("one", "b2")]

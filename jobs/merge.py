@@ -195,15 +195,19 @@ def identity_map(ids: Column, key_ns: Column, key_id: Column) -> Column:
     )))
 
 
-def _present(entries: list[tuple[str, Column]]) -> Column:
-    """map<string, membership> of the entries whose membership is not null.
+def without_nulls(values: Column, element_type: str) -> Column:
+    """`values` without its null elements (and without repeats, which callers never have).
 
-    `array_except(..., [null])` drops the missing ones without a lambda `filter`,
-    which Spark would evaluate, with its arguments, outside generated code.
+    `array_except(values, [null])` instead of a lambda `filter`: Spark evaluates a
+    higher-order function, with its arguments, outside generated code.
     """
-    entry = f"struct<k: string, v: {MEMBERSHIP}>"
+    return F.array_except(values, F.array(F.lit(None).cast(element_type)))
+
+
+def _present(entries: list[tuple[str, Column]]) -> Column:
+    """map<string, membership> of the entries whose membership is not null."""
     present = F.array(*[F.when(v.isNotNull(), F.struct(F.lit(k).alias("k"), v.alias("v"))) for k, v in entries])
-    return F.map_from_entries(F.array_except(present, F.array(F.lit(None).cast(entry))))
+    return F.map_from_entries(without_nulls(present, f"struct<k: string, v: {MEMBERSHIP}>"))
 
 
 def requested_memberships(refs: list[tuple[str, str]]) -> Column:

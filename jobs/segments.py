@@ -8,7 +8,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.merge import HAS_PROFILE, segment_column
+from jobs.merge import HAS_PROFILE, segment_column, without_nulls
 from jobs.plan import ExportPlan, SegmentSpec
 
 BATCH = "_batchId"
@@ -55,13 +55,8 @@ def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
 
 
 def tag_batches(members: DataFrame, plan: ExportPlan) -> DataFrame:
-    """`_batchId` on each member: the combined batch, or one row per segment batch it matches.
-
-    Built from plain array functions, not a lambda `filter`: Spark evaluates a
-    higher-order function and everything under it without code generation.
-    """
+    """`_batchId` on each member: the combined batch, or one row per segment batch it matches."""
     if not plan.per_segment:
         return members.withColumn(BATCH, F.lit(plan.batch_ids[0]))
     tagged = F.array(*[F.when(matched(plan, s), F.lit(s.batch_id)) for s in plan.segments])
-    no_batch = F.array(F.lit(None).cast("string"))
-    return members.withColumn(BATCH, F.explode(F.array_except(tagged, no_batch)))
+    return members.withColumn(BATCH, F.explode(without_nulls(tagged, "string")))

@@ -9,7 +9,7 @@ rank that is null where the value is null, so a null never wins).
 from __future__ import annotations
 
 import json
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
@@ -20,6 +20,7 @@ KEY_NS, KEY_ID = "_keyNs", "_keyId"
 RANK, IDS, REJECT, DATASET = "_rank", "_ids", "_reject", "_datasetId"
 IDENTITIES = "_identities"  # a record's identities with their primary flags, see with_identities
 IDENTITY = "struct<ns: string, id: string>"
+CANDIDATE = "_candidate"  # some fragment of the key may make it qualify, see merge_profiles
 HAS_PROFILE = "_hasProfile"  # true on merged profiles; null on keys that only have events
 MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no segments
 MEMBERSHIP = "struct<status: string, lastQualificationTime: timestamp>"
@@ -159,8 +160,15 @@ def _latest(column: str) -> Column:
     return F.max_by(F.col(column), F.when(F.col(column).isNotNull(), F.col(RANK))).alias(column)
 
 
-def merge_profiles(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Good fragments grouped by key: one row per profile, leaves and memberships merged."""
+def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | None = None) -> DataFrame:
+    """Good fragments grouped by key: one row per profile, leaves and memberships merged.
+
+    With `candidates`, a condition on one fragment, only keys with at least one
+    fragment where it holds are merged (all of their fragments). A profile can
+    qualify for a segment only if one of its fragments' memberships does, so a
+    selective job aggregates a few keys instead of all of them; the window reuses
+    the shuffle by key the aggregation needs, so it costs a sort, not a scan.
+    """
     aggregates = [
         F.max("_ingestTime").alias("_ingestTime"),
         F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS),
@@ -173,7 +181,11 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan) -> DataFrame:
                                   F.struct(F.col(RANK).alias("rank"), F.col("segmentMembership").alias("m"))))
             .alias(MEMBERSHIPS)
         )
-    merged = fragments.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
+    good = fragments.where(F.col(REJECT).isNull())
+    if candidates is not None:
+        per_key = F.max(F.coalesce(candidates, F.lit(False))).over(Window.partitionBy(KEY_NS, KEY_ID))
+        good = good.withColumn(CANDIDATE, per_key).where(F.col(CANDIDATE)).drop(CANDIDATE)
+    merged = good.groupBy(KEY_NS, KEY_ID).agg(*aggregates)
     merged = merged.withColumn(HAS_PROFILE, F.lit(True)).withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))
     if plan.segments:
         return merged.withColumn("segmentMembership", requested_memberships(plan.segment_refs))

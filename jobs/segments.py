@@ -39,6 +39,29 @@ def any_segment(plan: ExportPlan) -> Column:
     return reduce(lambda a, b: a | b, [matched(plan, s) for s in plan.segments])
 
 
+# A job whose segments take in at most this share of the fragments merges only its
+# candidate keys (merge_profiles). Measured at 1M profiles (#7): 1 segment, ~7% of
+# the profiles exported, is ~28% faster that way; 20 segments, ~74%, ~20% slower.
+NARROW_SHARE = 0.25
+PROBE_FRAGMENTS = 10_000
+
+
+def qualifying_share(fragments: DataFrame, plan: ExportPlan) -> float | None:
+    """The share of the first PROBE_FRAGMENTS fragments whose own memberships qualify.
+
+    None when the job names no segments or there are no fragments. A cheap
+    estimate: it reads the membership columns of the first rows only.
+    """
+    if not plan.segments:
+        return None
+    share = F.avg(any_segment(plan).cast("double")).alias("share")
+    return fragments.limit(PROBE_FRAGMENTS).agg(share).first()["share"]
+
+
+def is_narrow(share: float | None) -> bool:
+    return share is not None and share <= NARROW_SHARE
+
+
 def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
     """Profiles that qualify for the job.
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from jobs import segments
 from jobs.config import load_config
 from jobs.model import JobStatus
 from jobs.runner import run_job
@@ -44,11 +45,18 @@ def reference(config):
     return both, one, two
 
 
+@pytest.fixture(params=["every key", "candidate keys"])
+def merge_path(request, monkeypatch):
+    """Run an export through both merge paths: every key, or only keys that may qualify."""
+    monkeypatch.setattr(segments, "NARROW_SHARE", 0.0 if request.param == "every key" else 1.0)
+    return request.param
+
+
 def key_of(row):
     return next((ns, i["id"]) for ns, items in row["identityMap"] for i in items if i["primary"])
 
 
-def test_combined_export_matches_the_reference_and_the_record(spark, deployment):
+def test_combined_export_matches_the_reference_and_the_record(spark, deployment, merge_path):
     config = load_config(deployment)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, definition(), "demo@Org", "prod")
@@ -82,7 +90,7 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment)
     assert json.loads(commit.userMetadata) == {"jobId": record.id, "batchIds": [record.destination.batch_id]}
 
 
-def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, deployment):
+def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, deployment, merge_path):
     config = load_config(deployment)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, definition(per_segment=True), "demo@Org", "prod")

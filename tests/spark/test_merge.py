@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from jobs.merge import KEY_ID, REJECT, keyed_fragments, merge_profiles, segment_column
 from jobs.plan import ProfileSource, SegmentSpec
+from jobs.segments import any_segment
 
 from .helpers import FRAGMENT, ids, make_plan, member, ts
 
@@ -154,3 +155,22 @@ def test_datasets_with_different_attribute_columns_are_merged_by_name(spark):
         F.size("segmentMembership").alias("n"),
     ).first()
     assert (row[0], row[1], row[2]) == ("Ada", "new@x.org", "work")
+
+
+def test_candidates_keep_every_fragment_of_a_key_that_may_qualify_and_drop_the_rest(spark):
+    plan = make_plan(schema_of(spark), segments=[SegmentSpec("ups", "s1", ("realized",), "b")])
+    source = ProfileSource("a", "unused", 0)
+    rows = [
+        # A qualified in an old fragment; its newest fragment has no membership but the newest email.
+        fragment(ids("A"), ts(1), email="old@a", memberships={"ups": {"s1": member("realized", ts(1))}}),
+        fragment(ids("A"), ts(2), email="new@a"),
+        # B's only membership does not qualify; C has none.
+        fragment(ids("B"), ts(1), email="b@b", memberships={"ups": {"s1": member("exited", ts(1))}}),
+        fragment(ids("C"), ts(1), email="c@c"),
+    ]
+    keyed = keyed_fragments(spark.createDataFrame(rows, FRAGMENT), source, plan)
+    narrow = merge_profiles(keyed, plan, any_segment(plan)).select(KEY_ID, "__personalEmail__address")
+    assert sorted(tuple(r) for r in narrow.collect()) == [("A", "new@a")]
+    # The same row as the full merge gives for A.
+    full = merge_profiles(keyed, plan).where(F.col(KEY_ID) == "A").select(KEY_ID, "__personalEmail__address")
+    assert_df_equality(narrow, full, ignore_nullable=True)

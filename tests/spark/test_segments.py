@@ -7,7 +7,7 @@ from chispa import assert_df_equality
 
 from jobs.merge import MEMBERSHIP, segment_column
 from jobs.plan import SegmentSpec
-from jobs.segments import BATCH, select_members, tag_batches
+from jobs.segments import BATCH, is_narrow, qualifying_share, select_members, tag_batches
 
 from .helpers import make_plan, member, ts
 
@@ -90,3 +90,14 @@ def test_per_segment_mode_puts_a_profile_in_each_batch_it_matches(spark):
     plan = make_plan(EMPTY_SCHEMA, segments=segments, per_segment=True)
     out = tag_batches(members(spark, plan, rows), plan)
     assert sorted((r.key, r[BATCH]) for r in out.collect()) == [("both", "b1"), ("both", "b2"), ("one", "b2")]
+
+
+def test_qualifying_share_estimates_from_the_first_fragments(spark):
+    rows = [("p-" + s, ts(1), member(s, ts(1)), None) for s in ("realized", "realized", "exited", "existing")]
+    df = spark.createDataFrame(rows, SCHEMA)
+    one = make_plan(EMPTY_SCHEMA, segments=[SegmentSpec("ups", "s1", ("realized",), "b1")])
+    assert qualifying_share(df, one) == 0.5
+    assert not is_narrow(qualifying_share(df, one))
+    assert qualifying_share(df.limit(0), one) is None
+    assert qualifying_share(df, make_plan(EMPTY_SCHEMA)) is None
+    assert is_narrow(0.05) and not is_narrow(None)

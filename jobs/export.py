@@ -9,10 +9,9 @@ the destination reports the same figures as the run that made it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
@@ -20,11 +19,10 @@ from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, load_fragments, mer
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
 from jobs.projection import projected_columns
-from jobs.segments import BATCH, any_segment, is_narrow, qualifying_share, select_members, tag_batches
+from jobs.segments import BATCH, candidate_filter, select_members, tag_batches
 from jobs.sink import already_committed, write_batches
 
 REJECTED_EXAMPLES = 10
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,13 +37,13 @@ class ExportResult:
 
 
 def export_rows(
-    fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None, narrow: bool = False
+    fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None, candidates: Column | None = None
 ) -> DataFrame:
     """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events.
 
-    `narrow`: few profiles can qualify, so merge only the keys that may (segments.is_narrow).
+    `candidates`: merge only keys with a fragment where it holds (segments.candidate_filter).
     """
-    profiles = merge_profiles(fragments, plan, any_segment(plan) if narrow and plan.segments else None)
+    profiles = merge_profiles(fragments, plan, candidates)
     output = [F.col(BATCH), F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
     if plan.events is not None:
         by_key = events_by_key(events, plan.events, identities=plan.empty_profiles)
@@ -64,10 +62,7 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
     committed_now = not already_committed(plan)
     if committed_now:
-        share = qualifying_share(fragments, plan)
-        if share is not None:
-            log.info("job %s: %.1f%% of the first fragments qualify; merging %s", plan.job_id, 100 * share,
-                     "only keys that may qualify" if is_narrow(share) else "every key")
+        candidates = candidate_filter(fragments, plan)  # probes the fragments before they are observed
         # The observations count on the same scan, and they also keep the optimizer from
         # pushing the REJECT filter below the projection that runs the identity lambdas
         # (it would inline them into the filter and run them once per reference).
@@ -77,7 +72,7 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
         rejected_events = Observation(f"job-{plan.job_id}-rejected-events")
         if events is not None:
             events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
-        write_batches(export_rows(fragments, plan, events, is_narrow(share)), plan)
+        write_batches(export_rows(fragments, plan, events, candidates), plan)
         seen = rejected.get
         count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
         watermark = seen["watermark"]

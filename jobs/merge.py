@@ -183,7 +183,7 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
         )
     good = fragments.where(F.col(REJECT).isNull())
     if candidates is not None:
-        per_key = F.max(F.coalesce(candidates, F.lit(False))).over(Window.partitionBy(KEY_NS, KEY_ID))
+        per_key = F.max(candidates).over(Window.partitionBy(KEY_NS, KEY_ID))
         good = good.withColumn(CANDIDATE, per_key).where(F.col(CANDIDATE)).drop(CANDIDATE)
     merged = good.groupBy(KEY_NS, KEY_ID).agg(*aggregates)
     merged = merged.withColumn(HAS_PROFILE, F.lit(True)).withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))

@@ -28,6 +28,11 @@ BASE_CONF: dict[str, str] = {
     # Delta rebuilds table state with this many tasks; its default of 50 is
     # tuned for clusters and costs seconds per read on a small machine.
     "spark.databricks.delta.snapshotPartitions": "4",
+    # Whole-stage codegen fuses the scan's wide projection (identities, leaves, one
+    # column per segment) into one method too large for the JIT, which then
+    # interprets it; per-operator codegen keeps methods small. Measured at 1M
+    # profiles (#7): exports and the plain read+write floor both faster without it.
+    "spark.sql.codegen.wholeStage": "false",
     # Keep the destination readable by other Delta readers (SPEC §6).
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }

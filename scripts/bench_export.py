@@ -517,6 +517,14 @@ def scale_point(spark, base: Path, profiles: int, runs: int) -> ScalePoint:
 # ---------------------------------------------------------------- the report
 
 
+# jobs.session settings that change the figures, as the benchmark's session has them.
+REPORTED_SETTINGS = ("spark.sql.codegen.wholeStage",)
+
+
+def session_settings(spark) -> dict[str, str]:
+    return {key: spark.conf.get(key) for key in REPORTED_SETTINGS}
+
+
 def machine(spark) -> dict[str, str]:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -532,7 +540,7 @@ def machine(spark) -> dict[str, str]:
                     f"{spark.sparkContext._jvm.java.lang.System.getProperty('java.version')}, "
                     f"Spark {spark.version}, delta-spark {version('delta-spark')}, deltalake {version('deltalake')}, "
                     f"DuckDB {duckdb.__version__}, pyarrow {pa.__version__}",
-        "Spark settings": ", ".join(f"`{k}={v}`" for k, v in SPARK_CONF.items()),
+        "Spark settings": ", ".join(f"`{k}={v}`" for k, v in {**SPARK_CONF, **session_settings(spark)}.items()),
     }
 
 

@@ -1,0 +1,23 @@
+"""The settings every session gets from jobs.session, whoever builds it."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize("key, value", [
+    ("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"),
+    ("spark.sql.session.timeZone", "UTC"),
+    ("spark.driver.bindAddress", "127.0.0.1"),
+    # Off on purpose (#7): the fused scan method is too large for the JIT.
+    ("spark.sql.codegen.wholeStage", "false"),
+])
+def test_session_settings(spark, key, value):
+    assert spark.conf.get(key) == value
+
+
+def test_caller_settings_override_the_base(spark):
+    from jobs.session import BASE_CONF
+
+    assert BASE_CONF["spark.databricks.delta.snapshotPartitions"] == "4"
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "2"  # TEST_CONF's

@@ -93,20 +93,18 @@ def exported_counts(spark: SparkSession, plan: ExportPlan) -> tuple[int, dict[st
         .select(BATCH, primary_key(F.col("identityMap")).alias("key"),
                 F.map_keys("identityMap").alias("namespaces"))
     )
-    by_batch: dict[str, int] | None = None
-    profiles = rows
-    if plan.per_segment:
-        by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}
-        profiles = rows.dropDuplicates(["key"])  # a profile in several batches counts once
-    # The null entry counts profiles: in a combined batch that is also its row count.
+    # A profile in several per-segment batches counts once; the null entry counts profiles.
+    profiles = rows.dropDuplicates(["key"]) if plan.per_segment else rows
     counted = (
         profiles.select(F.explode(F.concat(F.array(F.lit(None).cast("string")), "namespaces")).alias("ns"))
         .groupBy("ns").count().collect()
     )
     by_namespace = {r["ns"]: r["count"] for r in counted if r["ns"] is not None}
     total = next((r["count"] for r in counted if r["ns"] is None), 0)
-    if by_batch is None:
-        by_batch = {plan.batch_ids[0]: total}
+    if plan.per_segment:
+        by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}
+    else:
+        by_batch = {plan.batch_ids[0]: total}  # one row per profile: no second read-back
     return total, dict(sorted(by_namespace.items())), {b: by_batch.get(b, 0) for b in plan.batch_ids}
 
 

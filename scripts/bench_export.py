@@ -67,6 +67,8 @@ MASTER = "local[2]"
 DRIVER_MEMORY = "4g"
 # 8 partitions keep both cores busy through skew without the per-task cost of Spark's 200.
 SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.driver.memory": DRIVER_MEMORY}
+# jobs.session settings that change the figures; the report says how the benchmark's session has them.
+REPORTED_SETTINGS = ("spark.sql.codegen.wholeStage",)
 DUCKDB_THREADS = 2  # the cores local[2] has
 DEFAULT_SCALING = "250k,1M,4M"
 TARGETS = {  # name -> the most it may be
@@ -517,14 +519,6 @@ def scale_point(spark, base: Path, profiles: int, runs: int) -> ScalePoint:
 # ---------------------------------------------------------------- the report
 
 
-# jobs.session settings that change the figures, as the benchmark's session has them.
-REPORTED_SETTINGS = ("spark.sql.codegen.wholeStage",)
-
-
-def session_settings(spark) -> dict[str, str]:
-    return {key: spark.conf.get(key) for key in REPORTED_SETTINGS}
-
-
 def machine(spark) -> dict[str, str]:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -540,7 +534,8 @@ def machine(spark) -> dict[str, str]:
                     f"{spark.sparkContext._jvm.java.lang.System.getProperty('java.version')}, "
                     f"Spark {spark.version}, delta-spark {version('delta-spark')}, deltalake {version('deltalake')}, "
                     f"DuckDB {duckdb.__version__}, pyarrow {pa.__version__}",
-        "Spark settings": ", ".join(f"`{k}={v}`" for k, v in {**SPARK_CONF, **session_settings(spark)}.items()),
+        "Spark settings": ", ".join(f"`{k}={v}`" for k, v in {**SPARK_CONF, **{
+            k: spark.conf.get(k) for k in REPORTED_SETTINGS}}.items()),
     }
 
 

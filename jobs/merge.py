@@ -185,6 +185,11 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
     if candidates is not None:
         per_key = F.max(candidates).over(Window.partitionBy(KEY_NS, KEY_ID))
         good = good.withColumn(CANDIDATE, per_key).where(F.col(CANDIDATE)).drop(CANDIDATE)
+    else:
+        # The window leaves its rows clustered and sorted by key; without it, do the same
+        # here, so that the sort aggregation (jobs.session) sorts once, after the shuffle,
+        # and both of its phases stream over that order.
+        good = good.repartition(KEY_NS, KEY_ID).sortWithinPartitions(KEY_NS, KEY_ID)
     merged = good.groupBy(KEY_NS, KEY_ID).agg(*aggregates)
     merged = merged.withColumn(HAS_PROFILE, F.lit(True)).withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))
     if plan.segments:

@@ -169,9 +169,9 @@ def _run(handle: JobHandle, config: Config, spark, spark_factory, group: str, ho
         log.warning("job %s: cancel came after its commit; it ends SUCCEEDED", job_id)
     metrics = handle.record.metrics.model_copy(update={
         "profile_export_time": TimeSpan(start_time_in_ms=export_start).finish(export_end),
-        "total_exported_profile_counter": result.total,
-        "exported_profile_by_namespace_counter": result.by_namespace,
-        "exported_profile_by_segment_counter": _by_segment(handle.record, result.by_batch),
+        "total_exported_profile_counter": result.counts.total,
+        "exported_profile_by_namespace_counter": result.counts.by_namespace,
+        "exported_profile_by_segment_counter": _by_segment(handle.record, result.counts.by_batch),
         "rejected_record_counter": result.rejected,
         "rejected_records": result.rejected_examples or None,
     })

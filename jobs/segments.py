@@ -45,28 +45,17 @@ def any_segment(plan: ExportPlan) -> Column:
 # candidate keys (merge_profiles). Measured at 1M profiles (#7): 1 segment (5% of the
 # fragments qualify) is ~28% faster that way; 20 segments (63%) ~20% slower.
 NARROW_SHARE = 0.25
-PROBE_FRAGMENTS = 10_000
-
-
-def qualifying_share(fragments: DataFrame, plan: ExportPlan) -> float | None:
-    """The share of the first PROBE_FRAGMENTS fragments whose own memberships qualify.
-
-    None when the job names no segments or there are no fragments. A cheap
-    estimate: it reads the membership columns of the first rows only.
-    """
-    if not plan.segments:
-        return None
-    share = F.avg(any_segment(plan).cast("double")).alias("share")
-    return fragments.limit(PROBE_FRAGMENTS).agg(share).first()["share"]
 
 
 def is_narrow(share: float | None) -> bool:
     return share is not None and share <= NARROW_SHARE
 
 
-def candidate_filter(fragments: DataFrame, plan: ExportPlan) -> Column | None:
-    """The fragment condition for merge_profiles' `candidates` when the job is selective, else None."""
-    share = qualifying_share(fragments, plan)
+def candidate_filter(share: float | None, plan: ExportPlan) -> Column | None:
+    """The fragment condition for merge_profiles' `candidates` when the job is selective, else None.
+
+    `share`: of the first fragments whose own memberships qualify (probe.probe_fragments).
+    """
     if share is None:
         return None
     narrow = is_narrow(share)
@@ -90,9 +79,17 @@ def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
     return profiles.where(any_segment(plan))
 
 
-def tag_batches(members: DataFrame, plan: ExportPlan) -> DataFrame:
-    """`_batchId` on each member: the combined batch, or one row per segment batch it matches."""
+def tag_batches(members: DataFrame, plan: ExportPlan, columns: list[Column]) -> DataFrame:
+    """`_batchId` and `columns` of each member: the combined batch, or one row per segment batch it matches.
+
+    The columns are computed once per member, before per-segment rows repeat them.
+    """
     if not plan.per_segment:
-        return members.withColumn(BATCH, F.lit(plan.batch_ids[0]))
+        return members.select(F.lit(plan.batch_ids[0]).alias(BATCH), *columns)
     tagged = F.array(*[F.when(matched(plan, s), F.lit(s.batch_id)) for s in plan.segments])
-    return members.withColumn(BATCH, F.explode(without_nulls(tagged, "string")))
+    once = members.select(without_nulls(tagged, "string").alias(BATCH), *columns)
+    # Every member matches a segment, so explode_outer adds no null rows; plain explode
+    # would make the optimizer infer a size(...) > 0 filter whose constraint propagation
+    # with the members' OR of segment conditions grows exponentially with the segments
+    # (a 20-segment plan ran the driver out of memory while being optimized).
+    return once.select(F.explode_outer(BATCH).alias(BATCH), *[c for c in once.columns if c != BATCH])

@@ -33,6 +33,15 @@ BASE_CONF: dict[str, str] = {
     # interprets it; per-operator codegen keeps methods small. Measured at 1M
     # profiles (#7): exports and the plain read+write floor both faster without it.
     "spark.sql.codegen.wholeStage": "false",
+    # The merge's aggregation (collect_list and max_by over strings and structs) cannot
+    # use HashAggregate; ObjectHashAggregate falls back to sorting after 128 keys on
+    # both sides of the shuffle and shuffles its buffers. A sort aggregation over input
+    # that merge_profiles sorts once, after the shuffle, does half the work (#7).
+    "spark.sql.execution.useObjectHashAggregateExec": "false",
+    # AQE coalesces shuffle partitions to 64 MB, which gave the merge's CPU-heavy
+    # reduce stage 3 or 4 tasks on 2 cores, one of them idle at the end; 16 MB keeps
+    # several tasks per core (#7). Written files stay tens of MB.
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
     # Keep the destination readable by other Delta readers (SPEC §6).
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }

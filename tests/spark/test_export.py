@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobs import segments
+from jobs import export, segments
 from jobs.config import load_config
 from jobs.model import JobStatus
 from jobs.runner import run_job
@@ -123,6 +123,26 @@ def test_rerun_after_a_crash_between_commit_and_record_does_not_duplicate(spark,
     assert len(rows) == first.metrics.total_exported_profile_counter
     assert again.metrics.total_exported_profile_counter == first.metrics.total_exported_profile_counter
     assert again.metrics.rejected_record_counter == first.metrics.rejected_record_counter
+
+
+def test_a_run_whose_write_delta_skips_reports_the_committed_figures(spark, deployment, monkeypatch):
+    # Another run of the job commits between this run's check and its write: Delta skips
+    # the write, so the write's observations never fire, and the run must not wait for them.
+    config = load_config(deployment)
+    store = JobStore(config.job_table_path)
+    record = create_job(store, config, definition(per_segment=True), "demo@Org", "prod")
+    first = run_job(store, config, record.id, spark)
+    store.replace(record.model_copy(update={"update_time": record.update_time + 1}),
+                  expected=[JobStatus.SUCCEEDED])
+    monkeypatch.setattr(export, "already_committed", lambda plan: False)
+    again = run_job(store, config, record.id, spark)
+
+    assert again.status is JobStatus.SUCCEEDED, again.errors
+    rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    assert len(rows) == sum(first.metrics.exported_profile_by_segment_counter["ups"].values())
+    for name in ("total_exported_profile_counter", "exported_profile_by_namespace_counter",
+                 "exported_profile_by_segment_counter", "rejected_record_counter"):
+        assert getattr(again.metrics, name) == getattr(first.metrics, name), name
 
 
 def test_a_run_that_fails_records_an_actionable_error_and_writes_nothing(spark, deployment, lake):

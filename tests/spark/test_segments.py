@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from jobs.merge import MEMBERSHIP, segment_column
 from jobs.plan import SegmentSpec
-from jobs.segments import BATCH, is_narrow, qualifying_share, select_members, tag_batches
+from jobs.segments import BATCH, select_members, tag_batches
 
 from .helpers import make_plan, member, ts
 
@@ -68,8 +69,8 @@ def test_from_ingest_timestamp_is_strictly_greater(spark):
 def test_no_segments_exports_every_profile_in_the_combined_batch(spark):
     rows = [("a", ts(1), None, None), ("b", ts(1), member("exited", ts(1)), None)]
     plan = make_plan(EMPTY_SCHEMA)
-    out = tag_batches(members(spark, plan, rows), plan).select("key", BATCH)
-    expected = spark.createDataFrame([("a", "combined"), ("b", "combined")], out.schema)
+    out = tag_batches(members(spark, plan, rows), plan, [F.col("key")])
+    expected = spark.createDataFrame([("combined", "a"), ("combined", "b")], out.schema)
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -79,7 +80,7 @@ def test_combined_mode_keeps_a_profile_once_when_it_matches_two_segments(spark):
             ("none", ts(1), member("exited", ts(1)), None)]
     segments = [SegmentSpec("ups", "s1", ("realized",), "b"), SegmentSpec("ups", "s2", ("realized", "existing"), "b")]
     plan = make_plan(EMPTY_SCHEMA, segments=segments)
-    out = tag_batches(members(spark, plan, rows), plan)
+    out = tag_batches(members(spark, plan, rows), plan, [F.col("key")])
     assert sorted((r.key, r[BATCH]) for r in out.collect()) == [("both", "b"), ("one", "b")]
 
 
@@ -88,16 +89,5 @@ def test_per_segment_mode_puts_a_profile_in_each_batch_it_matches(spark):
             ("one", ts(1), None, member("existing", ts(1)))]
     segments = [SegmentSpec("ups", "s1", ("realized",), "b1"), SegmentSpec("ups", "s2", ("realized", "existing"), "b2")]
     plan = make_plan(EMPTY_SCHEMA, segments=segments, per_segment=True)
-    out = tag_batches(members(spark, plan, rows), plan)
+    out = tag_batches(members(spark, plan, rows), plan, [F.col("key")])
     assert sorted((r.key, r[BATCH]) for r in out.collect()) == [("both", "b1"), ("both", "b2"), ("one", "b2")]
-
-
-def test_qualifying_share_estimates_from_the_first_fragments(spark):
-    rows = [("p-" + s, ts(1), member(s, ts(1)), None) for s in ("realized", "realized", "exited", "existing")]
-    df = spark.createDataFrame(rows, SCHEMA)
-    one = make_plan(EMPTY_SCHEMA, segments=[SegmentSpec("ups", "s1", ("realized",), "b1")])
-    assert qualifying_share(df, one) == 0.5
-    assert not is_narrow(qualifying_share(df, one))
-    assert qualifying_share(df.limit(0), one) is None
-    assert qualifying_share(df, make_plan(EMPTY_SCHEMA)) is None
-    assert is_narrow(0.05) and not is_narrow(None)

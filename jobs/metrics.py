@@ -1,0 +1,97 @@
+"""The exported rows' counters (SPEC §5): distinct profiles, profiles per identity
+namespace, rows per batch.
+
+They are counted from the rows the job writes, in the same pass, by an Observation
+on the exported profiles (one row per profile, before per-segment batches repeat
+them). An Observation needs its aggregates before the query runs, so it counts the
+namespaces the probe saw (probe.py) and the rows that have any other: when there are
+such rows, or when the write did not run, the counters are read back from the
+job's batches in the destination instead, as a rerun of a committed job does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.merge import primary_key
+from jobs.plan import ExportPlan
+from jobs.segments import BATCH, matched
+
+
+@dataclass(frozen=True)
+class ExportedCounts:
+    total: int
+    by_namespace: dict[str, int]  # only namespaces some exported profile has, sorted
+    by_batch: dict[str, int]  # every batch of the job, in the plan's order
+
+
+def observed(observation: Observation) -> dict | None:
+    """The observation's metrics, or None if its query never ran.
+
+    Delta skips a write whose txnAppId another run already committed, and then the
+    observation never fires: PySpark's `get` would wait for ever; the JVM's
+    `getOrEmpty` waits a moment and returns an empty map.
+    """
+    if observation._jo.getOrEmpty().isEmpty():
+        return None
+    return observation.get
+
+
+class ExportCounters:
+    """Counts a job's exported profiles while they are written."""
+
+    def __init__(self, plan: ExportPlan, namespaces: tuple[str, ...]):
+        self.plan, self.namespaces = plan, namespaces
+        self.observation = Observation(f"job-{plan.job_id}-exported")
+
+    def observe(self, members: DataFrame) -> DataFrame:
+        """`members` (one row per exported profile, with identityMap) counted as it flows."""
+        keys = F.map_keys("identityMap")
+        known = F.array(*[F.lit(ns) for ns in self.namespaces]).cast("array<string>")
+        measures: list[Column] = [
+            F.count(F.lit(1)).alias("total"),
+            F.count_if(F.size(F.array_except(keys, known)) > 0).alias("unforeseen"),
+        ]
+        measures += [F.count_if(F.array_contains(keys, ns)).alias(f"ns{i}") for i, ns in enumerate(self.namespaces)]
+        if self.plan.per_segment:
+            measures += [F.count_if(matched(self.plan, s)).alias(f"batch{i}") for i, s in enumerate(self.plan.segments)]
+        return members.observe(self.observation, *measures)
+
+    def counts(self) -> ExportedCounts | None:
+        """The counters, or None if the write did not run or a profile had an unforeseen namespace."""
+        seen = observed(self.observation)
+        if seen is None or seen["unforeseen"]:
+            return None
+        by_namespace = {ns: seen[f"ns{i}"] for i, ns in enumerate(self.namespaces) if seen[f"ns{i}"]}
+        if self.plan.per_segment:
+            by_batch = {s.batch_id: seen[f"batch{i}"] for i, s in enumerate(self.plan.segments)}
+        else:
+            by_batch = {self.plan.batch_ids[0]: seen["total"]}
+        return ExportedCounts(seen["total"], by_namespace, by_batch)
+
+
+def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
+    """The counters from the job's batches in the destination: two small aggregations."""
+    rows = (
+        spark.read.format("delta").load(plan.destination_path)
+        .where(F.col(BATCH).isin(list(plan.batch_ids)))
+        .select(BATCH, primary_key(F.col("identityMap")).alias("key"),
+                F.map_keys("identityMap").alias("namespaces"))
+    )
+    # A profile in several per-segment batches counts once; the null entry counts profiles.
+    profiles = rows.dropDuplicates(["key"]) if plan.per_segment else rows
+    counted = (
+        profiles.select(F.explode(F.concat(F.array(F.lit(None).cast("string")), "namespaces")).alias("ns"))
+        .groupBy("ns").count().collect()
+    )
+    by_namespace = {r["ns"]: r["count"] for r in counted if r["ns"] is not None}
+    total = next((r["count"] for r in counted if r["ns"] is None), 0)
+    if plan.per_segment:
+        by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}
+    else:
+        by_batch = {plan.batch_ids[0]: total}  # one row per profile: no second read-back
+    return ExportedCounts(total, dict(sorted(by_namespace.items())),
+                          {b: by_batch.get(b, 0) for b in plan.batch_ids})

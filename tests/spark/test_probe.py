@@ -1,0 +1,61 @@
+"""The probe of the first fragments: the share that qualifies and the namespaces seen."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import probe
+from jobs.merge import keyed_fragments
+from jobs.plan import ProfileSource, SegmentSpec
+from jobs.probe import FragmentProbe, probe_fragments
+from jobs.segments import candidate_filter, is_narrow
+
+from .helpers import FRAGMENT, ids, make_plan, member, ts
+
+pytestmark = pytest.mark.spark
+
+S1 = SegmentSpec("ups", "s1", ("realized",), "b1")
+
+
+def fragments(spark, plan, rows):
+    df = spark.createDataFrame([(key_map, ts(1), memberships, None, None) for key_map, memberships in rows],
+                               FRAGMENT)
+    return keyed_fragments(df, ProfileSource("a", "unused", 0), plan)
+
+
+def schema_of(spark):
+    return spark.createDataFrame([], FRAGMENT).schema.jsonValue()
+
+
+def test_the_probe_measures_the_qualifying_share_and_the_namespaces(spark):
+    plan = make_plan(schema_of(spark), segments=[S1])
+    rows = [
+        (ids("A", Email="a@x.org"), {"ups": {"s1": member("realized", ts(1))}}),
+        (ids("B", CRMID="b"), {"ups": {"s1": member("exited", ts(1))}}),
+        (ids("C"), None),
+        (ids("D"), {"ups": {"s2": member("realized", ts(1))}}),
+    ]
+    assert probe_fragments(fragments(spark, plan, rows), plan) == FragmentProbe(0.25, ("CRMID", "ECID", "Email"))
+
+
+def test_the_probe_reads_only_the_first_fragments(spark, monkeypatch):
+    monkeypatch.setattr(probe, "PROBE_FRAGMENTS", 1)
+    plan = make_plan(schema_of(spark), segments=[S1])
+    rows = [(ids("A"), {"ups": {"s1": member("realized", ts(1))}})] + [(ids(f"k{i}", Email="e"), None) for i in range(9)]
+    df = fragments(spark, plan, rows).coalesce(1)  # one partition: "first" is the first row
+    assert probe_fragments(df, plan) == FragmentProbe(1.0, ("ECID",))
+
+
+def test_without_segments_or_fragments_there_is_no_share(spark):
+    plan = make_plan(schema_of(spark))
+    assert probe_fragments(fragments(spark, plan, [(ids("A"), None)]), plan) == FragmentProbe(None, ("ECID",))
+    with_segments = make_plan(schema_of(spark), segments=[S1])
+    assert probe_fragments(fragments(spark, with_segments, []), with_segments) == FragmentProbe(None, ())
+
+
+def test_only_a_selective_job_merges_candidate_keys_only(spark):
+    plan = make_plan(schema_of(spark), segments=[S1])
+    assert is_narrow(0.05) and not is_narrow(0.5) and not is_narrow(None)
+    assert candidate_filter(0.05, plan) is not None
+    assert candidate_filter(0.5, plan) is None
+    assert candidate_filter(None, plan) is None

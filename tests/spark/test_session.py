@@ -11,6 +11,8 @@ import pytest
     ("spark.driver.bindAddress", "127.0.0.1"),
     # Off on purpose (#7): the fused scan method is too large for the JIT.
     ("spark.sql.codegen.wholeStage", "false"),
+    # The merge's aggregation sorts once after its shuffle (#7).
+    ("spark.sql.execution.useObjectHashAggregateExec", "false"),
 ])
 def test_session_settings(spark, key, value):
     assert spark.conf.get(key) == value

@@ -74,7 +74,7 @@ class ExportCounters:
 
 
 def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
-    """The counters from the job's batches in the destination: two small aggregations."""
+    """The counters from the job's batches in the destination: one small aggregation, two per-segment."""
     rows = (
         spark.read.format("delta").load(plan.destination_path)
         .where(F.col(BATCH).isin(list(plan.batch_ids)))

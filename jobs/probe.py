@@ -1,6 +1,6 @@
 """A look at the first fragments before the export's plan is fixed.
 
-One small query over the first PROBE_FRAGMENTS fragments of each file tells the
+One small query over the first PROBE_FRAGMENTS fragments tells the
 export two things it must decide before its one pass: which merge path fits the
 job's segments (segments.candidate_filter), and which identity namespaces the
 exported rows' counters should watch for (metrics.ExportCounters). Both are

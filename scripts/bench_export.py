@@ -589,9 +589,9 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
                    f"{figure.median / f['floor'].median:.2f} | {figure.last.rows:,} |")
     out += [
         "",
-        "Ours is the job record's `profileExportTime` (probe, read, merge, filter, project, and the "
-        "Delta write, which also counts the exported rows). The I/O floor writes every fragment (no merge, no filter), so it writes more "
-        "rows than the exports. DuckDB writes one Parquet file, with no Delta commit.",
+        "Ours is the job record's `profileExportTime` (probe, read, merge, filter, project, and the Delta write, "
+        "which also counts the exported rows). The I/O floor writes every fragment (no merge, no filter), so it "
+        "writes more rows than the exports. DuckDB writes one Parquet file, with no Delta commit.",
         "",
         "## Targets",
         "",

@@ -1,10 +1,14 @@
-"""The HTTP API (SPEC §8): `/export/jobs` over jobs.service, one tenant per bearer token.
+"""The HTTP API (README, "HTTP API"): `/export/jobs` and `/config/schedules`, one tenant per bearer token.
 
-Anything but a success is a problem document `{type, title, status, detail,
-errors[{path, message}]}`. Bad input is always a 4xx: the request body is checked
-by jobs.model (not by FastAPI) so that its problems carry the same JSON paths as
-the CLI's, and FastAPI's own parameter errors are turned into 400s.
+Each resource is an `APIRouter` of plain handler functions; `create_app` puts the
+deployment (config and stores) on `app.state`, where the handlers' dependencies
+find it. Anything but a success is a problem document `{type, title, status,
+detail, errors[{path, message}]}`. Bad input is always a 4xx: a request body is
+checked by jobs.model (not by FastAPI) so that its problems carry the same JSON
+paths as the CLI's, and FastAPI's own parameter errors are turned into 400s.
 """
+
+from __future__ import annotations
 
 import hashlib
 import hmac
@@ -12,13 +16,13 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Annotated, Any, AsyncIterator, Callable, Iterator, Sequence
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -28,10 +32,19 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from jobs.config import Config
-from jobs.model import JobDefinition, JobRecord, JobStatus, Problem, RequestRejected, json_path
+from jobs.model import (
+    JobDefinition,
+    JobRecord,
+    JobStatus,
+    Problem,
+    ProblemDocument,
+    RequestRejected,
+    json_path,
+    problem_document,
+)
 from jobs.plan import LakeError
-from jobs.service import cancel_job, create_job, decode_cursor, list_jobs, page_document
 from jobs.schedules import ScheduleRequest, ScheduleStore, create_schedule
+from jobs.service import cancel_job, create_job, decode_cursor, list_jobs, page_document
 from jobs.store import JobNotFound, JobStore, StatusConflict
 
 log = logging.getLogger("export-jobs.api")
@@ -45,14 +58,6 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 # ---------------------------------------------------------------- documents
-
-
-class ProblemDocument(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[Problem]
 
 
 class PageInfo(BaseModel):
@@ -89,12 +94,10 @@ class ApiProblem(Exception):
 
 def problem(status: int, detail: str, errors: Sequence[Problem] = (),
             headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ProblemDocument(type="about:blank", title=HTTPStatus(status).phrase, status=status,
-                           detail=detail, errors=list(errors))
-    return JSONResponse(body.model_dump(), status, headers, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(problem_document(status, detail, errors), status, headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
-# ---------------------------------------------------------------- authentication
+# ---------------------------------------------------------------- dependencies
 
 
 @dataclass(frozen=True)
@@ -109,197 +112,61 @@ _api_key = APIKeyHeader(name="x-api-key", scheme_name="ApiKey", auto_error=False
                         description="The client's API key (required, not checked).")
 
 
-def _authenticate(config: Config) -> Callable[..., Scope]:
-    """The dependency that maps a request's headers to the one org and sandbox it may use."""
-
-    def scope(
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        api_key: Annotated[str | None, Depends(_api_key)],
-    ) -> Scope:
-        if bearer is None:
-            raise ApiProblem(401, "send the header Authorization: Bearer TOKEN",
-                             [("Authorization", "missing, or not a Bearer token")], {"WWW-Authenticate": "Bearer"})
-        if not api_key:
-            raise ApiProblem(401, "send the header x-api-key", [("x-api-key", "missing")])
-        # Starlette decodes headers as Latin-1, so this gives back the bytes the client sent.
-        digest = hashlib.sha256(bearer.credentials.encode("latin-1")).hexdigest()
-        # Every tenant is compared, in constant time, so timing tells nothing about the tokens.
-        tenants = [t for t in config.tenants if hmac.compare_digest(t.token_sha256, digest)]
-        if not tenants:
-            raise ApiProblem(401, "the bearer token is not valid", [("Authorization", "unknown token")],
-                             {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        org, sandbox = request.headers.get(ORG_HEADER), request.headers.get(SANDBOX_HEADER)
+def tenant_scope(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Scope:
+    """The one org and sandbox a request's headers may use."""
+    if bearer is None:
+        raise ApiProblem(401, "send the header Authorization: Bearer TOKEN",
+                         [("Authorization", "missing, or not a Bearer token")], {"WWW-Authenticate": "Bearer"})
+    if not api_key:
+        raise ApiProblem(401, "send the header x-api-key", [("x-api-key", "missing")])
+    # Starlette decodes headers as Latin-1, so this gives back the bytes the client sent.
+    digest = hashlib.sha256(bearer.credentials.encode("latin-1")).hexdigest()
+    # Every tenant is compared, in constant time, so timing tells nothing about the tokens.
+    config: Config = request.app.state.config
+    tenants = [t for t in config.tenants if hmac.compare_digest(t.token_sha256, digest)]
+    if not tenants:
+        raise ApiProblem(401, "the bearer token is not valid", [("Authorization", "unknown token")],
+                         {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    org, sandbox = request.headers.get(ORG_HEADER), request.headers.get(SANDBOX_HEADER)
+    if not org or not sandbox:
         missing = [name for name, value in ((ORG_HEADER, org), (SANDBOX_HEADER, sandbox)) if not value]
-        if missing:
-            raise ApiProblem(400, f"send the header {' and '.join(missing)}",
-                             [(name, "missing header") for name in missing])
-        tenant = next((t for t in tenants if t.org == org), None)
-        if tenant is None:
-            raise ApiProblem(403, f"the token does not give access to org {org!r}",
-                             [(ORG_HEADER, "not this token's org")])
-        if sandbox not in tenant.sandboxes:
-            raise ApiProblem(403, f"the token does not give access to sandbox {sandbox!r} of org {org!r}",
-                             [(SANDBOX_HEADER, "not one of this token's sandboxes")])
-        return Scope(org, sandbox)
-
-    return scope
+        raise ApiProblem(400, f"send the header {' and '.join(missing)}",
+                         [(name, "missing header") for name in missing])
+    tenant = next((t for t in tenants if t.org == org), None)
+    if tenant is None:
+        raise ApiProblem(403, f"the token does not give access to org {org!r}",
+                         [(ORG_HEADER, "not this token's org")])
+    if sandbox not in tenant.sandboxes:
+        raise ApiProblem(403, f"the token does not give access to sandbox {sandbox!r} of org {org!r}",
+                         [(SANDBOX_HEADER, "not one of this token's sandboxes")])
+    return Scope(org, sandbox)
 
 
-# ---------------------------------------------------------------- the application
+def _config(request: Request) -> Config:
+    return request.app.state.config
 
 
-def _header(name: str, description: str, required: bool = True) -> dict[str, Any]:
-    return {"name": name, "in": "header", "required": required, "description": description,
-            "schema": {"type": "string"}}
+def _jobs(request: Request) -> JobStore:
+    return request.app.state.jobs
 
 
-# Read by the auth dependency itself, so that a missing one is a 400 that names it
-# (and comes after the 401s); declared here only to document them.
-TENANT_HEADERS = [
-    _header(ORG_HEADER, "The IMS org, which the token must hold."),
-    _header(SANDBOX_HEADER, "A sandbox of that org, which the token must hold."),
-]
-ERRORS = {
-    400: {"model": ProblemDocument, "description": "Bad request: `errors` names each bad field or parameter"},
-    401: {"model": ProblemDocument, "description": "Missing or unknown token, or no x-api-key"},
-    403: {"model": ProblemDocument, "description": "The token does not hold this org or sandbox"},
-}
-NOT_FOUND = {404: {"model": ProblemDocument, "description": "No such job in this org and sandbox"}}
+def _schedules(request: Request) -> ScheduleStore:
+    return request.app.state.schedules
 
 
-def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
-    store = store or JobStore(config.job_table_path)
-    if not config.tenants:
-        log.warning("the config declares no [[tenants]]: every request will be refused (401)")
-    app = FastAPI(
-        title="Segment export jobs",
-        version="1",
-        description="Export audience segment members from a profile lake into Delta datasets.",
-    )
-    Authorized = Annotated[Scope, Depends(_authenticate(config))]
-    JobId = Annotated[int, Path(alias="id", description="The job's id")]
-
-    @app.get("/export/jobs", response_model=JobPage, responses=ERRORS,
-             openapi_extra={"parameters": TENANT_HEADERS}, summary="List export jobs, newest first")
-    # link.next, as in the seeds, names /export/jobs/: answered directly rather than redirected.
-    @app.get("/export/jobs/", include_in_schema=False)
-    def list_export_jobs(
-        scope: Authorized,
-        limit: Annotated[int, Query(ge=1, le=1000, description="Jobs per page")] = 50,
-        offset: Annotated[str | None, Query(
-            pattern=r"^[0-9]+_[0-9]+$",
-            description="Cursor `{creationTime}_{id}` from `link.next`: the page after that job")] = None,
-        status: Annotated[JobStatus | None, Query(description="Only jobs with this status")] = None,
-    ) -> JSONResponse:
-        if offset:
-            try:  # the pattern let it through, but int() refuses numbers of over 4300 digits
-                decode_cursor(offset)
-            except ValueError as err:
-                raise ApiProblem(400, str(err), [("offset", str(err))]) from None
-        records, next_offset = list_jobs(store, scope.org, scope.sandbox, limit, offset, status)
-        return JSONResponse(page_document(records, limit, offset, next_offset, status))
-
-    @app.post(
-        "/export/jobs",
-        response_model=JobRecord,
-        summary="Create an export job (answers its NEW record)",
-        responses={
-            **ERRORS,
-            413: {"model": ProblemDocument, "description": f"Body larger than {MAX_BODY} bytes"},
-            415: {"model": ProblemDocument, "description": "Body is not JSON"},
-            422: {"model": ProblemDocument, "description": "The lake does not match the config"},
-        },
-        openapi_extra={
-            "parameters": [*TENANT_HEADERS, _header("x-request-id", "Stored as the job's requestId", False)],
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": COMPONENTS + "JobDefinition"}, "example": _example(config)}}},
-        },
-    )
-    @app.post("/export/jobs/", include_in_schema=False)
-    async def create_export_job(request: Request, scope: Authorized) -> JSONResponse:
-        body = await _json_body(request)
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        try:
-            record = await run_in_threadpool(create_job, store, config, body, scope.org, scope.sandbox, request_id)
-        except RecursionError:  # json.loads gives up on very deep nesting
-            raise ApiProblem(400, "the body is nested too deeply", [("$", "nested too deeply")]) from None
-        return JSONResponse(record.to_dict())
-
-    @app.get("/export/jobs/{id}", response_model=JobRecord, responses={**ERRORS, **NOT_FOUND},
-             openapi_extra={"parameters": TENANT_HEADERS}, summary="Get an export job")
-    def get_export_job(scope: Authorized, id_: JobId) -> JSONResponse:
-        return JSONResponse(store.get(id_, scope.org, scope.sandbox).to_dict())
-
-    @app.delete(
-        "/export/jobs/{id}",
-        response_model=CancelAnswer,
-        summary="Cancel an export job",
-        description="A NEW job ends CANCELLED at once; a running one is marked CANCELLING and stopped.",
-        responses={**ERRORS, **NOT_FOUND,
-                   409: {"model": ProblemDocument, "description": "The job has already finished"}},
-        openapi_extra={"parameters": TENANT_HEADERS},
-    )
-    def cancel_export_job(scope: Authorized, id_: JobId) -> JSONResponse:
-        cancel_job(store, id_, scope.org, scope.sandbox)
-        return JSONResponse(CANCELLING)
-
-    _schedule_routes(app, config, Authorized)
-    _handle_errors(app)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return app
+Authorized = Annotated[Scope, Depends(tenant_scope)]
+Deployment = Annotated[Config, Depends(_config)]
+Jobs = Annotated[JobStore, Depends(_jobs)]
+Schedules = Annotated[ScheduleStore, Depends(_schedules)]
+JobId = Annotated[int, Path(alias="id", description="The job's id")]
+ScheduleId = Annotated[str, Path(alias="id", description="The schedule's id")]
 
 
-def _schedule_routes(app: FastAPI, config: Config, authorized: Any) -> None:
-    """/config/schedules: recurring exports (cron + job definition), run by `run-pending`."""
-    schedules = ScheduleStore(config.schedule_table_path)
-    extra = {"parameters": TENANT_HEADERS}
-
-    @app.get("/config/schedules", responses=ERRORS, openapi_extra=extra, summary="List schedules")
-    def list_schedules(scope: authorized) -> JSONResponse:
-        return JSONResponse({"records": [s.to_dict() for s in schedules.list(scope.org, scope.sandbox)]})
-
-    @app.post("/config/schedules", responses={**ERRORS, 413: {"model": ProblemDocument},
-                                               415: {"model": ProblemDocument}},
-              openapi_extra={**extra, "requestBody": {"required": True, "content": {"application/json": {
-                  "schema": ScheduleRequest.model_json_schema(by_alias=True),
-                  "example": {"cron": "0 * * * *", "incremental": True, "job": _example(config)}}}}},
-              summary="Create a schedule: {cron, incremental, job}")
-    async def create_schedule_route(request: Request, scope: authorized) -> JSONResponse:
-        body = await _json_body(request)
-        try:
-            schedule = await run_in_threadpool(create_schedule, schedules, config, body, scope.org, scope.sandbox)
-        except RecursionError:
-            raise ApiProblem(400, "the body is nested too deeply", [("$", "nested too deeply")]) from None
-        return JSONResponse(schedule.to_dict())
-
-    @app.get("/config/schedules/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=extra,
-             summary="Get a schedule")
-    def get_schedule(scope: authorized, id_: Annotated[str, Path(alias="id")]) -> JSONResponse:
-        found = schedules.get(id_, scope.org, scope.sandbox)
-        if found is None:
-            raise ApiProblem(404, f"no schedule {id_}")
-        return JSONResponse(found.to_dict())
-
-    @app.delete("/config/schedules/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=extra,
-                summary="Delete a schedule (its jobs stay)")
-    def delete_schedule(scope: authorized, id_: Annotated[str, Path(alias="id")]) -> JSONResponse:
-        if not schedules.delete(id_, scope.org, scope.sandbox):
-            raise ApiProblem(404, f"no schedule {id_}")
-        return JSONResponse({"status": True, "message": "Schedule deleted"})
-
-
-def _example(config: Config) -> dict[str, Any]:
-    """A job definition this deployment accepts: every profile of a segment, all fields."""
-    destination = config.destination_datasets[0]
-    return {
-        "filter": {"segments": [{"segmentId": "segment-01", "segmentNs": "ups", "status": ["realized"]}]},
-        "destination": {"datasetId": destination.id, "segmentPerBatch": False},
-        "schema": {"name": destination.schema_name},
-    }
-
-
-async def _json_body(request: Request) -> bytes:
+async def json_body(request: Request) -> bytes:
     """The raw body, refused before it is read whole when it is too large or not JSON."""
     content_type = request.headers.get("content-type")
     if content_type is not None:
@@ -319,21 +186,138 @@ async def _json_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _handle_errors(app: FastAPI) -> None:
-    answers: dict[type[Exception], Callable[[Any], JSONResponse]] = {
-        ApiProblem: lambda err: problem(err.status, err.detail, err.errors, err.headers),
-        RequestRejected: lambda err: problem(400, "the export job definition is invalid", err.problems),
-        JobNotFound: lambda err: problem(404, str(err)),
-        StatusConflict: lambda err: problem(409, f"{err}: it cannot be cancelled any more"),
-        LakeError: lambda err: problem(422, str(err), [Problem(path="$", message=str(err))]),
-        RequestValidationError: _invalid_parameters,
-        # Routing errors (unknown path 404, method 405) keep their status and headers (Allow).
-        HTTPException: lambda err: problem(err.status_code, str(err.detail), headers=err.headers),
-        # Starlette re-raises after this answer, so the server still logs the traceback.
-        Exception: lambda err: problem(500, "internal error; the server log has the details"),
-    }
-    for kind, answer in answers.items():
-        app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
+Body = Annotated[bytes, Depends(json_body)]
+
+
+# ---------------------------------------------------------------- /export/jobs
+
+
+def _header(name: str, description: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "description": description,
+            "schema": {"type": "string"}}
+
+
+# Read by tenant_scope itself, so that a missing one is a 400 that names it (and
+# comes after the 401s); declared here only to document them.
+TENANT_HEADERS = [
+    _header(ORG_HEADER, "The IMS org, which the token must hold."),
+    _header(SANDBOX_HEADER, "A sandbox of that org, which the token must hold."),
+]
+TENANT = {"parameters": TENANT_HEADERS}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProblemDocument, "description": "Bad request: `errors` names each bad field or parameter"},
+    401: {"model": ProblemDocument, "description": "Missing or unknown token, or no x-api-key"},
+    403: {"model": ProblemDocument, "description": "The token does not hold this org or sandbox"},
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ProblemDocument, "description": f"Body larger than {MAX_BODY} bytes"},
+    415: {"model": ProblemDocument, "description": "Body is not JSON"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ProblemDocument, "description": "Not found in this org and sandbox"},
+}
+
+export_jobs = APIRouter(prefix="/export/jobs")
+
+
+# link.next, as in the seeds, names /export/jobs/: answered directly rather than redirected.
+@export_jobs.get("", response_model=JobPage, responses=ERRORS, openapi_extra=TENANT,
+                 summary="List export jobs, newest first")
+@export_jobs.get("/", include_in_schema=False)
+def list_export_jobs(
+    scope: Authorized,
+    store: Jobs,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Jobs per page")] = 50,
+    offset: Annotated[str | None, Query(
+        pattern=r"^[0-9]+_[0-9]+$",
+        description="Cursor `{creationTime}_{id}` from `link.next`: the page after that job")] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs with this status")] = None,
+) -> JSONResponse:
+    if offset:
+        try:  # the pattern let it through, but int() refuses numbers of over 4300 digits
+            decode_cursor(offset)
+        except ValueError as err:
+            raise ApiProblem(400, str(err), [("offset", str(err))]) from None
+    records, next_offset = list_jobs(store, scope.org, scope.sandbox, limit, offset, status)
+    return JSONResponse(page_document(records, limit, offset, next_offset, status))
+
+
+@export_jobs.post(
+    "",
+    response_model=JobRecord,
+    summary="Create an export job (answers its NEW record)",
+    responses={**ERRORS, **BODY_ERRORS,
+               422: {"model": ProblemDocument, "description": "The lake does not match the config"}},
+    openapi_extra={
+        "parameters": [*TENANT_HEADERS, _header("x-request-id", "Stored as the job's requestId", False)],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": COMPONENTS + "JobDefinition"}}}},
+    },
+)
+@export_jobs.post("/", include_in_schema=False)
+async def create_export_job(request: Request, scope: Authorized, config: Deployment, store: Jobs,
+                            body: Body) -> JSONResponse:
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    record = await run_in_threadpool(create_job, store, config, body, scope.org, scope.sandbox, request_id)
+    return JSONResponse(record.to_dict())
+
+
+@export_jobs.get("/{id}", response_model=JobRecord, responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
+                 summary="Get an export job")
+def get_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONResponse:
+    return JSONResponse(store.get(id_, scope.org, scope.sandbox).to_dict())
+
+
+@export_jobs.delete(
+    "/{id}",
+    response_model=CancelAnswer,
+    summary="Cancel an export job",
+    description="A NEW job ends CANCELLED at once; a running one is marked CANCELLING and stopped.",
+    responses={**ERRORS, **NOT_FOUND, 409: {"model": ProblemDocument, "description": "The job has already finished"}},
+    openapi_extra=TENANT,
+)
+def cancel_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONResponse:
+    cancel_job(store, id_, scope.org, scope.sandbox)
+    return JSONResponse(CANCELLING)
+
+
+# ---------------------------------------------------------------- /config/schedules
+
+schedules = APIRouter(prefix="/config/schedules")
+
+
+@schedules.get("", responses=ERRORS, openapi_extra=TENANT, summary="List schedules")
+def list_schedules(scope: Authorized, store: Schedules) -> JSONResponse:
+    return JSONResponse({"records": [s.to_dict() for s in store.list(scope.org, scope.sandbox)]})
+
+
+@schedules.post("", responses={**ERRORS, **BODY_ERRORS},
+                openapi_extra={**TENANT, "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": ScheduleRequest.model_json_schema(by_alias=True)}}}},
+                summary="Create a schedule: {cron, incremental, job}")
+async def create_schedule_route(scope: Authorized, config: Deployment, store: Schedules,
+                                body: Body) -> JSONResponse:
+    schedule = await run_in_threadpool(create_schedule, store, config, body, scope.org, scope.sandbox)
+    return JSONResponse(schedule.to_dict())
+
+
+@schedules.get("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT, summary="Get a schedule")
+def get_schedule(scope: Authorized, store: Schedules, id_: ScheduleId) -> JSONResponse:
+    found = store.get(id_, scope.org, scope.sandbox)
+    if found is None:
+        raise ApiProblem(404, f"no schedule {id_}")
+    return JSONResponse(found.to_dict())
+
+
+@schedules.delete("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
+                  summary="Delete a schedule (its jobs stay)")
+def delete_schedule(scope: Authorized, store: Schedules, id_: ScheduleId) -> JSONResponse:
+    if not store.delete(id_, scope.org, scope.sandbox):
+        raise ApiProblem(404, f"no schedule {id_}")
+    return JSONResponse({"status": True, "message": "Schedule deleted"})
+
+
+# ---------------------------------------------------------------- errors
 
 
 def _invalid_parameters(err: RequestValidationError) -> JSONResponse:
@@ -346,14 +330,73 @@ def _invalid_parameters(err: RequestValidationError) -> JSONResponse:
     return problem(400, "; ".join(details) or "invalid request", problems)
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the JobDefinition schema the POST body is checked against."""
+def _too_deep(_err: RecursionError) -> JSONResponse:
+    """Python's JSON parser and pydantic give up on very deep nesting."""
+    return problem(400, "the body is nested too deeply", [Problem(path="$", message="nested too deeply")])
+
+
+# Each exception a handler may raise, and its answer.
+ANSWERS: dict[type[Exception], Callable[[Any], JSONResponse]] = {
+    ApiProblem: lambda err: problem(err.status, err.detail, err.errors, err.headers),
+    RequestRejected: lambda err: problem(400, "the export job definition is invalid", err.problems),
+    RecursionError: _too_deep,
+    JobNotFound: lambda err: problem(404, str(err)),
+    StatusConflict: lambda err: problem(409, f"{err}: it cannot be cancelled any more"),
+    LakeError: lambda err: problem(422, str(err), [Problem(path="$", message=str(err))]),
+    RequestValidationError: _invalid_parameters,
+    # Routing errors (unknown path 404, method 405) keep their status and headers (Allow).
+    HTTPException: lambda err: problem(err.status_code, str(err.detail), headers=err.headers),
+    # Starlette re-raises after this answer, so the server still logs the traceback.
+    Exception: lambda err: problem(500, "internal error; the server log has the details"),
+}
+
+
+# ---------------------------------------------------------------- the application
+
+
+def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
+    if not config.tenants:
+        log.warning("the config declares no [[tenants]]: every request will be refused (401)")
+    app = FastAPI(
+        title="Segment export jobs",
+        version="1",
+        description="Export audience segment members from a profile lake into Delta datasets.",
+    )
+    app.state.config = config
+    app.state.jobs = store or JobStore(config.job_table_path)
+    app.state.schedules = ScheduleStore(config.schedule_table_path)
+    app.include_router(export_jobs)
+    app.include_router(schedules)
+    for kind, answer in ANSWERS.items():
+        app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+def example_job(config: Config) -> dict[str, Any]:
+    """A job definition this deployment accepts: every profile of a segment, all fields."""
+    destination = config.destination_datasets[0]
+    return {
+        "filter": {"segments": [{"segmentId": "segment-01", "segmentNs": "ups", "status": ["realized"]}]},
+        "destination": {"datasetId": destination.id, "segmentPerBatch": False},
+        "schema": {"name": destination.schema_name},
+    }
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the JobDefinition schema the POST body is checked against,
+    this deployment's examples, and problem documents for every error."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schemas = doc["components"]["schemas"]
         definition = JobDefinition.model_json_schema(by_alias=True, ref_template=COMPONENTS + "{model}")
         schemas.update(definition.pop("$defs", {}))
         schemas["JobDefinition"] = definition
+        example = example_job(app.state.config)
+        examples = {"/export/jobs": example, "/config/schedules": {"cron": "0 * * * *", "incremental": True,
+                                                                   "job": example}}
+        for path, body in examples.items():
+            doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"] = body
         # Parameter errors are 400 problem documents here, never FastAPI's 422 HTTPValidationError.
         for operation in (op for item in doc["paths"].values() for op in item.values()):
             # FastAPI lists each security dependency as an alternative; both are required.

@@ -11,13 +11,17 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobs.config import ConfigError, load_config
-from jobs.model import JobStatus, RequestRejected
+from jobs.config import Config, ConfigError, load_config
+from jobs.logs import setup_logging
+from jobs.model import JobStatus, RequestRejected, problem_document
 from jobs.plan import LakeError
 from jobs.service import cancel_job, create_job, list_jobs, page_document
 from jobs.store import JobNotFound, JobStore, StatusConflict
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("export-jobs")
 
@@ -56,11 +60,7 @@ def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
 
-def _problem(title: str, detail: str, errors: list[dict] | None = None, status: int = 400) -> dict:
-    return {"type": "about:blank", "title": title, "status": status, "detail": detail, "errors": errors or []}
-
-
-def _schedule(args, config, org: str, sandbox: str) -> int:
+def _schedule(args: argparse.Namespace, config: Config, org: str, sandbox: str) -> int:
     from jobs.schedules import ScheduleStore, create_schedule
 
     schedules = ScheduleStore(config.schedule_table_path)
@@ -74,17 +74,15 @@ def _schedule(args, config, org: str, sandbox: str) -> int:
     return 0
 
 
-def _session(config, job_id: int):
+def _session(config: Config, app_name: str) -> SparkSession:
     """The configured session, with Spark's progress bar on stderr for a person watching."""
-    from jobs.session import build_session
+    from jobs.engine.session import session_for
 
-    master, conf = config.spark_conf()
-    return build_session(master, f"export-job-{job_id}", {**conf, "spark.ui.showConsoleProgress": "true"})
+    return session_for(config, app_name, {"spark.ui.showConsoleProgress": "true"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    setup_logging()
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.conf)
@@ -121,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             from jobs.runner import run_job
 
             store.get(args.id, org, sandbox)  # another tenant's job is not found
-            record = run_job(store, config, args.id, spark_factory=lambda: _session(config, args.id))
+            record = run_job(store, config, args.id, spark_factory=lambda: _session(config, f"export-job-{args.id}"))
             _emit(record.to_dict())
             return 0 if record.status is JobStatus.SUCCEEDED else 1
         if args.command == "schedule":
@@ -129,21 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run-pending":
             from jobs.runner import run_pending
 
-            records = run_pending(store, config, args.max, spark_factory=lambda: _session(config, 0))
+            records = run_pending(store, config, args.max, spark_factory=lambda: _session(config, "export-jobs"))
             _emit([r.to_dict() for r in records])
             return 0 if all(r.status is JobStatus.SUCCEEDED for r in records) else 1
     except RequestRejected as err:
         log.error("request rejected: %s", err)
-        _emit(_problem("Invalid export job", str(err), [p.model_dump() for p in err.problems]))
+        _emit(problem_document(400, str(err), err.problems))
     except JobNotFound as err:
         log.error("%s", err)
-        _emit(_problem("Not found", str(err), status=404))
+        _emit(problem_document(404, str(err)))
     except StatusConflict as err:
         log.error("%s", err)
-        _emit(_problem("Conflict", str(err), status=409))
+        _emit(problem_document(409, str(err)))
     except (LakeError, ValueError, OSError) as err:
         log.error("%s", err)
-        _emit(_problem("Bad request", str(err)))
+        _emit(problem_document(400, str(err)))
     return 2
 
 

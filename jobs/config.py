@@ -1,4 +1,4 @@
-"""The deployment's configuration (SPEC §9): conf/export.toml, validated by pydantic.
+"""The deployment's configuration (README, "Configuration"): conf/export.toml, validated by pydantic.
 
 `lakeRoot` is relative to the config file; every other path is relative to
 `lakeRoot`. Absolute paths and URIs (s3://, abfss://, file:...) are kept as they are.

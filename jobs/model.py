@@ -1,4 +1,4 @@
-"""The job definition (create request) and the job record, as in SPEC §4–5.
+"""The job definition (create request) and the job record (README, "A job definition", "What a run records").
 
 Models are strict: camelCase keys, unknown keys rejected, no silent coercion of
 "true" into true. `parse_definition` turns every problem into a `Problem` with
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
-from enum import Enum
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -33,6 +35,21 @@ class Problem(BaseModel):
 
     path: str
     message: str
+
+
+class ProblemDocument(BaseModel):
+    """An error answer: the HTTP API's body and the CLI's output (RFC 9457's fields, and `errors`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[Problem]
+
+
+def problem_document(status: int, detail: str, errors: Sequence[Problem] = ()) -> dict[str, Any]:
+    return ProblemDocument(type="about:blank", title=HTTPStatus(status).phrase, status=status, detail=detail,
+                           errors=list(errors)).model_dump()
 
 
 class RequestRejected(Exception):
@@ -81,7 +98,7 @@ def parse_rfc3339(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("timestamp needs a time zone")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(
             f"{value!r} is not an RFC 3339 timestamp with a zone, e.g. 2018-01-01T00:00:00Z"
@@ -90,13 +107,13 @@ def parse_rfc3339(value: Any) -> datetime:
     # Python parses at most microseconds: cut longer fractions.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
+        return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError as err:
         raise ValueError(f"{value!r} is not a valid timestamp: {err}") from None
 
 
 def format_rfc3339(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 Timestamp = Annotated[
@@ -104,10 +121,6 @@ Timestamp = Annotated[
     BeforeValidator(parse_rfc3339),
     PlainSerializer(format_rfc3339, return_type=str),
 ]
-
-
-def epoch_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 # ---------------------------------------------------------------- definition
@@ -122,7 +135,7 @@ class Strict(BaseModel):
     )
 
 
-class SegmentStatus(str, Enum):
+class SegmentStatus(StrEnum):
     REALIZED = "realized"
     EXISTING = "existing"
     EXITED = "exited"
@@ -300,7 +313,7 @@ def _json_object(body: str | bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------- record
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     NEW = "NEW"
     PROCESSING = "PROCESSING"
     CANCELLING = "CANCELLING"

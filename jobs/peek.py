@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.conf)
     record = JobStore(config.job_table_path).get(args.id)
     destination = config.destination(record.destination.dataset_id)
+    if destination is None:
+        print(f"job {record.id}'s destination {record.destination.dataset_id!r} is no longer declared",
+              file=sys.stderr)
+        return 2
     batches = ", ".join(f"'{b}'" for b in record.destination.batch_ids())
     query = QueryBuilder().register("out", DeltaTable(config.resolve(destination.path)))
     rows = pa.table(query.execute(f"SELECT * FROM out WHERE _batchId IN ({batches})")).to_pylist()

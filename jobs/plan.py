@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from jobs.config import Config, MergePolicy
-from jobs.model import JobDefinition, Problem, RequestRejected, parse_field_list
+from jobs.model import JobDefinition, JobRecord, Problem, RequestRejected, parse_field_list
 from jobs.schema import (
     EVENT_SYSTEM_COLUMNS,
     Leaf,
@@ -197,8 +197,8 @@ def unsupported(definition: JobDefinition) -> list[Problem]:
     )]
 
 
-def build_plan(record, config: Config) -> ExportPlan:
-    """The plan for a stored job record (a jobs.model.JobRecord)."""
+def build_plan(record: JobRecord, config: Config) -> ExportPlan:
+    """The plan for a stored job record."""
     definition = record.definition()
     policy = resolve_policy(definition, config)
     sources = profile_sources(policy, config)
@@ -214,8 +214,9 @@ def build_plan(record, config: Config) -> ExportPlan:
             for b in dest.batches
         )
     else:
+        combined = dest.batch_ids()[0]
         segments = tuple(
-            SegmentSpec(s.segment_ns, s.segment_id, tuple(x.value for x in s.status), dest.batch_id)
+            SegmentSpec(s.segment_ns, s.segment_id, tuple(x.value for x in s.status), combined)
             for s in definition.filter.segments or ()
         )
     window = definition.filter.segment_qualification_time

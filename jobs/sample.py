@@ -2,6 +2,8 @@
 
 The demo, the tests and the benchmark all use it. Every value derives from a hash
 of (seed, profile, fragment), so the same knobs always give the same lake.
+`empty_deployment` writes the same datasets as empty tables with deltalake, no
+Spark: enough for whatever reads only schemas (job creation, the HTTP API).
 
 Profile dataset 0 holds every profile; each later dataset holds about half of
 them again, ingested later and with other attribute columns, so that merges and
@@ -12,17 +14,25 @@ the union of schemas have work to do. Segment ids are `segment-01` … in the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from deltalake import write_deltalake
 
 from jobs.config import Config, load_config
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
 NAMESPACES = ("ECID", "Email", "CRMID", "Phone", "GAID")
 STATUSES = ("realized", "existing", "exited")
-BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -37,15 +47,12 @@ class LakeSpec:
     empty_profiles: int = 0  # keys with events (in event dataset 0) but no profile fragment
     seed: int = 42
 
-    def segment_ids(self) -> list[str]:
-        return [segment_id(i) for i in range(self.segments)]
-
 
 def segment_id(index: int) -> str:
     return f"segment-{index + 1:02d}"
 
 
-def _rand(seed: int, *parts):
+def _rand(seed: int, *parts: Column) -> Column:
     """A uniform double in [0, 1) from a hash of the parts."""
     from pyspark.sql import functions as F
 
@@ -53,7 +60,7 @@ def _rand(seed: int, *parts):
     return (F.abs(h % F.lit(1_000_003)) / F.lit(1_000_003.0)).cast("double")
 
 
-def _identity_map(spec: LakeSpec, pid, primary=True):
+def _identity_map(spec: LakeSpec, pid: Column, primary: bool = True) -> Column:
     from pyspark.sql import functions as F
 
     entries = [
@@ -71,7 +78,7 @@ def _identity_map(spec: LakeSpec, pid, primary=True):
     return F.map_from_entries(F.filter(F.array(*entries), lambda e: e.isNotNull()))
 
 
-def _memberships(spec: LakeSpec, pid, salt, ingest):
+def _memberships(spec: LakeSpec, pid: Column, salt: Column, ingest: Column) -> Column:
     from pyspark.sql import functions as F
 
     count = F.floor(_rand(spec.seed, F.lit("m"), salt, pid) * (spec.max_memberships + 1))
@@ -94,7 +101,7 @@ def _memberships(spec: LakeSpec, pid, salt, ingest):
     return F.when(count > 0, F.create_map(F.lit("ups"), inner))
 
 
-def profile_fragments(spark, spec: LakeSpec, dataset_index: int):
+def profile_fragments(spark: SparkSession, spec: LakeSpec, dataset_index: int) -> DataFrame:
     """The fragments of profile dataset `dataset_index` as a DataFrame."""
     from pyspark.sql import functions as F
 
@@ -117,10 +124,11 @@ def profile_fragments(spark, spec: LakeSpec, dataset_index: int):
         ingest.alias("_ingestTime"),
         _memberships(spec, pid, salt, ingest).alias("segmentMembership"),
     )
-    pick = lambda name, choices: F.element_at(  # noqa: E731
-        F.array(*[F.lit(c) for c in choices]),
-        (F.floor(_rand(spec.seed, F.lit(name), F.col("salt"), F.col("pid")) * len(choices)) + 1).cast("int"),
-    )
+
+    def pick(name: str, choices: list[str | None]) -> Column:
+        index = F.floor(_rand(spec.seed, F.lit(name), F.col("salt"), F.col("pid")) * len(choices)) + 1
+        return F.element_at(F.array(*[F.lit(c) for c in choices]), index.cast("int"))
+
     email = F.struct(F.concat(F.lit("user"), F.col("pid").cast("string"), F.lit("@example.com")).alias("address"))
     if dataset_index == 0:
         attributes = [
@@ -134,8 +142,8 @@ def profile_fragments(spark, spec: LakeSpec, dataset_index: int):
             # Later fragments of one profile often lack the email: a null must not win.
             F.when(F.col("salt") % 2 == 0, email).alias("personalEmail"),
             F.array(
-                F.struct(F.concat(F.lit("ecid-"), F.col("pid").cast("string")).alias("id"), F.lit("ECID").alias("namespace")),
-                F.struct(F.concat(F.lit("crmid-"), F.col("pid").cast("string")).alias("id"), F.lit("CRMID").alias("namespace")),
+                *[F.struct(F.concat(F.lit(f"{ns.lower()}-"), F.col("pid").cast("string")).alias("id"),
+                           F.lit(ns).alias("namespace")) for ns in ("ECID", "CRMID")],
             ).alias("identities"),
             F.struct(
                 pick("city", ["Amsterdam", "Paris", "Lyon", "Utrecht"]).alias("city"),
@@ -153,7 +161,7 @@ def profile_fragments(spark, spec: LakeSpec, dataset_index: int):
     return df.select("identityMap", "_ingestTime", "segmentMembership", *attributes)
 
 
-def bad_fragments(spark, spec: LakeSpec):
+def bad_fragments(spark: SparkSession, spec: LakeSpec) -> DataFrame:
     """Fragments with no primary identity: the export must reject and count them."""
     from pyspark.sql import functions as F
 
@@ -164,7 +172,7 @@ def bad_fragments(spark, spec: LakeSpec):
     )
 
 
-def events(spark, spec: LakeSpec, dataset_index: int):
+def events(spark: SparkSession, spec: LakeSpec, dataset_index: int) -> DataFrame:
     from pyspark.sql import functions as F
 
     per = max(spec.events_per_profile, 1)
@@ -175,7 +183,10 @@ def events(spark, spec: LakeSpec, dataset_index: int):
         extra = spark.range((spec.profiles + spec.bad_fragments) * per, (keys + spec.bad_fragments) * per)
         df = df.union(extra)
     pid = (F.col("id") / F.lit(per)).cast("long")
-    r = lambda name: _rand(spec.seed, F.lit(f"e{dataset_index}{name}"), F.col("id"))  # noqa: E731
+
+    def r(name: str) -> Column:
+        return _rand(spec.seed, F.lit(f"e{dataset_index}{name}"), F.col("id"))
+
     happened = F.timestamp_seconds(F.lit(int(BASE_TIME.timestamp())) + F.floor(r("t") * 86400 * 90).cast("long"))
     return df.select(
         F.format_string("evt-%d-%d", F.lit(dataset_index), F.col("id")).alias("_id"),
@@ -190,7 +201,7 @@ def events(spark, spec: LakeSpec, dataset_index: int):
     )
 
 
-def generate(spark, config: Config, spec: LakeSpec) -> None:
+def generate(spark: SparkSession, config: Config, spec: LakeSpec) -> None:
     """Write the config's profile and event datasets (overwriting them)."""
     for index, dataset in enumerate(config.profile_datasets):
         df = profile_fragments(spark, spec, index)
@@ -201,7 +212,7 @@ def generate(spark, config: Config, spec: LakeSpec) -> None:
         _write(events(spark, spec, index), config.resolve(dataset.path))
 
 
-def _write(df, path: str) -> None:
+def _write(df: DataFrame, path: str) -> None:
     df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
 
 
@@ -248,6 +259,37 @@ def sample_config(
     return "\n".join(lines) + "\n"
 
 
+IDENTITY_MAP = pa.map_(pa.string(), pa.list_(pa.struct([("id", pa.string()), ("primary", pa.bool_())])))
+UTC_TIME = pa.timestamp("us", "UTC")
+
+
+def empty_table(path: Path, **columns: pa.DataType) -> None:
+    """An empty profile or event table with identityMap, _ingestTime and `columns`."""
+    schema = pa.schema([("identityMap", IDENTITY_MAP), ("_ingestTime", UTC_TIME), *columns.items()])
+    write_deltalake(str(path), pa.Table.from_pylist([], schema=schema), mode="overwrite", schema_mode="overwrite")
+
+
+def token_sha256(token: str) -> str:
+    """What a config's [[tenants]] keep of a bearer token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def empty_deployment(root: Path, tenants: dict[str, tuple[str, list[str]]]) -> Config:
+    """sample_config's datasets as empty Delta tables under `root`, and its config;
+    `tenants` maps org → (token, sandboxes)."""
+    empty_table(root / "profiles/profiles_0",
+                identities=pa.list_(pa.struct([("id", pa.string()), ("namespace", pa.string())])),
+                personalEmail=pa.struct([("address", pa.string())]),
+                person=pa.struct([("name", pa.struct([("firstName", pa.string())]))]))
+    empty_table(root / "profiles/profiles_1", personalEmail=pa.struct([("address", pa.string())]))
+    empty_table(root / "events/events_0", _id=pa.string(), timestamp=UTC_TIME, eventType=pa.string())
+    conf = root / "export.toml"
+    conf.write_text(sample_config(
+        root, tenants=[(org, sandboxes, token_sha256(token)) for org, (token, sandboxes) in tenants.items()]
+    ))
+    return load_config(conf)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.sample",
@@ -260,11 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     args = parser.parse_args(argv)
     spec = LakeSpec(**{k: v for k, v in vars(args).items() if k != "conf"})
-    from jobs.session import build_session
+    from jobs.engine.session import session_for
 
     config = load_config(args.conf)
-    master, conf = config.spark_conf()
-    spark = build_session(master, "export-jobs-sample-lake", conf)
+    spark = session_for(config, "export-jobs-sample-lake")
     generate(spark, config, spec)
     print(f"sample lake: {spec.profiles} profiles written under {config.resolve('')}", file=sys.stderr)
     return 0

@@ -11,9 +11,8 @@ creates the job. An incremental schedule's jobs export only profiles whose merge
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -21,10 +20,13 @@ from deltalake import write_deltalake
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from jobs.clock import from_micros, now_ms
 from jobs.config import Config
 from jobs.model import JobDefinition, JobRecord, Problem, RequestRejected, format_rfc3339, problems_from
 from jobs.plan import check_definition
-from jobs.store import DeltaRows, retry_commits, sql_text
+from jobs.service import create_job
+from jobs.store import JobStore
+from jobs.tables import DeltaRows, retry_commits, sql_text
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -51,7 +53,7 @@ def parse_cron(expression: str) -> list[set[int]]:
     if len(parts) != 5:
         raise ValueError(f"{expression!r} is not a cron expression of 5 fields, e.g. '0 * * * *'")
     sets = []
-    for part, (name, low, high) in zip(parts, _FIELDS):
+    for part, (name, low, high) in zip(parts, _FIELDS, strict=True):
         values: set[int] = set()
         for item in part.split(","):
             base, _, step_text = item.partition("/")
@@ -76,7 +78,7 @@ def parse_cron(expression: str) -> list[set[int]]:
 def latest_slot(expression: str, now: datetime, earliest: datetime) -> datetime | None:
     """The latest minute ≤ now (and ≥ earliest) that the cron expression fires at, in UTC."""
     minutes, hours, days, months, weekdays = parse_cron(expression)
-    slot = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    slot = now.astimezone(UTC).replace(second=0, microsecond=0)
     while slot >= earliest:
         if (slot.month in months and slot.day in days and slot.hour in hours
                 and slot.minute in minutes and (slot.weekday() + 1) % 7 in weekdays):
@@ -124,7 +126,7 @@ class Schedule(BaseModel):
 def _watermark_text(micros: int | None) -> str | None:
     if micros is None:
         return None
-    return format_rfc3339(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros))
+    return format_rfc3339(from_micros(micros))
 
 
 class ScheduleStore(DeltaRows):
@@ -162,9 +164,7 @@ class ScheduleStore(DeltaRows):
     def claim_slot(self, schedule_id: str, slot_ms: int) -> bool:
         """True for exactly one caller per (schedule, slot)."""
         predicate = f"id = {sql_text(schedule_id)} AND (lastSlot IS NULL OR lastSlot < {slot_ms})"
-        with self._lock:
-            return retry_commits(lambda: self._table().update(updates={"lastSlot": str(slot_ms)},
-                                                              predicate=predicate)["num_updated_rows"]) == 1
+        return self._update({"lastSlot": str(slot_ms)}, predicate) == 1
 
     def watermark(self, schedule_id: str) -> int | None:
         rows = self._query(f"SELECT watermark FROM schedules WHERE id = {sql_text(schedule_id)}")
@@ -172,11 +172,10 @@ class ScheduleStore(DeltaRows):
 
     def advance_watermark(self, schedule_id: str, micros: int) -> None:
         predicate = f"id = {sql_text(schedule_id)} AND (watermark IS NULL OR watermark < {micros})"
-        with self._lock:
-            retry_commits(lambda: self._table().update(updates={"watermark": str(micros)}, predicate=predicate))
+        self._update({"watermark": str(micros)}, predicate)
 
 
-def _schedule(row: dict) -> Schedule:
+def _schedule(row: dict[str, Any]) -> Schedule:
     return Schedule(id=row["id"], ims_org_id=row["imsOrgId"], sandbox_name=row["sandboxName"], cron=row["cron"],
                     incremental=row["incremental"], job=json.loads(row["definition"]),
                     creation_time=row["creationTime"], last_slot=row["lastSlot"],
@@ -208,18 +207,17 @@ def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, An
     schedule = Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=request.cron,
                         incremental=request.incremental,
                         job=definition.model_dump(mode="json", by_alias=True, exclude_none=True),
-                        creation_time=int(time.time() * 1000))
+                        creation_time=now_ms())
     return schedules.add(schedule)
 
 
-def create_due_jobs(schedules: ScheduleStore, store, config: Config, now: datetime | None = None) -> list[JobRecord]:
+def create_due_jobs(schedules: ScheduleStore, store: JobStore, config: Config,
+                    now: datetime | None = None) -> list[JobRecord]:
     """One NEW job per schedule whose latest slot has no job yet."""
-    from jobs.service import create_job
-
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     created = []
     for schedule in schedules.list():
-        earliest = datetime.fromtimestamp(schedule.creation_time / 1000, timezone.utc).replace(second=0, microsecond=0)
+        earliest = datetime.fromtimestamp(schedule.creation_time / 1000, UTC).replace(second=0, microsecond=0)
         slot = latest_slot(schedule.cron, now, earliest)
         if slot is None:
             continue

@@ -8,12 +8,13 @@ Reading them with the deltalake package keeps job creation free of a JVM.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, TypeGuard
 
 JsonType = str | dict[str, Any]
 
-# Columns with a meaning of their own (SPEC §2); all others are attributes.
+# Columns with a meaning of their own (identities, ingest time, memberships); all others are attributes.
 SYSTEM_COLUMNS = ("identityMap", "_ingestTime", "segmentMembership")
 EVENT_SYSTEM_COLUMNS = ("identityMap",)
 
@@ -39,12 +40,19 @@ def read_delta_schema(path: str) -> dict[str, Any] | None:
     return json.loads(DeltaTable(path).schema().to_json())
 
 
-def is_struct(t: JsonType) -> bool:
+def is_struct(t: JsonType) -> TypeGuard[dict[str, Any]]:
     return isinstance(t, dict) and t.get("type") == "struct"
 
 
-def is_array(t: JsonType) -> bool:
+def is_array(t: JsonType) -> TypeGuard[dict[str, Any]]:
     return isinstance(t, dict) and t.get("type") == "array"
+
+
+def innermost_element(t: JsonType) -> JsonType:
+    """The element type of an array of arrays … of it; `t` itself if it is no array."""
+    while is_array(t):
+        t = t["elementType"]
+    return t
 
 
 def fields_of(struct: dict[str, Any]) -> dict[str, JsonType]:
@@ -176,9 +184,7 @@ def _select(selection: dict, struct: dict[str, Any], path: tuple[str, ...], full
     if not rest:
         selection[name] = True
         return
-    element = t
-    while is_array(element):
-        element = element["elementType"]
+    element = innermost_element(t)
     if not (is_array(t) and is_struct(element)):
         raise UnknownPath(full, f"goes below {name!r}, which is a {type_text(t)} with no fields")
     if selection.get(name) is True:
@@ -196,9 +202,8 @@ def _nodes(selection: dict, struct: dict[str, Any]) -> tuple[Node, ...]:
         elif is_struct(t):
             nodes.append(Node(name, "struct", t, _nodes(sel, t)))
         else:
-            element = t["elementType"]
-            while is_array(element):
-                element = element["elementType"]
+            element = innermost_element(t)
+            assert is_struct(element), "_select keeps only arrays of structs"
             nodes.append(Node(name, "array", t, _nodes(sel, element)))
     return tuple(nodes)
 

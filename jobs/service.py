@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from typing import Any
 
+from jobs.clock import now_ms
 from jobs.config import Config
 from jobs.model import (
     Batch,
@@ -19,10 +19,6 @@ from jobs.model import (
 )
 from jobs.plan import check_definition
 from jobs.store import JobStore, StatusConflict
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def new_batch_id() -> str:
@@ -39,12 +35,8 @@ def new_record(
     created_ms: int,
 ) -> JobRecord:
     """The NEW record for a definition: defaults filled in, batch ids assigned."""
-    policy = definition.merge_policy
-    if policy is None:
-        default = config.default_policy()
-        policy_dump = {"id": default.id, "version": default.version}
-    else:
-        policy_dump = dump_definition_part(policy)
+    policy = definition.merge_policy or config.default_policy()
+    policy_dump = {"id": policy.id, "version": policy.version}
     dest = definition.destination
     if dest.segment_per_batch:
         destination = RecordDestination(
@@ -66,7 +58,7 @@ def new_record(
         sandbox_name=sandbox,
         status=JobStatus.NEW,
         fields=definition.fields,
-        schema={"name": definition.schema_.name},
+        schema_={"name": definition.schema_.name},
         filter=dump_definition_part(definition.filter),
         additional_fields=dump_definition_part(definition.additional_fields),
         merge_policy=policy_dump,

@@ -1,25 +1,25 @@
-"""The job table (SPEC §7): one Delta table, one current row per job.
+"""The job table: one Delta table, one current row per job (README, "The job table").
 
-It is read and written with the deltalake package (delta-rs), not Spark, so that
-creating, reading and listing jobs needs no JVM and takes milliseconds. Spark
-and any other Delta reader can still read it. Every change is a conditional
-Delta commit (`UPDATE … WHERE id = … AND status IN …`); a commit that loses a
-race to another writer is retried, and a condition that no longer holds is
-reported to the caller instead of overwriting the other writer's change.
+It is a `DeltaRows` table (jobs.tables): read and written with delta-rs, so that
+creating, reading and listing jobs needs no JVM. Every change is a conditional
+commit (`UPDATE … WHERE id = … AND status IN …`), and a condition that no longer
+holds is reported to the caller (StatusConflict) instead of overwriting the other
+writer's change.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import builtins
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake import write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from jobs.model import JobRecord, JobStatus
+from jobs.tables import RETRIES, DeltaRows, retry_commits, sql_text
 
 SCHEMA = pa.schema([
     ("id", pa.int64()),
@@ -33,7 +33,6 @@ SCHEMA = pa.schema([
     ("runner", pa.string()),
     ("leaseUntil", pa.int64()),
 ])
-RETRIES = 20
 # Checkpoints keep opening and catching up cheap; compaction (maintain(), run by the
 # runners between jobs, not on the request path) keeps reads to a few files.
 CHECKPOINT_EVERY = 10
@@ -66,54 +65,6 @@ class StatusConflict(Exception):
         super().__init__(f"job {job_id} is {status}, not {allowed}")
 
 
-def sql_text(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def retry_commits(action: Callable[[], object]):
-    """Run a Delta write again while it loses commit races to other writers."""
-    for attempt in range(RETRIES):
-        try:
-            return action()
-        except CommitFailedError:
-            time.sleep(0.01 * (attempt + 1))
-    return action()
-
-
-class DeltaRows:
-    """A small Delta table read with SQL and changed by conditional commits.
-
-    Thread-safe: one open table handle, brought up to date before each use
-    (opening a table costs milliseconds; catching up on new commits, well under one).
-    """
-
-    NAME = "rows"  # the table's name in SQL queries
-
-    def __init__(self, path: str):
-        self.path = path
-        self._handle: DeltaTable | None = None
-        self._lock = threading.RLock()
-
-    def _table(self) -> DeltaTable | None:
-        with self._lock:
-            if self._handle is None:
-                try:
-                    self._handle = DeltaTable(self.path)
-                except TableNotFoundError:
-                    return None
-            else:
-                self._handle.update_incremental()
-            return self._handle
-
-    def _query(self, sql: str) -> list[dict]:
-        with self._lock:
-            table = self._table()
-            if table is None:
-                return []
-            return pa.table(QueryBuilder().register(self.NAME, table).execute(sql)).to_pylist()
-
-
 class JobStore(DeltaRows):
     NAME = "jobs"
 
@@ -137,7 +88,7 @@ class JobStore(DeltaRows):
         limit: int = 50,
         before: tuple[int, int] | None = None,
         status: JobStatus | None = None,
-    ) -> list[JobRecord]:
+    ) -> builtins.list[JobRecord]:
         """Newest first; `before` is the (creationTime, id) of the last job already seen."""
         where = f"imsOrgId = {sql_text(org)} AND sandboxName = {sql_text(sandbox)}"
         if status is not None:
@@ -150,11 +101,11 @@ class JobStore(DeltaRows):
         )
         return [JobRecord.model_validate_json(r["record"]) for r in rows]
 
-    def ids_with_status(self, status: JobStatus) -> list[int]:
+    def ids_with_status(self, status: JobStatus) -> builtins.list[int]:
         rows = self._query(f"SELECT id FROM jobs WHERE status = {sql_text(status.value)} ORDER BY id")
         return [r["id"] for r in rows]
 
-    def expired_leases(self, now: int) -> list[dict]:
+    def expired_leases(self, now: int) -> builtins.list[dict[str, Any]]:
         """Running jobs whose runner stopped renewing: id, status, runner, leaseUntil."""
         return self._query(
             "SELECT id, status, runner, leaseUntil FROM jobs "
@@ -170,7 +121,7 @@ class JobStore(DeltaRows):
             rows = self._query("SELECT max(id) AS top FROM jobs")
             job_id = (rows[0]["top"] or 0) + 1 if rows else 1
             record = build(job_id)
-            source = pa.Table.from_pylist([_row(record)], schema=SCHEMA)
+            source = pa.Table.from_pylist([job_row(record)], schema=SCHEMA)
             table = self._table()
             if table is None:
                 try:
@@ -209,7 +160,7 @@ class JobStore(DeltaRows):
         """
         expected = tuple(expected)
         statuses = ", ".join(sql_text(s.value) for s in expected)
-        row = _row(record)
+        row = job_row(record)
         updates = {
             "status": sql_text(row["status"]),
             "updateTime": str(row["updateTime"]),
@@ -224,15 +175,7 @@ class JobStore(DeltaRows):
         if expired_before is not None:
             predicate += f" AND leaseUntil < {int(expired_before)}"
 
-        def attempt() -> int:
-            table = self._table()
-            if table is None:
-                return 0
-            return table.update(updates=updates, predicate=predicate)["num_updated_rows"]
-
-        with self._lock:
-            updated = retry_commits(attempt)
-        if updated != 1:
+        if self._update(updates, predicate) != 1:
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)
         return record
@@ -257,7 +200,8 @@ class JobStore(DeltaRows):
                 pass
 
 
-def _row(record: JobRecord) -> dict:
+def job_row(record: JobRecord) -> dict[str, Any]:
+    """The table row of a record (no lease), in SCHEMA's columns."""
     return {
         "id": record.id,
         "imsOrgId": record.ims_org_id,

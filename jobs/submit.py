@@ -1,4 +1,4 @@
-"""The spark-submit entry point (SPEC §8):
+"""The spark-submit entry point (README, "spark-submit, clusters and schedulers"):
 
     spark-submit [cluster options] jobs/submit.py --conf PATH --job-id ID
     spark-submit [cluster options] jobs/submit.py --conf PATH run-pending [--max N]
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -23,25 +22,9 @@ if __package__ in (None, ""):
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from jobs.config import load_config  # noqa: E402
+from jobs.logs import setup_logging  # noqa: E402
 from jobs.model import JobStatus  # noqa: E402
 from jobs.store import JobStore  # noqa: E402
-
-
-def _session(config):
-    """spark-submit's settings win; ours (Delta, UTC, the config's [spark]) fill the gaps."""
-    from pyspark import SparkConf, SparkContext
-    from pyspark.sql import SparkSession
-
-    from jobs.session import BASE_CONF
-
-    SparkContext._ensure_initialized()  # attach to the JVM spark-submit started
-    submitted = SparkConf()  # what spark-submit passed, from the JVM's system properties
-    _, conf = config.spark_conf()
-    builder = SparkSession.builder.appName("export-jobs")
-    for key, value in {**BASE_CONF, **conf}.items():
-        if not submitted.contains(key):
-            builder = builder.config(key, value)
-    return builder.getOrCreate()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,17 +41,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    setup_logging()
     args = parse_args(argv)
     config = load_config(args.conf)
     store = JobStore(config.job_table_path)
-    from jobs.runner import run_job, run_pending
+    from jobs.runner import deployment_session, run_job, run_pending
 
+    spark = deployment_session(config)  # spark-submit's settings win (jobs.engine.session.session_for)
     if args.job_id is not None:
-        records = [run_job(store, config, args.job_id, spark_factory=lambda: _session(config))]
+        records = [run_job(store, config, args.job_id, spark_factory=spark)]
     else:
-        records = run_pending(store, config, args.max, spark_factory=lambda: _session(config))
+        records = run_pending(store, config, args.max, spark_factory=spark)
     result = json.dumps([r.to_dict() for r in records])
     if args.output:
         Path(args.output).write_text(result)

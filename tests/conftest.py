@@ -22,7 +22,7 @@ TEST_CONF = {
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.session import build_session
+    from jobs.engine.session import build_session
 
     session = build_session("local[2]", "export-jobs-tests", TEST_CONF)
     session.sparkContext.setLogLevel("ERROR")

@@ -1,12 +1,12 @@
 """A plain-Python reference of the export, to check the Spark engine on tiny lakes.
 
 Deliberately naive (row by row, no Spark): it reads the Delta tables with the
-deltalake package and applies SPEC §3–4 literally.
+deltalake package and applies the README's merge and filter rules literally.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
@@ -25,7 +25,7 @@ def _key(identity_map):
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def expected_members(fragment_paths: list[str], segments: list[tuple[str, str, set[str]]],

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from jobs.api import make_server, running
 from jobs.config import Config
-from tests.api.lake import empty_deployment
+from jobs.sample import empty_deployment
 
 # org → (token, sandboxes)
 TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}

@@ -1,4 +1,4 @@
-"""The HTTP API against a real server (SPEC §8 and the seeds' shapes); no Spark."""
+"""The HTTP API against a real server (README "HTTP API" and the seeds' shapes); no Spark."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ SEED_BODY = {
     "evaluationInfo": {"segmentation": True},
 }
 MINIMAL_BODY = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
-# The keys of the seeds' NEW record, and the ones ours adds (SPEC §5).
+# The keys of the seeds' NEW record, and the ones ours adds (README, "What a run records").
 SEED_RECORD_KEYS = {
     "id", "jobType", "destination", "fields", "schema", "imsOrgId", "status", "filter", "additionalFields",
     "mergePolicy", "profileInstanceId", "metrics", "computeGatewayJobId", "creationTime", "updateTime",

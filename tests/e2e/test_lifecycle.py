@@ -14,8 +14,9 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.config import load_config
+from jobs.leases import reap_lost_jobs
 from jobs.model import JobStatus
-from jobs.runner import reap_lost_jobs, run_job
+from jobs.runner import run_job
 from jobs.sample import LakeSpec, generate, sample_config
 from jobs.service import cancel_job, create_job
 from jobs.store import JobStore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jobs.plan import ExportPlan, ProfileSource, SegmentSpec
 from jobs.schema import merge_leaves, projection
@@ -16,8 +16,13 @@ FRAGMENT = (
 )
 
 
+def schema_of(spark) -> dict:
+    """FRAGMENT as the Delta JSON schema a plan is built from."""
+    return spark.createDataFrame([], FRAGMENT).schema.jsonValue()
+
+
 def ts(day: int, hour: int = 0, second: int = 0) -> datetime:
-    return datetime(2024, 1, day, hour, 0, second, tzinfo=timezone.utc)
+    return datetime(2024, 1, day, hour, 0, second, tzinfo=UTC)
 
 
 def ids(key: str, **others: str) -> dict:

@@ -7,31 +7,32 @@ compares different work.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import duckdb
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import bench_export as bench  # noqa: E402
+from benchmarks.duck import compare_keys, run_duckdb
+from benchmarks.floor import run_floor
+from benchmarks.lake import make_lake, table_stats
+from benchmarks.memory import PeakMemory
+from benchmarks.ours import job_body, run_ours
+from benchmarks.settings import SEGMENTS
 
 pytestmark = pytest.mark.spark
 
 
 @pytest.fixture(scope="module")
 def bench_lake(spark, tmp_path_factory):
-    return bench.make_lake(spark, tmp_path_factory.mktemp("bench") / "lake", 400, events=False)
+    return make_lake(spark, tmp_path_factory.mktemp("bench") / "lake", 400, events=False)
 
 
-@pytest.mark.parametrize("segments", [1, bench.SEGMENTS])
+@pytest.mark.parametrize("segments", [1, SEGMENTS])
 def test_duckdb_baseline_exports_the_same_profiles_as_ours(spark, bench_lake, segments):
-    memory = bench.PeakMemory(spark)
-    ours = bench.run_ours(spark, bench_lake, bench.job_body(segments), memory, f"ours-{segments}")
+    memory = PeakMemory(spark)
+    ours = run_ours(spark, bench_lake, job_body(segments), memory, f"ours-{segments}")
     con = duckdb.connect()
     try:
-        duck = bench.run_duckdb(con, bench_lake, segments, f"duck-{segments}")
-        check = bench.compare_keys(con, "ours", ours.output, duck.output)
+        duck = run_duckdb(con, bench_lake, segments, f"duck-{segments}")
+        check = compare_keys(con, "ours", ours.output, duck.output)
     finally:
         con.close()
     assert ours.rows > 0
@@ -40,6 +41,6 @@ def test_duckdb_baseline_exports_the_same_profiles_as_ours(spark, bench_lake, se
 
 
 def test_the_io_floor_writes_every_fragment(spark, bench_lake):
-    sample = bench.run_floor(spark, bench_lake, "floor")
-    fragments = sum(bench.table_stats(path)[0] for path in bench_lake.profile_paths)
+    sample = run_floor(spark, bench_lake, "floor")
+    fragments = sum(table_stats(path)[0] for path in bench_lake.profile_paths)
     assert sample.rows == fragments

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from chispa import assert_df_equality
 
-from jobs.events import EVENT_IDENTITIES, EVENTS, events_by_key, keyed_events
-from jobs.merge import KEY_ID, REJECT
+from jobs.engine.columns import KEY_ID, REJECT
+from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, keyed_events
 from jobs.model import parse_field_list
 from jobs.plan import EventPlan, EventSource
 from jobs.schema import EVENT_SYSTEM_COLUMNS, projection
@@ -62,7 +62,8 @@ def test_events_in_the_window_are_projected_and_ordered_by_timestamp(spark):
 
 def test_events_without_exactly_one_primary_identity_are_rejected(spark):
     plan = plan_for(spark, "_id")
-    rows = [event("good", ts(1), ts(1), ids("A")), event("bad", ts(1), ts(1), {"ECID": [{"id": "X", "primary": False}]})]
+    rows = [event("good", ts(1), ts(1), ids("A")),
+            event("bad", ts(1), ts(1), {"ECID": [{"id": "X", "primary": False}]})]
     keyed, grouped = by_key(spark, plan, rows)
     assert [r[REJECT] for r in keyed.where("_keyId is null").collect()] == ["no primary identity"]
     assert [r[KEY_ID] for r in grouped.collect()] == ["A"]

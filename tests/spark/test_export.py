@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from jobs import export, segments
 from jobs.config import load_config
+from jobs.engine import export, segments
 from jobs.model import JobStatus
 from jobs.runner import run_job
 from jobs.service import create_job
@@ -37,9 +37,10 @@ def definition(per_segment=False, fields="identities.id,personalEmail.address,pe
 
 
 def reference(config):
-    start, end = (datetime.fromisoformat(t).astimezone(timezone.utc) for t in WINDOW)
+    start, end = (datetime.fromisoformat(t).astimezone(UTC) for t in WINDOW)
     paths = [config.resolve(d.path) for d in config.profile_datasets]
-    both = expected_members(paths, [("ups", "segment-01", {"realized"}), ("ups", "segment-02", {"realized", "existing"})], start, end)
+    both = expected_members(paths, [("ups", "segment-01", {"realized"}),
+                                    ("ups", "segment-02", {"realized", "existing"})], start, end)
     one = expected_members(paths, [("ups", "segment-01", {"realized"})], start, end)
     two = expected_members(paths, [("ups", "segment-02", {"realized", "existing"})], start, end)
     return both, one, two
@@ -182,10 +183,10 @@ def test_events_and_empty_profiles_are_exported_with_each_profile(spark, deploym
     rows = read_rows(config.resolve(config.destination_datasets[0].path))
     assert len(rows) == spec.profiles + spec.empty_profiles == done.metrics.total_exported_profile_counter
 
-    low = datetime(2024, 1, 20, tzinfo=timezone.utc)
+    low = datetime(2024, 1, 20, tzinfo=UTC)
     expected: dict = {}
     for event in read_rows(config.resolve(config.event_datasets[0].path)):
-        if event["_ingestTime"].replace(tzinfo=timezone.utc) > low:
+        if event["_ingestTime"].replace(tzinfo=UTC) > low:
             expected.setdefault(key_of(event), []).append((event["timestamp"], event["_id"]))
     empty = [r for r in rows if r["person"] is None and not r["segmentMembership"]]
     assert len(empty) == spec.empty_profiles
@@ -209,7 +210,8 @@ def test_dataset_precedence_leaves_out_datasets_outside_its_order(spark, deploym
     only_second = deployment.parent / "precedence.toml"
     only_second.write_text(deployment.read_text().replace(
         'order = ["profiles_1", "profiles_0"]', 'order = ["profiles_1"]'))
-    body = {"fields": "personalEmail.address, loyalty.tier", "mergePolicy": {"id": "dataSetPrecedence-mp", "version": 1},
+    body = {"fields": "personalEmail.address, loyalty.tier",
+            "mergePolicy": {"id": "dataSetPrecedence-mp", "version": 1},
             "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
     config, _, done = run(spark, deployment, body, conf=only_second)
     assert done.status is JobStatus.SUCCEEDED, done.errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pyspark.sql import functions as F
@@ -38,7 +38,7 @@ def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_fail
     generate(spark, config, LakeSpec(profiles=100, segments=3))
     store, schedules = JobStore(config.job_table_path), ScheduleStore(config.schedule_table_path)
     create_schedule(schedules, config, {"cron": "* * * * *", "incremental": True, "job": JOB}, "demo@Org", "prod")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     [first] = create_due_jobs(schedules, store, config, now)
     first = run_job(store, config, first.id, spark)

@@ -6,11 +6,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.merge import KEY_ID, REJECT, keyed_fragments, merge_profiles, segment_column
+from jobs.engine.columns import KEY_ID, REJECT, segment_column
+from jobs.engine.inputs import union_all
+from jobs.engine.merge import keyed_fragments, merge_profiles
+from jobs.engine.segments import any_segment
 from jobs.plan import ProfileSource, SegmentSpec
-from jobs.segments import any_segment
 
-from .helpers import FRAGMENT, ids, make_plan, member, ts
+from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
 
 pytestmark = pytest.mark.spark
 
@@ -18,14 +20,7 @@ pytestmark = pytest.mark.spark
 def merged(spark, plan, *datasets):
     """Merge (source, rows) pairs as the engine does, from DataFrames instead of Delta tables."""
     frames = [keyed_fragments(spark.createDataFrame(rows, FRAGMENT), source, plan) for source, rows in datasets]
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.unionByName(frame)
-    return merge_profiles(union, plan)
-
-
-def schema_of(spark):
-    return spark.createDataFrame([], FRAGMENT).schema.jsonValue()
+    return merge_profiles(union_all(frames), plan)
 
 
 def fragment(key_map, ingest, first=None, last=None, email=None, memberships=None):
@@ -113,7 +108,8 @@ def test_requested_memberships_merge_per_segment_latest_wins(spark):
     source = ProfileSource("a", "unused", 0)
     rows = [
         fragment(ids("A"), ts(1), memberships={"ups": {"s1": member("realized", ts(1)), "s3": member("realized")}}),
-        fragment(ids("A"), ts(2), memberships={"ups": {"s1": member("exited", ts(2)), "s2": member("existing", ts(2))}}),
+        fragment(ids("A"), ts(2),
+                 memberships={"ups": {"s1": member("exited", ts(2)), "s2": member("existing", ts(2))}}),
         fragment(ids("A"), ts(3), memberships=None),
     ]
     row = merged(spark, plan, (source, rows)).first()

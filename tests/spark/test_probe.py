@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import probe
-from jobs.merge import keyed_fragments
+from jobs.engine import probe
+from jobs.engine.merge import keyed_fragments
+from jobs.engine.probe import FragmentProbe, probe_fragments
+from jobs.engine.segments import candidate_filter, is_narrow
 from jobs.plan import ProfileSource, SegmentSpec
-from jobs.probe import FragmentProbe, probe_fragments
-from jobs.segments import candidate_filter, is_narrow
 
-from .helpers import FRAGMENT, ids, make_plan, member, ts
+from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
 
 pytestmark = pytest.mark.spark
 
@@ -21,10 +21,6 @@ def fragments(spark, plan, rows):
     df = spark.createDataFrame([(key_map, ts(1), memberships, None, None) for key_map, memberships in rows],
                                FRAGMENT)
     return keyed_fragments(df, ProfileSource("a", "unused", 0), plan)
-
-
-def schema_of(spark):
-    return spark.createDataFrame([], FRAGMENT).schema.jsonValue()
 
 
 def test_the_probe_measures_the_qualifying_share_and_the_namespaces(spark):
@@ -41,7 +37,8 @@ def test_the_probe_measures_the_qualifying_share_and_the_namespaces(spark):
 def test_the_probe_reads_only_the_first_fragments(spark, monkeypatch):
     monkeypatch.setattr(probe, "PROBE_FRAGMENTS", 1)
     plan = make_plan(schema_of(spark), segments=[S1])
-    rows = [(ids("A"), {"ups": {"s1": member("realized", ts(1))}})] + [(ids(f"k{i}", Email="e"), None) for i in range(9)]
+    rows = [(ids("A"), {"ups": {"s1": member("realized", ts(1))}})]
+    rows += [(ids(f"k{i}", Email="e"), None) for i in range(9)]
     df = fragments(spark, plan, rows).coalesce(1)  # one partition: "first" is the first row
     assert probe_fragments(df, plan) == FragmentProbe(1.0, ("ECID",))
 

@@ -6,9 +6,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql.types import StructField, StructType
 
-from jobs.merge import spark_type
+from jobs.engine.conform import spark_type
+from jobs.engine.projection import projected_columns
 from jobs.model import parse_field_list
-from jobs.projection import projected_columns
 from jobs.schema import merge_leaves, projection
 
 pytestmark = pytest.mark.spark
@@ -32,7 +32,8 @@ def project(spark, fields: str | None, leaf_rows: list[tuple]):
 def test_nested_struct_path_keeps_its_parents(spark):
     out, leaves = project(spark, "person.name.firstName", [("Ada",)])
     assert leaves == [("person", "name", "firstName")]
-    expected = spark.createDataFrame([({"name": {"firstName": "Ada"}},)], "person struct<name: struct<firstName: string>>")
+    expected = spark.createDataFrame([({"name": {"firstName": "Ada"}},)],
+                                     "person struct<name: struct<firstName: string>>")
     assert_df_equality(out, expected, ignore_nullable=True)
 
 

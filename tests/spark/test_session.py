@@ -1,4 +1,4 @@
-"""The settings every session gets from jobs.session, whoever builds it."""
+"""The settings every session gets from jobs.engine.session, whoever builds it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
     ("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"),
     ("spark.sql.session.timeZone", "UTC"),
     ("spark.driver.bindAddress", "127.0.0.1"),
-    # Off on purpose (#7): the fused scan method is too large for the JIT.
+    # Off on purpose (README, "Whole-stage code generation is off"): the fused scan method is too large for the JIT.
     ("spark.sql.codegen.wholeStage", "false"),
-    # The merge's aggregation sorts once after its shuffle (#7).
+    # The merge's aggregation sorts once after its shuffle (README, "Sort aggregation after one shuffle").
     ("spark.sql.execution.useObjectHashAggregateExec", "false"),
 ])
 def test_session_settings(spark, key, value):
@@ -19,7 +19,7 @@ def test_session_settings(spark, key, value):
 
 
 def test_caller_settings_override_the_base(spark):
-    from jobs.session import BASE_CONF
+    from jobs.engine.session import BASE_CONF
 
     assert BASE_CONF["spark.databricks.delta.snapshotPartitions"] == "4"
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "2"  # TEST_CONF's

@@ -6,12 +6,10 @@ import json
 import multiprocessing
 
 from jobs.config import load_config
+from jobs.leases import claim, reap_lost_jobs
 from jobs.model import JobStatus, parse_definition
-from jobs.runner import claim, reap_lost_jobs
 from jobs.service import cancel_job, new_record
 from jobs.store import JobStore, StatusConflict
-
-from .test_plan import config  # noqa: F401  (fixture: a config over an empty lake)
 
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 
@@ -34,7 +32,7 @@ def _claim_all(path: str, ids: list[int], name: str, queue) -> None:
     queue.put((name, won))
 
 
-def test_two_processes_claiming_20_jobs_get_each_exactly_once(config):  # noqa: F811
+def test_two_processes_claiming_20_jobs_get_each_exactly_once(config):
     store = JobStore(config.job_table_path)
     ids = make_jobs(store, config, 20)
     queue = multiprocessing.get_context("spawn").Queue()
@@ -52,14 +50,14 @@ def test_two_processes_claiming_20_jobs_get_each_exactly_once(config):  # noqa: 
         **{i: "r1" for i in results["r1"]}, **{i: "r2" for i in results["r2"]}}
 
 
-def test_an_expired_lease_fails_the_job_and_a_renewal_by_the_lost_runner_is_refused(config):  # noqa: F811
+def test_an_expired_lease_fails_the_job_and_a_renewal_by_the_lost_runner_is_refused(config):
     store = JobStore(config.job_table_path)
     job_id = make_jobs(store, config, 1)[0]
     handle = claim(store, job_id, "gone", lease_ms=-1)  # already expired
     [taken] = reap_lost_jobs(store, config)
     assert taken.status is JobStatus.FAILED and taken.errors[-1].code == "RUNNER_LOST"
     assert "gone" in taken.errors[-1].msg and "nothing was written" in taken.errors[-1].msg
-    from jobs.runner import LostJob
+    from jobs.leases import LostJob
 
     try:
         handle.update(stage="still here?")
@@ -69,7 +67,7 @@ def test_an_expired_lease_fails_the_job_and_a_renewal_by_the_lost_runner_is_refu
     assert store.get(job_id).status is JobStatus.FAILED
 
 
-def test_a_lost_job_is_retried_when_configured(config, tmp_path):  # noqa: F811
+def test_a_lost_job_is_retried_when_configured(config, tmp_path):
     conf = tmp_path / "retry.toml"
     conf.write_text("lostJobRetries = 1\n" + (tmp_path / "export.toml").read_text())
     retrying = load_config(conf)
@@ -83,7 +81,7 @@ def test_a_lost_job_is_retried_when_configured(config, tmp_path):  # noqa: F811
     assert failed.status is JobStatus.FAILED and len(failed.errors) == 2
 
 
-def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling(config):  # noqa: F811
+def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling(config):
     store = JobStore(config.job_table_path)
     new, running = make_jobs(store, config, 2)
     assert cancel_job(store, new, "demo@Org", "prod").status is JobStatus.CANCELLED
@@ -102,7 +100,7 @@ def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling
     assert json.loads(json.dumps(store.get(running).to_dict()))["status"] == "CANCELLED"
 
 
-def test_maintenance_compacts_small_files_and_keeps_every_job(config):  # noqa: F811
+def test_maintenance_compacts_small_files_and_keeps_every_job(config):
     store = JobStore(config.job_table_path)
     ids = make_jobs(store, config, 55)  # each create adds a file; every 50th commit compacts
     assert len(store._table().file_uris()) < 20

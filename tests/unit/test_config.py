@@ -1,4 +1,4 @@
-"""The deployment configuration (SPEC §9): loading, path resolution, validation errors."""
+"""The deployment configuration: loading, path resolution, validation errors."""
 
 from __future__ import annotations
 

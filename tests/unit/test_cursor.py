@@ -1,4 +1,4 @@
-"""service.decode_cursor: the list cursor "{creationTime}_{id}" (SPEC §8)."""
+"""service.decode_cursor: the list cursor "{creationTime}_{id}"."""
 
 from __future__ import annotations
 

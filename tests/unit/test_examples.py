@@ -6,8 +6,8 @@ import ast
 import json
 from pathlib import Path
 
+from jobs.engine.session import delta_coordinates
 from jobs.model import parse_definition
-from jobs.session import delta_coordinates
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "conf" / "examples"
@@ -25,11 +25,13 @@ def _submit_arguments(args: list[str]) -> None:
 
 def test_airflow_dag_parses_and_submits_the_entry_point_with_the_jars():
     tree = ast.parse((EXAMPLES / "airflow_export_dag.py").read_text())
-    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SparkSubmitOperator")
+    call = next(n for n in ast.walk(tree)
+                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SparkSubmitOperator")
     keywords = {k.arg: k.value for k in call.keywords}
     assert ast.unparse(keywords["application"]).endswith("/jobs/submit.py'")
     assert (ROOT / "jobs" / "submit.py").exists()
-    args = [ast.literal_eval(e) if isinstance(e, ast.Constant) else "export.toml" for e in keywords["application_args"].elts]
+    args = [ast.literal_eval(e) if isinstance(e, ast.Constant) else "export.toml"
+            for e in keywords["application_args"].elts]
     _submit_arguments(args)
     jars = ast.unparse(keywords["jars"])
     for coordinate in delta_coordinates():

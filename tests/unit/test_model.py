@@ -1,10 +1,10 @@
-"""The job definition model (SPEC §4): parsing, defaults and every kind of rejection."""
+"""The job definition model: parsing, defaults and every kind of rejection."""
 
 from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -69,7 +69,7 @@ MINIMAL = {
     "schema": {"name": "_xdm.context.profile"},
 }
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def body(**parts) -> dict:
@@ -290,7 +290,7 @@ def test_unknown_nested_key_rejected_with_full_path():
     ],
 )
 def test_snake_case_key_rejected_as_unknown(request_body, path):
-    # camelCase only on the wire (SPEC section 4: exactly the seed's keys).
+    # camelCase only on the wire (exactly the seed's keys).
     assert (path, "unknown key") in problems(request_body)
 
 

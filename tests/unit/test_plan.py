@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from jobs.config import load_config
 from jobs.model import RequestRejected, parse_definition
 from jobs.plan import LakeError, check_definition
-from jobs.sample import sample_config
-
-IDENTITY_MAP = pa.map_(pa.string(), pa.list_(pa.struct([("id", pa.string()), ("primary", pa.bool_())])))
-
-
-def table(path, **columns):
-    schema = pa.schema([("identityMap", IDENTITY_MAP), ("_ingestTime", pa.timestamp("us", "UTC")),
-                        *columns.items()])
-    write_deltalake(str(path), pa.Table.from_pylist([], schema=schema), mode="overwrite",
-                    schema_mode="overwrite")
-
-
-@pytest.fixture
-def config(tmp_path):
-    table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]))
-    table(tmp_path / "profiles/profiles_1", personalEmail=pa.struct([("address", pa.string())]))
-    table(tmp_path / "events/events_0", _id=pa.string(), web=pa.struct([("url", pa.string())]))
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(tmp_path))
-    return load_config(conf)
+from jobs.sample import empty_table, sample_config
 
 
 def body(**changes):
@@ -84,7 +64,7 @@ def test_event_list_needs_event_datasets(config, tmp_path):
 
 
 def test_a_missing_table_or_conflicting_types_are_lake_errors(config, tmp_path):
-    table(tmp_path / "profiles/profiles_1", person=pa.string())
+    empty_table(tmp_path / "profiles/profiles_1", person=pa.string())
     with pytest.raises(LakeError, match="person.*'profiles_0' and 'profiles_1'"):
         check_definition(body(), config)
     conf = tmp_path / "missing.toml"

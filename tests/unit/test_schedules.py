@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,11 +11,9 @@ from jobs.model import RequestRejected
 from jobs.schedules import ScheduleStore, create_due_jobs, create_schedule, latest_slot, parse_cron
 from jobs.store import JobStore
 
-from .test_plan import config  # noqa: F401  (fixture: a config over an empty lake)
-
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
-T = datetime(2026, 3, 4, 10, 37, tzinfo=timezone.utc)  # a Wednesday
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T = datetime(2026, 3, 4, 10, 37, tzinfo=UTC)  # a Wednesday
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("cron, slot", [
@@ -28,11 +26,11 @@ EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
     ("0 0 * * 0", datetime(2026, 3, 1, 0, 0)),  # Sunday
 ])
 def test_latest_slot(cron, slot):
-    assert latest_slot(cron, T, EPOCH) == slot.replace(tzinfo=timezone.utc)
+    assert latest_slot(cron, T, EPOCH) == slot.replace(tzinfo=UTC)
 
 
 def test_no_slot_before_the_schedule_existed():
-    assert latest_slot("0 0 1 1 *", T, datetime(2026, 2, 1, tzinfo=timezone.utc)) is None
+    assert latest_slot("0 0 1 1 *", T, datetime(2026, 2, 1, tzinfo=UTC)) is None
 
 
 @pytest.mark.parametrize("cron", ["* * *", "61 * * * *", "a * * * *", "5-1 * * * *", "*/0 * * * *"])
@@ -41,7 +39,7 @@ def test_bad_cron_is_rejected(cron):
         parse_cron(cron)
 
 
-def test_schedule_validation_names_the_field(config):  # noqa: F811
+def test_schedule_validation_names_the_field(config):
     schedules = ScheduleStore(config.schedule_table_path)
     with pytest.raises(RequestRejected) as caught:
         create_schedule(schedules, config, {"cron": "99 * * * *", "job": dict(JOB, fields="nope")}, "o", "s")
@@ -65,7 +63,7 @@ def _schedule_once(conf_path: str, queue) -> None:
     queue.put([r.id for r in created])
 
 
-def test_two_schedulers_create_one_job_per_slot(config, tmp_path):  # noqa: F811
+def test_two_schedulers_create_one_job_per_slot(config, tmp_path):
     schedules = ScheduleStore(config.schedule_table_path)
     schedule = create_schedule(schedules, config, {"cron": "* * * * *", "job": JOB}, "demo@Org", "prod")
     ctx = multiprocessing.get_context("spawn")
@@ -84,5 +82,5 @@ def test_two_schedulers_create_one_job_per_slot(config, tmp_path):  # noqa: F811
         assert len({j.request_id for j in jobs}) == 2
     assert all(j.request_id.startswith(f"schedule-{schedule.id}-") for j in jobs)
     assert create_due_jobs(schedules, store, config, now=datetime.fromtimestamp(
-        schedules.list()[0].last_slot / 1000, timezone.utc)) == []
+        schedules.list()[0].last_slot / 1000, UTC)) == []
     assert schedules.delete(schedule.id, "demo@Org", "prod") and schedules.list() == []

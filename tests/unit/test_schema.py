@@ -158,7 +158,8 @@ def test_union_struct_versus_atomic_is_a_conflict():
 
 def test_union_array_element_conflict_is_a_conflict():
     with pytest.raises(SchemaConflict, match="tags"):
-        union_schemas([("crm", struct_of({"tags": array_of("string")})), ("loyalty", struct_of({"tags": array_of("long")}))])
+        union_schemas([("crm", struct_of({"tags": array_of("string")})),
+                       ("loyalty", struct_of({"tags": array_of("long")}))])
 
 
 def test_union_nested_conflict_names_the_datasets_that_disagree():

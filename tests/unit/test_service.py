@@ -1,4 +1,4 @@
-"""The NEW job record (SPEC §5) built by service.new_record, and its wire form."""
+"""The NEW job record built by service.new_record, and its wire form."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The job table (SPEC §7) through deltalake, on a temporary folder: no Spark, no JVM."""
+"""The job table through deltalake, on a temporary folder: no Spark, no JVM."""
 
 from __future__ import annotations
 

@@ -12,9 +12,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
-from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, conform, identity_map, key_columns, spark_type, with_identities
+from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
+from jobs.engine.conform import column_as
+from jobs.engine.identities import identity_map, key_columns, with_identities
+from jobs.engine.inputs import read_sources
+from jobs.engine.projection import project
 from jobs.plan import EventPlan, EventSource
-from jobs.projection import project
 from jobs.schema import fields_of
 
 EVENT, EVENTS, EVENT_IDENTITIES = "_event", "_events", "_eventIdentityMap"
@@ -30,25 +33,15 @@ def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFra
     if plan.projection is not None:
         merged = fields_of(plan.schema)
         order = F.struct(F.col("timestamp").alias("t"), F.col("_id").cast("string").alias("id"))
-        event = F.struct(*[project(n, _column(df, n.name, merged[n.name])).alias(n.name) for n in plan.projection])
+        event = F.struct(*[project(n, column_as(df, (n.name,), merged[n.name])).alias(n.name)
+                           for n in plan.projection])
         columns.append(F.struct(order.alias("order"), event.alias("value")).alias(EVENT))
     return with_identities(df).select(*columns)
 
 
-def _column(df: DataFrame, name: str, merged_type) -> Column:
-    want = spark_type(merged_type)
-    if name not in df.columns:
-        return F.lit(None).cast(want)
-    return conform(F.col(name), df.schema[name].dataType, want)
-
-
 def load_events(spark: SparkSession, plan: EventPlan) -> DataFrame:
     """All event datasets' keyed events, bad ones included (REJECT says why)."""
-    frames = [keyed_events(spark.read.format("delta").load(s.path), s, plan) for s in plan.sources]
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.unionByName(frame)
-    return union
+    return read_sources(spark, plan.sources, lambda s: s.path, lambda df, s: keyed_events(df, s, plan))
 
 
 def _earlier(a: Column, b: Column) -> Column:

@@ -1,4 +1,4 @@
-"""The requested `fields` as one `select`, keeping XDM nesting (SPEC §4).
+"""The requested `fields` as one `select`, keeping XDM nesting (README, "A job definition").
 
 The merge yields one flat column per leaf attribute; the projection rebuilds
 only the requested structs from them. A struct whose fields are all null is
@@ -11,14 +11,14 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.schema import Leaf, Node
+from jobs.schema import Leaf, Node, is_array
 
 
 def _struct(fields: list[Column], names: list[str]) -> Column:
     present = F.lit(False)
     for field in fields:
         present = present | field.isNotNull()
-    return F.when(present, F.struct(*[f.alias(n) for f, n in zip(fields, names)]))
+    return F.when(present, F.struct(*[f.alias(n) for f, n in zip(fields, names, strict=True)]))
 
 
 def project(node: Node, value: Column) -> Column:
@@ -31,9 +31,10 @@ def project(node: Node, value: Column) -> Column:
 
 
 def _array(node: Node, value: Column) -> Column:
+    assert is_array(node.type), "an array node has an array type"
     element_type = node.type["elementType"]
     depth = 0
-    while isinstance(element_type, dict) and element_type.get("type") == "array":
+    while is_array(element_type):
         element_type, depth = element_type["elementType"], depth + 1
 
     def element(x: Column, level: int) -> Column:

@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
-from jobs.merge import DATASET, IDS, KEY_ID, KEY_NS, REJECT, load_fragments, merge_profiles
-from jobs.metrics import ExportCounters, ExportedCounts, observed, read_back
+from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
+from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
+from jobs.engine.merge import load_fragments, merge_profiles
+from jobs.engine.metrics import ExportCounters, ExportedCounts, observed, read_back
+from jobs.engine.probe import probe_fragments
+from jobs.engine.projection import projected_columns
+from jobs.engine.segments import candidate_filter, select_members, tag_batches
+from jobs.engine.sink import already_committed, write_batches
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
-from jobs.probe import probe_fragments
-from jobs.projection import projected_columns
-from jobs.segments import candidate_filter, select_members, tag_batches
-from jobs.sink import already_committed, write_batches
 
 REJECTED_EXAMPLES = 10
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def export_rows(
     profiles = merge_profiles(fragments, plan, candidates)
     output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
     if plan.events is not None:
+        assert events is not None, "a plan with events reads them"
         by_key = events_by_key(events, plan.events, identities=plan.empty_profiles)
         profiles = profiles.join(by_key, [KEY_NS, KEY_ID], "full_outer" if plan.empty_profiles else "left")
         if plan.empty_profiles:
@@ -105,6 +107,7 @@ def write_observed(
 def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None) -> ExportResult:
     """The figures of a job whose batches an earlier run committed, from the inputs and the destination."""
     row = fragments.agg(F.count(F.col(REJECT)).alias("n"), F.max(F.unix_micros("_ingestTime")).alias("w")).first()
+    assert row is not None, "a global aggregation has one row"
     count = row["n"] + (events.where(F.col(REJECT).isNotNull()).count() if events is not None else 0)
     return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False)
 

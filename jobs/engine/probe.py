@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.merge import IDS
+from jobs.engine.columns import IDS
+from jobs.engine.segments import any_segment
 from jobs.plan import ExportPlan
-from jobs.segments import any_segment
 
 PROBE_FRAGMENTS = 10_000
 
@@ -34,4 +34,5 @@ def probe_fragments(fragments: DataFrame, plan: ExportPlan) -> FragmentProbe:
     if plan.segments:
         measures.append(F.avg(any_segment(plan).cast("double")).alias("share"))
     row = fragments.limit(PROBE_FRAGMENTS).agg(*measures).first()
+    assert row is not None, "a global aggregation has one row"
     return FragmentProbe(row["share"] if plan.segments else None, tuple(row["namespaces"]))

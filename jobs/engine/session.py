@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.config import Config
 
 SCALA_VERSION = "2.13"
-DEFAULT_JARS_DIR = Path(__file__).resolve().parent.parent / ".cache" / "jars"
+DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 
 # An embedded session stays on loopback; under spark-submit the cluster decides.
 LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
@@ -31,18 +37,20 @@ BASE_CONF: dict[str, str] = {
     # Whole-stage codegen fuses the scan's wide projection (identities, leaves, one
     # column per segment) into one method too large for the JIT, which then
     # interprets it; per-operator codegen keeps methods small. Measured at 1M
-    # profiles (#7): exports and the plain read+write floor both faster without it.
+    # profiles (README, "Whole-stage code generation is off"): exports and the
+    # plain read+write floor are both faster without it.
     "spark.sql.codegen.wholeStage": "false",
     # The merge's aggregation (collect_list and max_by over strings and structs) cannot
     # use HashAggregate; ObjectHashAggregate falls back to sorting after 128 keys on
     # both sides of the shuffle and shuffles its buffers. A sort aggregation over input
-    # that merge_profiles sorts once, after the shuffle, does half the work (#7).
+    # that merge_profiles sorts once, after the shuffle, does half the work
+    # (README, "Sort aggregation after one shuffle").
     "spark.sql.execution.useObjectHashAggregateExec": "false",
     # AQE coalesces shuffle partitions to 64 MB, which gave the merge's CPU-heavy
     # reduce stage 3 or 4 tasks on 2 cores, one of them idle at the end; 16 MB keeps
-    # several tasks per core (#7). Written files stay tens of MB.
+    # several tasks per core. Written files stay tens of MB.
     "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
-    # Keep the destination readable by other Delta readers (SPEC §6).
+    # Keep the destination readable by other Delta readers, such as delta-rs.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
 
@@ -77,8 +85,8 @@ def build_session(
     master: str = "local[*]",
     app_name: str = "export-jobs",
     conf: Mapping[str, str] | None = None,
-):
-    """Get or create the SparkSession with Delta's extensions and catalog."""
+) -> SparkSession:
+    """Get or create an embedded SparkSession with Delta's extensions and catalog, on loopback."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -91,8 +99,36 @@ def build_session(
     return builder.getOrCreate()
 
 
+def under_spark_submit() -> bool:
+    """True in a driver that spark-submit started (it hands the driver its JVM's gateway)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> SparkSession:
+    """The session a deployment's jobs run in.
+
+    Embedded (the CLI, the API's runner, the demo): the config's master and [spark]
+    settings over the base ones, then `overrides`. Under spark-submit its settings
+    win, and ours only fill in what it left unset.
+    """
+    master, conf = config.spark_conf()
+    settings = {**conf, **(overrides or {})}
+    if not under_spark_submit():
+        return build_session(master, app_name, settings)
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    SparkContext._ensure_initialized()  # attach to spark-submit's JVM
+    submitted = SparkConf()  # what spark-submit passed, from the JVM's system properties
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**BASE_CONF, **settings}.items():
+        if not submitted.contains(key):
+            builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.session coordinates|jars|check`: used by scripts/setup and scripts/submit."""
+    """`python -m jobs.engine.session coordinates|jars|check`: used by scripts/setup and scripts/submit."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["coordinates"]:
         print("\n".join(delta_coordinates()))
@@ -107,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: {err}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m jobs.session coordinates|jars|check", file=sys.stderr)
+    print("usage: python -m jobs.engine.session coordinates|jars|check", file=sys.stderr)
     return 2
 
 

@@ -1,4 +1,4 @@
-"""The destination: one atomic, idempotent Delta commit per job (SPEC §6)."""
+"""The destination: one atomic, idempotent Delta commit per job (README, "Atomic and idempotent output")."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import logging
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
+from jobs.engine.errors import CONCURRENT_COMMIT
 from jobs.plan import ExportPlan
 from jobs.schema import SchemaConflict, read_delta_schema, union_schemas
+
+TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
+WRITE_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 class DestinationConflict(Exception):
@@ -30,10 +35,6 @@ def check_destination(rows: DataFrame, plan: ExportPlan) -> None:
             f"the destination dataset's schema conflicts with this job's rows: {err}. "
             "Nothing was written; export these fields to another dataset, or choose fields that fit."
         ) from None
-
-TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
-WRITE_ATTEMPTS = 5
-log = logging.getLogger(__name__)
 
 
 def already_committed(plan: ExportPlan) -> bool:
@@ -63,21 +64,9 @@ def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
         try:
             writer.save(plan.destination_path)
             return
-        except Exception as err:
+        except CONCURRENT_COMMIT:
             # Another job committed to the same destination first (e.g. both created
             # the table, or both evolved its schema): the write is idempotent, so retry.
-            if attempt + 1 == WRITE_ATTEMPTS or not _concurrent_commit(err):
+            if attempt + 1 == WRITE_ATTEMPTS:
                 raise
             log.info("job %s: concurrent commit to the destination, retrying", plan.job_id)
-
-
-def _concurrent_commit(err: Exception) -> bool:
-    text = java_message(err)
-    return any(name in text for name in ("Concurrent", "ProtocolChanged", "MetadataChanged",
-                                         "DELTA_CONCURRENT", "already exists"))
-
-
-def java_message(err: Exception) -> str:
-    """The Java exception behind a Py4J error, or the error's own text."""
-    java = getattr(err, "java_exception", None)
-    return str(java.toString()) if java is not None else str(err)

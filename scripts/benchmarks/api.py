@@ -15,21 +15,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.api.lake
-
-from jobs.api import make_server, running  # noqa: E402
-from jobs.config import Config  # noqa: E402
-from jobs.model import JobRecord, parse_definition  # noqa: E402
-from jobs.service import create_job, list_jobs, new_record, now_ms  # noqa: E402
-from jobs.store import SCHEMA, JobStore, _row  # noqa: E402  (_row: the store's own row format)
-from tests.api.lake import empty_deployment  # noqa: E402
+from jobs.api import make_server, running
+from jobs.clock import now_ms
+from jobs.config import Config
+from jobs.model import JobRecord, parse_definition
+from jobs.sample import empty_deployment
+from jobs.service import create_job, list_jobs, new_record
+from jobs.store import SCHEMA, JobStore, job_row
 
 ORG, SANDBOX, TOKEN = "bench@Org", "prod", "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "x-api-key": "bench", "x-gw-ims-org-id": ORG,
@@ -46,7 +45,7 @@ def fill(config: Config, jobs: int) -> list[JobRecord]:
     records = [new_record(definition, config, i + 1, ORG, SANDBOX, f"bench-{i + 1}", start + i)
                for i in range(jobs)]
     for first in range(0, jobs, COMMIT_ROWS):
-        rows = [_row(r) for r in records[first:first + COMMIT_ROWS]]
+        rows = [job_row(r) for r in records[first:first + COMMIT_ROWS]]
         write_deltalake(config.job_table_path, pa.Table.from_pylist(rows, schema=SCHEMA), mode="append")
     return records
 

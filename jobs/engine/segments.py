@@ -9,10 +9,10 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.merge import HAS_PROFILE, segment_column, without_nulls
+from jobs.engine.columns import BATCH, HAS_PROFILE, segment_column
+from jobs.engine.merge import without_nulls
 from jobs.plan import ExportPlan, SegmentSpec
 
-BATCH = "_batchId"
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +43,8 @@ def any_segment(plan: ExportPlan) -> Column:
 
 # A job whose segments take in at most this share of the fragments merges only its
 # candidate keys (merge_profiles). Measured at 1M profiles with the sort aggregation
-# (#7): 1 segment (5% of the fragments qualify) 11.2 -> 9.2 s that way; 20 segments
+# (README, "Selective jobs merge only candidate keys"): 1 segment (5% of the fragments
+# qualify) 11.2 -> 9.2 s that way; 20 segments
 # (63%) 25.6 -> 26.6 s.
 NARROW_SHARE = 0.25
 

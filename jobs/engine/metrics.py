@@ -1,4 +1,4 @@
-"""The exported rows' counters (SPEC §5): distinct profiles, profiles per identity
+"""The exported rows' counters (README, "What a run records"): distinct profiles, profiles per identity
 namespace, rows per batch.
 
 They are counted from the rows the job writes, in the same pass, by an Observation
@@ -12,13 +12,15 @@ job's batches in the destination instead, as a rerun of a committed job does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.merge import primary_key
+from jobs.engine.columns import BATCH
+from jobs.engine.identities import primary_key
+from jobs.engine.segments import matched
 from jobs.plan import ExportPlan
-from jobs.segments import BATCH, matched
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,16 @@ class ExportedCounts:
     by_batch: dict[str, int]  # every batch of the job, in the plan's order
 
 
-def observed(observation: Observation) -> dict | None:
+def observed(observation: Observation) -> dict[str, Any] | None:
     """The observation's metrics, or None if its query never ran.
 
     Delta skips a write whose txnAppId another run already committed, and then the
     observation never fires: PySpark's `get` would wait for ever; the JVM's
     `getOrEmpty` waits a moment and returns an empty map.
     """
-    if observation._jo.getOrEmpty().isEmpty():
+    java = observation._jo
+    assert java is not None, "observed only after DataFrame.observe"
+    if java.getOrEmpty().isEmpty():
         return None
     return observation.get
 

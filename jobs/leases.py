@@ -1,0 +1,157 @@
+"""Claims and leases: which runner holds a running job, and taking jobs back from lost runners.
+
+A runner claims a NEW job with a conditional update (NEW → PROCESSING, with its
+name and a lease expiry), so two runners never both win one. While it holds the
+job, it writes the record only through the job's `JobHandle`, so that the export
+thread and the lease thread never overwrite each other; every write renews the
+lease and requires that this runner still holds the job. A cancel (PROCESSING →
+CANCELLING) makes the next write fail, and the handle then stops the job's Spark
+work. A runner that stops renewing loses the job to `reap_lost_jobs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from jobs.clock import now_ms
+from jobs.config import Config
+from jobs.model import JobError, JobRecord, JobStatus, TimeSpan
+from jobs.plan import build_plan
+from jobs.store import JobStore, Lease, StatusConflict
+
+log = logging.getLogger(__name__)
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LostJob(Exception):
+    """This runner no longer holds the job (its lease expired and it was taken back)."""
+
+
+class JobHandle:
+    def __init__(self, store: JobStore, record: JobRecord, runner: str, lease_ms: int):
+        self.store, self.record, self.runner, self.lease_ms = store, record, runner, lease_ms
+        self.cancelled = threading.Event()
+        self.on_cancel: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+        self._finished = False
+
+    def update(self, **changes: Any) -> JobRecord:
+        """Write changes (renewing the lease); notices a cancel or a lost lease."""
+        with self._lock:
+            if self._finished:  # the lease thread may tick once more after the end
+                return self.record
+            return self._write(self.record.status, Lease(self.runner, now_ms() + self.lease_ms, self.runner),
+                               **changes)
+
+    def finish(self, status: JobStatus, **changes: Any) -> JobRecord:
+        with self._lock:
+            end = now_ms()
+            metrics = changes.pop("metrics", self.record.metrics)
+            if metrics.total_time is not None:
+                metrics = metrics.model_copy(update={"total_time": metrics.total_time.finish(end)})
+            self._finished = True
+            return self._write(status, Lease(None, None, self.runner), stage=None, metrics=metrics, **changes)
+
+    def _write(self, status: JobStatus, lease: Lease, **changes: Any) -> JobRecord:
+        for _ in range(3):
+            new = self.record.model_copy(update={**changes, "status": status, "update_time": now_ms()})
+            try:
+                self.record = self.store.replace(new, expected=[self.record.status], lease=lease)
+                return self.record
+            except StatusConflict as err:
+                if err.status != JobStatus.CANCELLING.value or self.record.status is not JobStatus.PROCESSING:
+                    raise LostJob(f"job {self.record.id} is no longer held by runner {self.runner}: {err}") from None
+                self._cancel_requested()
+                if status is JobStatus.PROCESSING:
+                    status = JobStatus.CANCELLING
+        raise LostJob(f"job {self.record.id}: could not write its record")
+
+    def _cancel_requested(self) -> None:
+        log.info("job %s: cancel requested, stopping its Spark work", self.record.id)
+        self.record = self.record.model_copy(update={"status": JobStatus.CANCELLING})
+        self.cancelled.set()
+        self.on_cancel()
+
+    def keep_alive(self, stop: threading.Event, progress: Callable[[], str | None]) -> None:
+        """Renew the lease (and publish progress) until `stop`; runs in its own thread."""
+        interval = min(2.0, self.lease_ms / 3000)
+        while not stop.wait(interval):
+            if self.cancelled.is_set():
+                # Cancelling a job group stops only its running Spark jobs: repeat it so
+                # that a job the export starts afterwards is stopped too.
+                self.on_cancel()
+            try:
+                stage = progress()
+                self.update(**({"stage": stage} if stage else {}))
+            except LostJob as err:
+                log.error("%s", err)
+                self.on_cancel()
+                return
+
+
+def claim(store: JobStore, job_id: int, runner: str, lease_ms: int) -> JobHandle:
+    """NEW → PROCESSING, conditionally: raises StatusConflict if another runner has it."""
+    record = store.get(job_id)
+    start = now_ms()
+    claimed = record.model_copy(update={
+        "status": JobStatus.PROCESSING,
+        "stage": "starting",
+        "update_time": start,
+        "metrics": record.metrics.model_copy(update={"total_time": TimeSpan(start_time_in_ms=start)}),
+    })
+    store.replace(claimed, expected=[JobStatus.NEW], lease=Lease(runner, start + lease_ms))
+    return JobHandle(store, claimed, runner, lease_ms)
+
+
+def batches_committed(config: Config, record: JobRecord) -> bool:
+    """Whether some run of the job committed its batches to the destination."""
+    from jobs.engine.sink import already_committed
+
+    try:
+        return already_committed(build_plan(record, config))
+    except Exception:  # a plan that cannot be built was not committed either
+        return False
+
+
+def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
+    """Take back running jobs whose runner stopped renewing its lease."""
+    now = now_ms()
+    taken = []
+    for row in store.expired_leases(now):
+        record = store.get(row["id"])
+        if record.status is JobStatus.CANCELLING:
+            final = record.model_copy(update={"status": JobStatus.CANCELLED, "stage": None, "update_time": now})
+        else:
+            error = JobError(
+                code="RUNNER_LOST",
+                msg=f"the runner {row['runner']} stopped renewing its lease on this job "
+                f"(it was killed or lost); "
+                + ("its batches were committed before it was lost. " if batches_committed(config, record)
+                   else "nothing was written to the destination. ")
+                + "Create the job again to rerun it.",
+            )
+            retries = record.retries or 0
+            retry = retries < config.lost_job_retries
+            final = record.model_copy(update={
+                "status": JobStatus.NEW if retry else JobStatus.FAILED,
+                "stage": None,
+                "update_time": now,
+                "errors": record.errors + [error],
+                "retries": retries + 1 if retry else record.retries,
+            })
+        try:
+            taken.append(store.replace(final, expected=[record.status], lease=Lease(None, None, row["runner"]),
+                                       expired_before=now))
+            log.warning("job %s: runner %s lost; job is now %s", record.id, row["runner"], final.status.value)
+        except StatusConflict:
+            continue  # renewed or taken back by someone else meanwhile
+    return taken

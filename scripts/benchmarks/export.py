@@ -1,0 +1,70 @@
+"""Export throughput (scripts/bench export): our export jobs beside an I/O floor and DuckDB.
+
+One generated lake (jobs.sample: every profile in profiles_0, about half of them again
+in the later profiles_1, 20 segments, 0-3 memberships per fragment, 10 events per
+profile) and one SparkSession (local[2]) for every Spark run. Each figure is the median
+of --runs warm runs after one warm-up run; the runs go in rounds (one run of every figure
+per round), so that a change in the machine's load touches every figure alike:
+
+  ours         export jobs made with create_job and run with run_job, each run to a fresh
+               destination; the figure is the record's profileExportTime
+  per-segment  the 20-segment job with segmentPerBatch true
+  I/O floor    plain Spark reading the same fragment tables and writing the same columns,
+               with no merge and no filter
+  DuckDB       the same export as one SQL statement over the tables' Parquet files, written
+               to Parquet; its set of exported profile keys is checked against ours
+  overhead     run_job's wall time minus profileExportTime: claim, plan, record writes
+
+`--scaling SIZES` also runs our 1- and 20-segment exports at each size (lakes without
+events) and records time per profile and the driver's peak memory. It writes
+BENCHMARKS.md and a chart beside it, and prints the ratios against their targets last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.lake import make_lake
+from benchmarks.report import draw, ratio_lines, report
+from benchmarks.rounds import parse_size, parse_sizes, say
+from benchmarks.runs import compare, scale_point
+from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
+from jobs.engine.session import build_session
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench export", description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", type=parse_size, default=1_000_000,
+                        help="profiles in the lake, e.g. 20000, 250k, 1M (default: 1M)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per figure (default: %(default)s)")
+    parser.add_argument("--scaling", type=parse_sizes, nargs="?", const=parse_sizes(DEFAULT_SCALING),
+                        metavar="SIZES", help=f"also time our export at these sizes (default: {DEFAULT_SCALING})")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "BENCHMARKS.md",
+                        help="the report; the chart is written beside it as .png (default: BENCHMARKS.md)")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = build_session(MASTER, "export-jobs-bench", SPARK_CONF)
+    spark.sparkContext.setLogLevel("ERROR")
+    with tempfile.TemporaryDirectory(prefix="export-jobs-bench-") as tmp:
+        lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=True)
+        result = compare(spark, lake, args.runs)
+        scaling = [scale_point(spark, Path(tmp), size, args.runs) for size in args.scaling or ()]
+        chart = args.out.with_suffix(".png")
+        draw(result, scaling, args.profiles, chart)
+        args.out.write_text(report(args, spark, lake, result, scaling, chart))
+    spark.stop()
+    say(f"wrote {args.out} and {chart}")
+    print("\n".join(ratio_lines(result)))
+    return 0 if all(k.equal for k in result.keys) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

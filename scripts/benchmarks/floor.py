@@ -1,0 +1,35 @@
+"""The I/O floor: plain Spark reading the fragment tables and writing the same columns, no merge, no filter."""
+
+from __future__ import annotations
+
+import time
+from functools import reduce
+
+from pyspark.sql import functions as F
+
+from benchmarks.lake import Lake, table_stats
+from benchmarks.rounds import Sample
+from benchmarks.settings import FIELDS
+from jobs.engine.projection import project
+from jobs.model import parse_field_list
+from jobs.schema import projection
+
+
+def floor_frame(spark, path: str):
+    """One fragment table's identityMap, segmentMembership and requested fields, as stored."""
+    df = spark.read.format("delta").load(path)
+    paths = [p for p in parse_field_list(FIELDS) if p[0] in df.columns]
+    nodes = projection(df.schema.jsonValue(), paths)
+    return df.select("identityMap", "segmentMembership", *[project(n, df[n.name]).alias(n.name) for n in nodes])
+
+
+def run_floor(spark, lake: Lake, name: str) -> Sample:
+
+    destination = str(lake.root / "runs" / name)
+    started = time.perf_counter()
+    frames = [floor_frame(spark, path) for path in lake.profile_paths]
+    rows = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    rows.withColumn("_batchId", F.lit("floor")).write.format("delta").mode("append").save(destination)
+    seconds = time.perf_counter() - started
+    return Sample(seconds, table_stats(destination)[0], destination)
+

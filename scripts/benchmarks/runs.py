@@ -1,0 +1,97 @@
+"""The figures: the main comparison at one size, and the scaling points."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.duck import KeyCheck, compare_keys, run_duckdb
+from benchmarks.floor import run_floor
+from benchmarks.lake import Lake, make_lake
+from benchmarks.memory import PeakMemory
+from benchmarks.ours import job_body, ours
+from benchmarks.rounds import Figure, Sample, Scenario, interleave
+from benchmarks.settings import DUCKDB_THREADS, SEGMENTS
+
+
+@dataclass(frozen=True)
+class Comparison:
+    figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, floor, duck_one, duck_twenty
+    keys: list[KeyCheck]
+    memory: PeakMemory
+
+    def ratio(self, a: str, b: str) -> float:
+        return self.figures[a].median / self.figures[b].median
+
+    @property
+    def job_samples(self) -> list[Sample]:
+        return [sample for f in self.figures.values() if f.engine == "ours" for sample in f.samples]
+
+    @property
+    def overhead_s(self) -> float:
+        """Median over all our measured runs of run_job's wall time minus profileExportTime."""
+        return statistics.median(s.overhead_s for s in self.job_samples)
+
+    @property
+    def record_overhead_s(self) -> float:
+        """The same from the records alone: totalTime minus profileExportTime."""
+        return statistics.median(s.record_overhead_s for s in self.job_samples)
+
+    def targets(self) -> dict[str, float]:
+        """The measured value of each of TARGETS."""
+        return {
+            "ours / I/O floor, 1 segment": self.ratio("one", "floor"),
+            "per-segment / combined, 20 segments": self.ratio("per_segment", "twenty"),
+            "ours / DuckDB, 1 segment": self.ratio("one", "duck_one"),
+            "ours / DuckDB, 20 segments": self.ratio("twenty", "duck_twenty"),
+            "job overhead (s)": self.overhead_s,
+        }
+
+
+def compare(spark, lake: Lake, runs: int) -> Comparison:
+    memory = PeakMemory(spark)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {DUCKDB_THREADS}")
+    scenarios = [
+        ours(spark, lake, memory, "one", "ours, 1 segment", job_body(1)),
+        ours(spark, lake, memory, "twenty", f"ours, {SEGMENTS} segments", job_body(SEGMENTS)),
+        ours(spark, lake, memory, "events", f"ours, {SEGMENTS} segments + events", job_body(SEGMENTS, events=True)),
+        ours(spark, lake, memory, "per_segment", f"ours, {SEGMENTS} segments, segmentPerBatch",
+             job_body(SEGMENTS, per_segment=True)),
+        Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
+        Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
+        Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",
+                 lambda run: run_duckdb(con, lake, SEGMENTS, run)),
+    ]
+    figures = interleave(scenarios, runs)
+    keys = [compare_keys(con, figures[ours_key].name, figures[ours_key].last.output, figures[duck_key].last.output)
+            for ours_key, duck_key in (("one", "duck_one"), ("twenty", "duck_twenty"))]
+    con.close()
+    return Comparison(figures, keys, memory)
+
+
+@dataclass(frozen=True)
+class ScalePoint:
+    profiles: int
+    one: Figure
+    twenty: Figure
+    python_mb: float
+    jvm_mb: float
+
+    def per_profile_us(self, figure: Figure) -> float:
+        return figure.median / self.profiles * 1e6
+
+
+def scale_point(spark, base: Path, profiles: int, runs: int) -> ScalePoint:
+    lake = make_lake(spark, base / f"scale-{profiles}", profiles, events=False)
+    memory = PeakMemory(spark)
+    figures = interleave([
+        ours(spark, lake, memory, "one", f"scaling {profiles:,}: 1 segment", job_body(1)),
+        ours(spark, lake, memory, "twenty", f"scaling {profiles:,}: {SEGMENTS} segments", job_body(SEGMENTS)),
+    ], runs)
+    return ScalePoint(profiles, figures["one"], figures["twenty"], memory.python_mb, memory.jvm_mb)
+
+

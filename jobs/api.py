@@ -1,4 +1,5 @@
-"""The HTTP API (README, "HTTP API"): `/export/jobs` and `/config/schedules`, one tenant per bearer token.
+"""The HTTP API (README, "HTTP API"): `/export/jobs`, `/segment/definitions` and `/config/schedules`,
+one tenant per bearer token.
 
 Each resource is an `APIRouter` of plain handler functions; `create_app` puts the
 deployment (config and stores) on `app.state`, where the handlers' dependencies
@@ -32,6 +33,17 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from jobs.config import Config
+from jobs.definition_store import (
+    DefinitionConflict,
+    DefinitionNotFound,
+    DefinitionStore,
+    create_definition,
+    delete_definition,
+    list_definitions,
+    update_definition,
+)
+from jobs.definition_store import decode_cursor as decode_definition_cursor
+from jobs.definitions import DefinitionPatch, DefinitionRequest
 from jobs.model import (
     JobDefinition,
     JobRecord,
@@ -158,10 +170,16 @@ def _schedules(request: Request) -> ScheduleStore:
     return request.app.state.schedules
 
 
+def _definitions(request: Request) -> DefinitionStore:
+    return request.app.state.definitions
+
+
 Authorized = Annotated[Scope, Depends(tenant_scope)]
 Deployment = Annotated[Config, Depends(_config)]
 Jobs = Annotated[JobStore, Depends(_jobs)]
 Schedules = Annotated[ScheduleStore, Depends(_schedules)]
+Definitions = Annotated[DefinitionStore, Depends(_definitions)]
+DefinitionId = Annotated[str, Path(alias="id", description="The segment definition's id")]
 JobId = Annotated[int, Path(alias="id", description="The job's id")]
 ScheduleId = Annotated[str, Path(alias="id", description="The schedule's id")]
 
@@ -281,6 +299,69 @@ def cancel_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONRespons
     return JSONResponse(CANCELLING)
 
 
+# ---------------------------------------------------------------- /segment/definitions
+
+segment_definitions = APIRouter(prefix="/segment/definitions")
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ProblemDocument, "description": "Changed meanwhile, or used by another definition's inSegment"},
+}
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(by_alias=True)}}}}
+
+
+@segment_definitions.get("", responses=ERRORS, openapi_extra=TENANT, summary="List segment definitions, newest first")
+def list_segment_definitions(
+    scope: Authorized,
+    store: Definitions,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Definitions per page")] = 50,
+    offset: Annotated[str | None, Query(
+        pattern=r"^[0-9]+_[0-9a-f-]+$",
+        description="Cursor `{creationTime}_{id}` from `link.next`: the page after that definition")] = None,
+) -> JSONResponse:
+    if offset:
+        try:
+            decode_definition_cursor(offset)
+        except ValueError as err:
+            raise ApiProblem(400, str(err), [("offset", str(err))]) from None
+    return JSONResponse(list_definitions(store, scope.org, scope.sandbox, limit, offset))
+
+
+@segment_definitions.post("", responses={**ERRORS, **BODY_ERRORS, 422: {"model": ProblemDocument,
+                                                                         "description": "The lake does not match "
+                                                                                        "the config"}},
+                          openapi_extra={**TENANT, **_body_schema(DefinitionRequest)},
+                          summary="Create a segment definition (answers it with its id)")
+async def create_segment_definition(scope: Authorized, config: Deployment, store: Definitions,
+                                    body: Body) -> JSONResponse:
+    created = await run_in_threadpool(create_definition, store, config, body, scope.org, scope.sandbox)
+    return JSONResponse(created.to_dict())
+
+
+@segment_definitions.get("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
+                         summary="Get a segment definition")
+def get_segment_definition(scope: Authorized, store: Definitions, id_: DefinitionId) -> JSONResponse:
+    return JSONResponse(store.get(id_, scope.org, scope.sandbox).to_dict())
+
+
+@segment_definitions.patch("/{id}", responses={**ERRORS, **BODY_ERRORS, **NOT_FOUND, **CONFLICT},
+                           openapi_extra={**TENANT, **_body_schema(DefinitionPatch)},
+                           summary="Change a segment definition: name, description, expression, mergePolicyId")
+async def update_segment_definition(scope: Authorized, config: Deployment, store: Definitions, id_: DefinitionId,
+                                    body: Body) -> JSONResponse:
+    updated = await run_in_threadpool(update_definition, store, config, id_, body, scope.org, scope.sandbox)
+    return JSONResponse(updated.to_dict())
+
+
+@segment_definitions.delete("/{id}", responses={**ERRORS, **NOT_FOUND, **CONFLICT}, openapi_extra=TENANT,
+                            summary="Delete a segment definition that no other definition uses")
+def delete_segment_definition(scope: Authorized, store: Definitions, id_: DefinitionId) -> JSONResponse:
+    delete_definition(store, id_, scope.org, scope.sandbox)
+    return JSONResponse({"status": True, "message": "Segment definition deleted"})
+
+
 # ---------------------------------------------------------------- /config/schedules
 
 schedules = APIRouter(prefix="/config/schedules")
@@ -338,9 +419,11 @@ def _too_deep(_err: RecursionError) -> JSONResponse:
 # Each exception a handler may raise, and its answer.
 ANSWERS: dict[type[Exception], Callable[[Any], JSONResponse]] = {
     ApiProblem: lambda err: problem(err.status, err.detail, err.errors, err.headers),
-    RequestRejected: lambda err: problem(400, "the export job definition is invalid", err.problems),
+    RequestRejected: lambda err: problem(400, "the request is invalid: each problem is in errors", err.problems),
     RecursionError: _too_deep,
     JobNotFound: lambda err: problem(404, str(err)),
+    DefinitionNotFound: lambda err: problem(404, str(err)),
+    DefinitionConflict: lambda err: problem(409, str(err)),
     StatusConflict: lambda err: problem(409, f"{err}: it cannot be cancelled any more"),
     LakeError: lambda err: problem(422, str(err), [Problem(path="$", message=str(err))]),
     RequestValidationError: _invalid_parameters,
@@ -365,7 +448,9 @@ def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
     app.state.config = config
     app.state.jobs = store or JobStore(config.job_table_path)
     app.state.schedules = ScheduleStore(config.schedule_table_path)
+    app.state.definitions = DefinitionStore(config.segment_table_path)
     app.include_router(export_jobs)
+    app.include_router(segment_definitions)
     app.include_router(schedules)
     for kind, answer in ANSWERS.items():
         app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))

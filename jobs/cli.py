@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.config import Config, ConfigError, load_config
+from jobs.definition_store import DefinitionConflict, DefinitionNotFound
 from jobs.logs import setup_logging
 from jobs.model import JobStatus, RequestRejected, problem_document
 from jobs.plan import LakeError
@@ -42,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
         "file", help="schedule file, or - for standard input")
     schedule.add_parser("list", help="list schedules")
     schedule.add_parser("delete", help="delete a schedule").add_argument("id")
+    segment = commands.add_parser("segment", help="segment definitions (PQL)").add_subparsers(
+        dest="action", required=True)
+    segment.add_parser("create", help="create from a definition's JSON").add_argument(
+        "file", help="definition file, or - for standard input")
+    listed = segment.add_parser("list", help="list definitions, newest first")
+    listed.add_argument("--limit", type=int, default=50)
+    listed.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
+    segment.add_parser("get", help="show a definition").add_argument("id")
+    update = segment.add_parser("update", help="change name, description, expression or mergePolicyId")
+    update.add_argument("id")
+    update.add_argument("file", help="a partial definition's JSON, or - for standard input")
+    segment.add_parser("delete", help="delete a definition no other one uses").add_argument("id")
     pending = commands.add_parser("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
     listing = commands.add_parser("list", help="list jobs, newest first")
@@ -60,13 +73,40 @@ def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
 
+def _read(file: str) -> str:
+    return sys.stdin.read() if file == "-" else Path(file).read_text()
+
+
+def _segment(args: argparse.Namespace, config: Config, org: str, sandbox: str) -> int:
+    from jobs.definition_store import (
+        DefinitionStore,
+        create_definition,
+        delete_definition,
+        list_definitions,
+        update_definition,
+    )
+
+    store = DefinitionStore(config.segment_table_path)
+    if args.action == "create":
+        _emit(create_definition(store, config, _read(args.file), org, sandbox).to_dict())
+    elif args.action == "list":
+        _emit(list_definitions(store, org, sandbox, args.limit, args.offset))
+    elif args.action == "get":
+        _emit(store.get(args.id, org, sandbox).to_dict())
+    elif args.action == "update":
+        _emit(update_definition(store, config, args.id, _read(args.file), org, sandbox).to_dict())
+    else:
+        delete_definition(store, args.id, org, sandbox)
+        _emit({"status": True, "message": f"segment definition {args.id} deleted"})
+    return 0
+
+
 def _schedule(args: argparse.Namespace, config: Config, org: str, sandbox: str) -> int:
     from jobs.schedules import ScheduleStore, create_schedule
 
     schedules = ScheduleStore(config.schedule_table_path)
     if args.action == "create":
-        body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-        _emit(create_schedule(schedules, config, body, org, sandbox).to_dict())
+        _emit(create_schedule(schedules, config, _read(args.file), org, sandbox).to_dict())
     elif args.action == "list":
         _emit([s.to_dict() for s in schedules.list(org, sandbox)])
     elif not schedules.delete(args.id, org, sandbox):
@@ -101,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                   on_startup=loop.start if loop else None, on_shutdown=loop.stop if loop else None)
             return 0
         if args.command == "create":
-            body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-            _emit(create_job(store, config, body, org, sandbox).to_dict())
+            _emit(create_job(store, config, _read(args.file), org, sandbox).to_dict())
             return 0
         if args.command == "get":
             _emit(store.get(args.id, org, sandbox).to_dict())
@@ -124,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if record.status is JobStatus.SUCCEEDED else 1
         if args.command == "schedule":
             return _schedule(args, config, org, sandbox)
+        if args.command == "segment":
+            return _segment(args, config, org, sandbox)
         if args.command == "run-pending":
             from jobs.runner import run_pending
 
@@ -133,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     except RequestRejected as err:
         log.error("request rejected: %s", err)
         _emit(problem_document(400, str(err), err.problems))
-    except JobNotFound as err:
+    except (JobNotFound, DefinitionNotFound) as err:
         log.error("%s", err)
         _emit(problem_document(404, str(err)))
-    except StatusConflict as err:
+    except (StatusConflict, DefinitionConflict) as err:
         log.error("%s", err)
         _emit(problem_document(409, str(err)))
     except (LakeError, ValueError, OSError) as err:

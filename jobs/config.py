@@ -63,6 +63,9 @@ class Config(ConfModel):
     lake_root: str = "."
     job_table: str = "system/export_jobs"
     schedule_table: str = "system/export_schedules"
+    segment_table: str = "system/segment_definitions"
+    # A declared profile dataset that segment evaluation appends changed memberships to.
+    segmentation_dataset: str | None = None
     default_org: str = Field(min_length=1)
     default_sandbox: str = Field(min_length=1)
     # Names this deployment in Delta's idempotent-write ids; defaults to one derived from jobTable.
@@ -98,6 +101,15 @@ class Config(ConfModel):
                 raise ValueError(
                     f"merge policy {policy.id!r} orders unknown profile datasets {unknown}"
                 )
+        if self.segmentation_dataset is not None:
+            if self.segmentation_dataset not in profile_ids:
+                raise ValueError(f"segmentationDataset {self.segmentation_dataset!r} is not a declared profile dataset")
+            ordering = [p.id for p in self.merge_policies if self.segmentation_dataset in p.order]
+            if ordering:
+                raise ValueError(
+                    f"segmentationDataset {self.segmentation_dataset!r} must not be in a merge policy's order "
+                    f"({', '.join(ordering)}): its memberships rank above every dataset's, by ingest time"
+                )
         refs = [(p.id, p.version) for p in self.merge_policies]
         if len(set(refs)) != len(refs):
             raise ValueError("mergePolicies declares one id and version twice")
@@ -127,6 +139,10 @@ class Config(ConfModel):
         return self.resolve(self.schedule_table)
 
     @property
+    def segment_table_path(self) -> str:
+        return self.resolve(self.segment_table)
+
+    @property
     def deployment(self) -> str:
         if self.deployment_id:
             return self.deployment_id
@@ -141,6 +157,14 @@ class Config(ConfModel):
         return next(
             (p for p in self.merge_policies if p.id == policy_id and p.version == version), None
         )
+
+    def latest_policy(self, policy_id: str) -> MergePolicy | None:
+        """The highest version of a policy id (segment definitions name ids only)."""
+        versions = [p for p in self.merge_policies if p.id == policy_id]
+        return max(versions, key=lambda p: p.version) if versions else None
+
+    def profile_dataset(self, dataset_id: str) -> Dataset | None:
+        return next((d for d in self.profile_datasets if d.id == dataset_id), None)
 
     def destination(self, dataset_id: str) -> DestinationDataset | None:
         return next((d for d in self.destination_datasets if d.id == dataset_id), None)

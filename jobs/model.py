@@ -289,7 +289,7 @@ def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
         if isinstance(body, dict):
             definition = JobDefinition.model_validate(body)
         else:
-            definition = JobDefinition.model_validate(_json_object(body))
+            definition = JobDefinition.model_validate(json_object(body))
     except ValidationError as err:
         raise RequestRejected(problems_from(err)) from None
     if definition.destination.segment_per_batch and not definition.filter.segments:
@@ -300,7 +300,7 @@ def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
     return definition
 
 
-def _json_object(body: str | bytes) -> dict[str, Any]:
+def json_object(body: str | bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
@@ -385,6 +385,47 @@ class Metrics(Record):
     exported_profile_by_segment_counter: dict[str, dict[str, int]] | None = None
     rejected_record_counter: int | None = None
     rejected_records: list[RejectedRecord] | None = None
+    # Evaluating jobs: per evaluated segment, profiles realized or existing after the evaluation,
+    # and profiles by new status (as AEP's segment jobs report them).
+    segmented_profile_counter: dict[str, int] | None = None
+    segmented_profile_by_status_counter: dict[str, dict[str, int]] | None = None
+
+
+class SegmentDefinition(Record):
+    """A stored segment definition (README, "Segment definitions"); jobs.definitions checks the requests."""
+
+    id: str
+    name: str
+    description: str | None = None
+    expression: dict[str, str]  # {type: PQL, format: pql/text, value}
+    merge_policy_id: str
+    schema_: dict[str, str] = Field(alias="schema")
+    ims_org_id: str
+    sandbox_name: str
+    creation_time: int
+    update_time: int
+
+    @property
+    def pql(self) -> str:
+        return self.expression["value"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class DefinitionSnapshot(Record):
+    """What an evaluating job keeps of a segment's definition."""
+
+    id: str
+    name: str
+    expression: str  # pql/text
+    merge_policy_id: str
+    update_time: int
+
+    @classmethod
+    def of(cls, definition: SegmentDefinition) -> DefinitionSnapshot:
+        return cls(id=definition.id, name=definition.name, expression=definition.pql,
+                   merge_policy_id=definition.merge_policy_id, update_time=definition.update_time)
 
 
 class ComputeGatewayJobId(Record):
@@ -412,6 +453,9 @@ class JobRecord(Record):
     stage: str | None = None
     # Times the job was put back to NEW after its runner was lost (beyond the seed).
     retries: int | None = None
+    # Evaluating jobs: the definitions of the listed segments as they were when the job was
+    # created, so that every run of the job (a retry too) evaluates the same expressions.
+    segment_definitions: list[DefinitionSnapshot] | None = None
     creation_time: int
     update_time: int
     request_id: str
@@ -428,9 +472,19 @@ class JobRecord(Record):
                 "segmentPerBatch": self.destination.segment_per_batch,
             },
             "schema": self.schema_,
-            "evaluationInfo": self.evaluation_info,
+            "evaluationInfo": {"segmentation": self.evaluates},
         }
         return JobDefinition.model_validate({k: v for k, v in body.items() if v is not None})
+
+    @property
+    def evaluates(self) -> bool:
+        return bool(self.evaluation_info.get("segmentation"))
+
+    @property
+    def evaluation_time(self) -> int | None:
+        """The evaluation instant `now` (epoch ms), fixed by the job's first run."""
+        value = self.evaluation_info.get("evaluationTime")
+        return int(value) if value is not None else None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)

@@ -65,7 +65,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         group.append(SparkJobGroup(session, job_id))
         handle.on_cancel = group[0].cancel
         handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=group[0].application_id),
-                      **_incremental_window(config, handle.record))
+                      **_incremental_window(config, handle.record), **_evaluation_time(handle.record))
         plan = build_plan(handle.record, config)
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
@@ -92,14 +92,20 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         "exported_profile_by_segment_counter": _by_segment(handle.record, result.counts.by_batch),
         "rejected_record_counter": result.rejected,
         "rejected_records": result.rejected_examples or None,
+        "segmented_profile_counter": result.evaluated.segmented if result.evaluated else None,
+        "segmented_profile_by_status_counter": result.evaluated.by_status if result.evaluated else None,
     })
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)
     # Advance an incremental schedule once the commit exists, before the record says
     # SUCCEEDED: a crash in between may fail the job but can never re-export its window.
+    # An evaluating run moves the watermark to at least its `now`, so that its own
+    # write-back (ingested at `now`) is not new data for the schedule's next run.
     schedule_id = schedule_of(handle.record)
-    if schedule_id and result.watermark is not None:
-        ScheduleStore(config.schedule_table_path).advance_watermark(schedule_id, result.watermark)
+    evaluated_at = handle.record.evaluation_time
+    watermark = max(result.watermark or 0, evaluated_at * 1000 if evaluated_at else 0) or None
+    if schedule_id and watermark is not None:
+        ScheduleStore(config.schedule_table_path).advance_watermark(schedule_id, watermark)
     return handle.finish(JobStatus.SUCCEEDED, metrics=metrics)
 
 
@@ -109,6 +115,13 @@ def _incremental_window(config: Config, record: JobRecord) -> dict[str, object]:
     if watermark is False or watermark is None:
         return {}
     return {"filter": {**record.filter, "fromIngestTimestamp": format_rfc3339(from_micros(watermark))}}
+
+
+def _evaluation_time(record: JobRecord) -> dict[str, object]:
+    """For an evaluating job: its `now`, fixed by its first run, so that a retry evaluates the same way."""
+    if not record.evaluates or record.evaluation_time is not None:
+        return {}
+    return {"evaluation_info": {**record.evaluation_info, "evaluationTime": now_ms()}}
 
 
 def _by_segment(record: JobRecord, by_batch: dict[str, int]) -> dict[str, dict[str, int]] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 NAMESPACES = ("ECID", "Email", "CRMID", "Phone", "GAID")
 STATUSES = ("realized", "existing", "exited")
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
+SEGMENTATION_DATASET = "segment_memberships"
 
 
 @dataclass(frozen=True)
@@ -202,8 +204,14 @@ def events(spark: SparkSession, spec: LakeSpec, dataset_index: int) -> DataFrame
 
 
 def generate(spark: SparkSession, config: Config, spec: LakeSpec) -> None:
-    """Write the config's profile and event datasets (overwriting them)."""
-    for index, dataset in enumerate(config.profile_datasets):
+    """Write the config's profile and event datasets (overwriting them); the segmentation
+    dataset, if any, is removed."""
+    # The segmentation dataset holds what evaluation writes; a fresh lake has none.
+    written = [d for d in config.profile_datasets if d.id != config.segmentation_dataset]
+    segmentation = config.profile_dataset(config.segmentation_dataset) if config.segmentation_dataset else None
+    if segmentation is not None and "://" not in config.resolve(segmentation.path):
+        shutil.rmtree(config.resolve(segmentation.path), ignore_errors=True)
+    for index, dataset in enumerate(written):
         df = profile_fragments(spark, spec, index)
         if index == 0 and spec.bad_fragments:
             df = df.unionByName(bad_fragments(spark, spec), allowMissingColumns=True)
@@ -223,10 +231,13 @@ def sample_config(
     job_table: str = "system/export_jobs",
     destination: str = "exports/audience",
     tenants: Sequence[tuple[str, Sequence[str], str]] = (),
+    segmentation: str | None = None,
 ) -> str:
     """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it.
 
-    `tenants` are (org, sandboxes, SHA-256 of the token) for the HTTP API.
+    `tenants` are (org, sandboxes, SHA-256 of the token) for the HTTP API; `segmentation`,
+    a path, declares a profile dataset `segment_memberships` there as the segmentation
+    dataset (segment evaluation writes to it, so deployments over one lake each need their own).
     """
     profile_ids = [f"profiles_{i}" for i in range(profile_datasets)]
     lines = [
@@ -234,6 +245,7 @@ def sample_config(
         f'jobTable = "{job_table}"',
         'defaultOrg = "demo@Org"',
         'defaultSandbox = "prod"',
+        *([f'segmentationDataset = "{SEGMENTATION_DATASET}"'] if segmentation else []),
         "",
         "[spark]",
         'master = "local[2]"',
@@ -241,6 +253,8 @@ def sample_config(
     ]
     for dataset_id in profile_ids:
         lines += ["", "[[profileDatasets]]", f'id = "{dataset_id}"', f'path = "profiles/{dataset_id}"']
+    if segmentation:
+        lines += ["", "[[profileDatasets]]", f'id = "{SEGMENTATION_DATASET}"', f'path = "{segmentation}"']
     for i in range(event_datasets):
         lines += ["", "[[eventDatasets]]", f'id = "events_{i}"', f'path = "events/events_{i}"']
     lines += [

@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from jobs.clock import from_micros, now_ms
 from jobs.config import Config
+from jobs.definition_store import DefinitionStore
 from jobs.model import JobDefinition, JobRecord, Problem, RequestRejected, format_rfc3339, problems_from
 from jobs.plan import check_definition
 from jobs.service import create_job
@@ -200,8 +201,10 @@ def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, An
     if request.incremental and definition.filter.from_ingest_timestamp is not None:
         raise RequestRejected([Problem(path="job.filter.fromIngestTimestamp",
                                        message="an incremental schedule sets it on each run; leave it out")])
+    definitions = (DefinitionStore(config.segment_table_path).all(org, sandbox)
+                   if definition.evaluation_info.segmentation else None)
     try:
-        check_definition(definition, config)
+        check_definition(definition, config, definitions)
     except RequestRejected as err:
         raise RequestRejected([Problem(path="job." + p.path, message=p.message) for p in err.problems]) from None
     schedule = Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=request.cron,

@@ -55,6 +55,16 @@ def innermost_element(t: JsonType) -> JsonType:
     return t
 
 
+def type_at(struct: dict[str, Any], path: tuple[str, ...]) -> JsonType | None:
+    """The type at a nested path of a struct schema, or None if there is no such field."""
+    t: JsonType = struct
+    for name in path:
+        if not is_struct(t) or name not in fields_of(t):
+            return None
+        t = fields_of(t)[name]
+    return t
+
+
 def fields_of(struct: dict[str, Any]) -> dict[str, JsonType]:
     return {f["name"]: f["type"] for f in struct["fields"]}
 
@@ -155,7 +165,12 @@ class Leaf:
 
     @property
     def column(self) -> str:
-        return "__" + "__".join(self.path)
+        return leaf_column(self.path)
+
+
+def leaf_column(path: tuple[str, ...]) -> str:
+    """The merged column of the leaf attribute at `path`."""
+    return "__" + "__".join(path)
 
 
 def _leaf_paths(t: JsonType, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:

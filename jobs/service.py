@@ -7,9 +7,11 @@ import uuid
 from typing import Any
 
 from jobs.clock import now_ms
-from jobs.config import Config
+from jobs.config import Config, MergePolicy
+from jobs.definition_store import DefinitionStore
 from jobs.model import (
     Batch,
+    DefinitionSnapshot,
     JobDefinition,
     JobRecord,
     JobStatus,
@@ -17,7 +19,7 @@ from jobs.model import (
     dump_definition_part,
     parse_definition,
 )
-from jobs.plan import check_definition
+from jobs.plan import check_definition, snapshots
 from jobs.store import JobStore, StatusConflict
 
 
@@ -33,10 +35,16 @@ def new_record(
     sandbox: str,
     request_id: str,
     created_ms: int,
+    policy: MergePolicy | None = None,
+    segment_definitions: list[DefinitionSnapshot] | None = None,
 ) -> JobRecord:
-    """The NEW record for a definition: defaults filled in, batch ids assigned."""
-    policy = definition.merge_policy or config.default_policy()
-    policy_dump = {"id": policy.id, "version": policy.version}
+    """The NEW record for a definition: defaults filled in, batch ids assigned.
+
+    `policy`: the merge policy check_definition resolved (default: the named one, else the
+    config's default); `segment_definitions`: what an evaluating job evaluates.
+    """
+    chosen = policy or definition.merge_policy or config.default_policy()
+    policy_dump = {"id": chosen.id, "version": chosen.version}
     dest = definition.destination
     if dest.segment_per_batch:
         destination = RecordDestination(
@@ -67,6 +75,7 @@ def new_record(
         creation_time=created_ms,
         update_time=created_ms,
         request_id=request_id,
+        segment_definitions=segment_definitions,
     )
 
 
@@ -83,11 +92,14 @@ def create_job(
     Raises RequestRejected (nothing written) when the request is bad.
     """
     definition = parse_definition(body)
-    check_definition(definition, config)
+    evaluates = definition.evaluation_info.segmentation
+    definitions = DefinitionStore(config.segment_table_path).all(org, sandbox) if evaluates else {}
+    policy = check_definition(definition, config, definitions)
+    evaluated = snapshots(definition, definitions) if evaluates else None
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()
     return store.create(
-        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created)
+        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated)
     )
 
 

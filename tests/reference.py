@@ -59,3 +59,28 @@ def expected_members(fragment_paths: list[str], segments: list[tuple[str, str, s
                 continue
             members.add(key)
     return members
+
+
+def latest_values(fragment_paths: list[str], column: str, field: str) -> dict[tuple[str, str], object]:
+    """Per profile key, the latest non-null `column.field` of its fragments (timestampOrdered)."""
+    latest: dict[tuple[str, str], tuple[datetime, object]] = {}
+    for path in fragment_paths:
+        for row in read_rows(path):
+            key, value = _key(row["identityMap"]), (row.get(column) or {}).get(field)
+            if key is None or value is None:
+                continue
+            ingest = _utc(row["_ingestTime"])
+            if key not in latest or latest[key][0] < ingest:
+                latest[key] = (ingest, value)
+    return {key: value for key, (_, value) in latest.items()}
+
+
+def event_counts(event_paths: list[str], meets) -> dict[tuple[str, str], int]:
+    """Per profile key, how many of its events meet `meets(row)`."""
+    counts: dict[tuple[str, str], int] = {}
+    for path in event_paths:
+        for row in read_rows(path):
+            key = _key(row["identityMap"])
+            if key is not None and meets(row):
+                counts[key] = counts.get(key, 0) + 1
+    return counts

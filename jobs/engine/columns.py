@@ -20,8 +20,11 @@ MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no seg
 BATCH = "_batchId"  # the destination's batch column
 
 IDENTITY = "struct<ns: string, id: string>"
+IDENTITY_MAP = "map<string, array<struct<id: string, primary: boolean>>>"
 MEMBERSHIP = "struct<status: string, lastQualificationTime: timestamp>"
 MEMBERSHIP_MAP = f"map<string, map<string, {MEMBERSHIP}>>"
+# The segmentation dataset's fragments: what evaluation writes back, and how it reads before the first write.
+SEGMENTATION_SCHEMA = f"identityMap {IDENTITY_MAP}, _ingestTime timestamp, segmentMembership {MEMBERSHIP_MAP}"
 
 
 def segment_column(namespace: str, segment_id: str) -> str:

@@ -1,9 +1,12 @@
-"""ExperienceEvents per profile key: the `events` column and the keys of empty profiles.
+"""ExperienceEvents per profile key: the `events` column, the keys of empty profiles, and the
+counts of events that meet segment conditions (`xEvent[condition].count()`).
 
 Each event dataset is keyed like profile fragments (its one primary identity;
 others are rejected and counted), cut to the ingest window `(from, to]`,
 projected to the requested fields, then grouped once per key into an array
-ordered by `timestamp` (then `_id`, so the order is stable).
+ordered by `timestamp` (then `_id`, so the order is stable). A job that also
+counts events reads them in the same single grouping: its counts take every
+event, and the window then picks the events of the array instead of cutting the rows.
 """
 
 from __future__ import annotations
@@ -14,22 +17,45 @@ from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
 from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
 from jobs.engine.conform import column_as
+from jobs.engine.evaluation import Scope, condition, event_count_column
 from jobs.engine.identities import identity_map, key_columns, with_identities
-from jobs.engine.inputs import read_sources
+from jobs.engine.inputs import read_delta, union_all
 from jobs.engine.projection import project
 from jobs.plan import EventPlan, EventSource
-from jobs.schema import fields_of
+from jobs.schema import fields_of, type_at
 
 EVENT, EVENTS, EVENT_IDENTITIES = "_event", "_events", "_eventIdentityMap"
+IN_WINDOW = "_inWindow"  # with conditions: the event is in the window of the events column
+
+
+def _window(plan: EventPlan) -> Column | None:
+    """The ingest window `(from, to]` as a condition, or None when it is open."""
+    bounds = []
+    if plan.from_ingest is not None:
+        bounds.append(F.col("_ingestTime") > F.lit(plan.from_ingest))
+    if plan.to_ingest is not None:
+        bounds.append(F.col("_ingestTime") <= F.lit(plan.to_ingest))
+    return bounds[0] & bounds[1] if len(bounds) == 2 else (bounds[0] if bounds else None)
+
+
+def _qualifying(index: int) -> str:
+    return f"_eventMeets{index}"
 
 
 def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFrame:
-    """One dataset's events in the window, with key, identities and the projected event struct."""
-    if plan.from_ingest is not None:
-        df = df.where(F.col("_ingestTime") > F.lit(plan.from_ingest))
-    if plan.to_ingest is not None:
-        df = df.where(F.col("_ingestTime") <= F.lit(plan.to_ingest))
+    """One dataset's events with key, identities and the projected event struct: those in the
+    window, or, when the plan counts events, all of them with their window and condition flags."""
+    if plan.before is not None:
+        df = df.where(F.col("_ingestTime") < F.lit(plan.before))
+    window = _window(plan)
+    if window is not None and not plan.conditions:
+        df = df.where(window)
     columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), F.col("_ingestTime")]
+    if plan.conditions:
+        assert plan.before is not None, "only an evaluating job counts events"
+        scope = Scope(value=lambda path: column_as(df, path.parts, _event_type(plan, path.parts)), now=plan.before)
+        columns += [condition(c, scope).alias(_qualifying(i)) for i, c in enumerate(plan.conditions)]
+        columns.append((window if window is not None else F.lit(True)).alias(IN_WINDOW))
     if plan.projection is not None:
         merged = fields_of(plan.schema)
         order = F.struct(F.col("timestamp").alias("t"), F.col("_id").cast("string").alias("id"))
@@ -39,9 +65,15 @@ def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFra
     return with_identities(df).select(*columns)
 
 
+def _event_type(plan: EventPlan, path: tuple[str, ...]) -> str | dict[str, object]:
+    found = type_at(plan.schema, path)
+    assert found is not None, "pql.check found every event path in this schema"
+    return found
+
+
 def load_events(spark: SparkSession, plan: EventPlan) -> DataFrame:
     """All event datasets' keyed events, bad ones included (REJECT says why)."""
-    return read_sources(spark, plan.sources, lambda s: s.path, lambda df, s: keyed_events(df, s, plan))
+    return union_all([keyed_events(read_delta(spark, s.path), s, plan) for s in plan.sources])
 
 
 def _earlier(a: Column, b: Column) -> Column:
@@ -61,17 +93,20 @@ def _orderable(t: DataType) -> bool:
 
 
 def events_by_key(events: DataFrame, plan: EventPlan, identities: bool) -> DataFrame:
-    """One row per key: its events in time order (if asked) and, if asked, its identities.
+    """One row per key: its events in time order (if asked), its identities (if asked), and
+    how many of its events meet each of the plan's conditions.
 
     Sorting by the struct's natural order (`sort_array`, generated code) gives the
     same order as the comparator; a comparator lambda is needed only when the
     event holds a map, which Spark cannot order.
     """
-    aggregates = []
+    # collect_list skips nulls: with conditions, only the window's events are collected.
+    windowed = (lambda c: F.when(F.col(IN_WINDOW), F.col(c))) if plan.conditions else F.col
+    aggregates = [F.count_if(F.col(_qualifying(i))).alias(event_count_column(i)) for i in range(len(plan.conditions))]
     if identities:
-        aggregates.append(F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS))
+        aggregates.append(F.sort_array(F.array_distinct(F.flatten(F.collect_list(windowed(IDS))))).alias(IDS))
     if plan.projection is not None:
-        collected = F.collect_list(EVENT)
+        collected = F.collect_list(windowed(EVENT))
         in_order = (F.sort_array(collected) if _orderable(events.schema[EVENT].dataType)
                     else F.array_sort(collected, _earlier))
         aggregates.append(in_order["value"].alias(EVENTS))

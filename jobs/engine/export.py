@@ -1,11 +1,14 @@
-"""The export engine: an ExportPlan executed as one lazy Spark plan and one commit.
+"""The export engine: an ExportPlan executed as one lazy Spark plan and one commit (two when it evaluates).
 
-load fragments ─▶ merge ─▶ segment match ─▶ project ─▶ tag batches ─▶ Delta commit
+load fragments ─▶ merge ─▶ (+ events) ─▶ (evaluate) ─▶ segment match ─▶ project ─▶ tag batches ─▶ Delta commit
+                                               └──▶ changed memberships ─▶ segmentation dataset commit
 
-Rejected fragments are counted by an observation of the same scan, and the
-exported profiles by one of the rows as they are written (metrics.py); a retry
-that finds its commit already in the destination reads the same figures back
-from it.
+Rejected fragments are counted by an observation of the same scan, the exported
+profiles by one of the rows as they are written, and an evaluation's memberships
+by one of the evaluated profiles (metrics.py). An evaluating job writes its two
+commits from one computation of the evaluated profiles, kept (persisted) between
+them. A retry that finds a commit already there does not write it again, and
+reads the figures it needs back from the destination.
 """
 
 from __future__ import annotations
@@ -13,17 +16,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
+from jobs.engine.evaluation import evaluate, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
 from jobs.engine.merge import load_fragments, merge_profiles
-from jobs.engine.metrics import ExportCounters, ExportedCounts, observed, read_back
+from jobs.engine.metrics import (
+    EvaluatedCounts,
+    EvaluationCounters,
+    ExportCounters,
+    ExportedCounts,
+    observed,
+    read_back,
+)
 from jobs.engine.probe import probe_fragments
 from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, select_members, tag_batches
-from jobs.engine.sink import already_committed, write_batches
+from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
 
@@ -38,28 +50,33 @@ class ExportResult:
     watermark: int | None  # latest _ingestTime read, in µs since the epoch (incremental schedules)
     rejected_examples: list[RejectedRecord] = field(default_factory=list)
     committed_now: bool = True
+    evaluated: EvaluatedCounts | None = None
 
 
-def export_rows(
-    fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None, candidates: Column | None = None,
-    counters: ExportCounters | None = None,
-) -> DataFrame:
-    """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events.
-
-    `candidates`: merge only keys with a fragment where it holds (segments.candidate_filter).
-    `counters`: count the exported profiles on the way (metrics.ExportCounters).
-    """
+def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None,
+                candidates: Column | None = None) -> DataFrame:
+    """The merged profiles, with their events (and event counts) and, when the job evaluates,
+    their evaluated memberships. `candidates`: merge only keys with a fragment where it holds
+    (segments.candidate_filter)."""
     profiles = merge_profiles(fragments, plan, candidates)
-    output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
     if plan.events is not None:
         assert events is not None, "a plan with events reads them"
         by_key = events_by_key(events, plan.events, identities=plan.empty_profiles)
         profiles = profiles.join(by_key, [KEY_NS, KEY_ID], "full_outer" if plan.empty_profiles else "left")
         if plan.empty_profiles:
             profiles = profiles.withColumn("identityMap", F.coalesce("identityMap", EVENT_IDENTITIES))
-        if plan.events.projection is not None:
-            none = F.array().cast(by_key.schema[EVENTS].dataType)
-            output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
+    return evaluate(profiles, plan) if plan.evaluation is not None else profiles
+
+
+def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters | None = None) -> DataFrame:
+    """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events.
+
+    `counters`: count the exported profiles on the way (metrics.ExportCounters).
+    """
+    output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
+    if plan.events is not None and plan.events.projection is not None:
+        none = F.array().cast(profiles.schema[EVENTS].dataType)
+        output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
     members = select_members(profiles, plan)
     if counters is not None:
         members = counters.observe(members)
@@ -69,7 +86,13 @@ def export_rows(
 def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     fragments = load_fragments(spark, plan)
     events = load_events(spark, plan.events) if plan.events is not None else None
-    result = None if already_committed(plan) else write_observed(spark, plan, fragments, events)
+    export_pending = not already_committed(plan)
+    evaluation = plan.evaluation
+    writeback_pending = evaluation is not None and not committed(evaluation.writeback_path,
+                                                                 evaluation.writeback_txn_app_id)
+    result = None
+    if export_pending or writeback_pending:
+        result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending)
     if result is None:
         result = recount(spark, plan, fragments, events)
     if result.rejected:
@@ -79,11 +102,12 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
 
 
 def write_observed(
-    spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None
+    spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
+    export_pending: bool = True, writeback_pending: bool = False,
 ) -> ExportResult | None:
-    """Writes the job's batches and counts on the way: rejected records, the watermark, the
-    exported profiles. None if Delta skipped the write because another run of the job
-    committed first."""
+    """Writes what is pending of the job's commits and counts on the way: rejected records, the
+    watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
+    write because another run of the job committed first."""
     probe = probe_fragments(fragments, plan)  # before the fragments are observed
     counters = ExportCounters(plan, probe.namespaces)
     # The observations count on the same scan, and they also keep the optimizer from
@@ -95,21 +119,44 @@ def write_observed(
     rejected_events = Observation(f"job-{plan.job_id}-rejected-events")
     if events is not None:
         events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
-    write_batches(export_rows(fragments, plan, events, candidate_filter(probe.share, plan), counters), plan)
+    # Evaluation decides membership by expression, not by the fragments' memberships.
+    candidates = None if plan.evaluation is not None else candidate_filter(probe.share, plan)
+    profiles = profiles_of(fragments, plan, events, candidates)
+    evaluation = EvaluationCounters(plan) if plan.evaluation is not None else None
+    if evaluation is not None:
+        profiles = evaluation.observe(profiles)
+    both = export_pending and writeback_pending
+    if both:
+        profiles = profiles.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        if export_pending:
+            write_batches(export_rows(profiles, plan, counters), plan)
+        if writeback_pending:
+            assert plan.evaluation is not None
+            write_memberships(writeback_rows(profiles, plan.evaluation), plan.evaluation, plan.job_id)
+    finally:
+        if both:
+            profiles.unpersist()
     seen = observed(rejected)
     if seen is None:
         log.info("job %s: Delta skipped the write: another run of this job committed first", plan.job_id)
         return None
+    exported = observed(counters.observation) is not None
     count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
-    return ExportResult(counters.counts() or read_back(spark, plan), count, seen["watermark"])
+    return ExportResult(counters.counts() or read_back(spark, plan), count, seen["watermark"],
+                        committed_now=exported,
+                        evaluated=evaluation.counts(profiles) if evaluation is not None else None)
 
 
 def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None) -> ExportResult:
-    """The figures of a job whose batches an earlier run committed, from the inputs and the destination."""
+    """The figures of a job whose commits an earlier run made, from the inputs and the destination."""
     row = fragments.agg(F.count(F.col(REJECT)).alias("n"), F.max(F.unix_micros("_ingestTime")).alias("w")).first()
     assert row is not None, "a global aggregation has one row"
     count = row["n"] + (events.where(F.col(REJECT).isNotNull()).count() if events is not None else 0)
-    return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False)
+    evaluated = None
+    if plan.evaluation is not None:
+        evaluated = EvaluationCounters(plan).counts(profiles_of(fragments, plan, events))
+    return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated)
 
 
 def rejected_examples(records: DataFrame) -> list[RejectedRecord]:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-Source = TypeVar("Source")
 
-
-def read_sources(spark: SparkSession, sources: Sequence[Source], path_of: Callable[[Source], str],
-                 keyed: Callable[[DataFrame, Source], DataFrame]) -> DataFrame:
-    """The union by name of `keyed(table, source)` over the sources' Delta tables."""
-    return union_all([keyed(spark.read.format("delta").load(path_of(s)), s) for s in sources])
+def read_delta(spark: SparkSession, path: str, missing_schema: str | None = None) -> DataFrame:
+    """The Delta table at `path`; given `missing_schema`, a table that does not exist yet reads as
+    empty rows of that schema (the segmentation dataset before its first write-back)."""
+    if missing_schema is not None and not DeltaTable.is_deltatable(path):
+        return spark.createDataFrame([], missing_schema)
+    return spark.read.format("delta").load(path)
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:

@@ -23,11 +23,12 @@ from jobs.engine.columns import (
     MEMBERSHIPS,
     RANK,
     REJECT,
+    SEGMENTATION_SCHEMA,
     segment_column,
 )
 from jobs.engine.conform import column_as
 from jobs.engine.identities import identity_map, key_columns, with_identities
-from jobs.engine.inputs import read_sources
+from jobs.engine.inputs import read_delta, union_all
 from jobs.plan import ExportPlan, ProfileSource
 
 
@@ -35,6 +36,8 @@ def keyed_fragments(
     df: DataFrame, source: ProfileSource, plan: ExportPlan
 ) -> DataFrame:
     """One dataset's fragments with key, rank and the leaves and memberships the plan needs."""
+    if plan.as_of is not None:
+        df = df.where(F.col("_ingestTime") < F.lit(plan.as_of))
     ingest = F.col("_ingestTime")
     rank = ingest if plan.merge == "timestampOrdered" else F.struct(
         F.lit(-source.precedence).alias("precedence"), ingest.alias("ingestTime")
@@ -42,7 +45,7 @@ def keyed_fragments(
     columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), rank.alias(RANK), ingest.alias("_ingestTime")]
     columns += [column_as(df, leaf.path, leaf.type).alias(leaf.column) for leaf in plan.leaves]
     has_memberships = "segmentMembership" in df.columns
-    for namespace, segment_id in plan.segment_refs:
+    for namespace, segment_id in plan.merged_segment_refs:
         value = (
             F.col("segmentMembership").getItem(namespace).getItem(segment_id) if has_memberships
             else F.lit(None)
@@ -56,7 +59,10 @@ def keyed_fragments(
 
 def load_fragments(spark: SparkSession, plan: ExportPlan) -> DataFrame:
     """All sources' keyed fragments, bad ones included (REJECT says why)."""
-    return read_sources(spark, plan.sources, lambda s: s.path, lambda df, s: keyed_fragments(df, s, plan))
+    return union_all([
+        keyed_fragments(read_delta(spark, s.path, SEGMENTATION_SCHEMA if s.optional else None), s, plan)
+        for s in plan.sources
+    ])
 
 
 def _latest(column: str) -> Column:
@@ -77,7 +83,7 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
         F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS),
     ]
     aggregates += [_latest(leaf.column) for leaf in plan.leaves]
-    aggregates += [_latest(segment_column(ns, sid)) for ns, sid in plan.segment_refs]
+    aggregates += [_latest(segment_column(ns, sid)) for ns, sid in plan.merged_segment_refs]
     if not plan.segments:
         aggregates.append(
             F.collect_list(F.when(F.col("segmentMembership").isNotNull(),

@@ -1,5 +1,5 @@
 """The exported rows' counters (README, "What a run records"): distinct profiles, profiles per identity
-namespace, rows per batch.
+namespace, rows per batch; and an evaluating job's memberships by segment and status.
 
 They are counted from the rows the job writes, in the same pass, by an Observation
 on the exported profiles (one row per profile, before per-segment batches repeat
@@ -17,7 +17,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import BATCH
+from jobs.engine.columns import BATCH, segment_column
+from jobs.engine.evaluation import NAMESPACE
 from jobs.engine.identities import primary_key
 from jobs.engine.segments import matched
 from jobs.plan import ExportPlan
@@ -31,15 +32,14 @@ class ExportedCounts:
 
 
 def observed(observation: Observation) -> dict[str, Any] | None:
-    """The observation's metrics, or None if its query never ran.
+    """The observation's metrics, or None if its query never ran (or it was never attached).
 
     Delta skips a write whose txnAppId another run already committed, and then the
     observation never fires: PySpark's `get` would wait for ever; the JVM's
     `getOrEmpty` waits a moment and returns an empty map.
     """
     java = observation._jo
-    assert java is not None, "observed only after DataFrame.observe"
-    if java.getOrEmpty().isEmpty():
+    if java is None or java.getOrEmpty().isEmpty():
         return None
     return observation.get
 
@@ -99,3 +99,40 @@ def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
         by_batch = {plan.batch_ids[0]: total}  # one row per profile: no second read-back
     return ExportedCounts(total, dict(sorted(by_namespace.items())),
                           {b: by_batch.get(b, 0) for b in plan.batch_ids})
+
+
+@dataclass(frozen=True)
+class EvaluatedCounts:
+    segmented: dict[str, int]  # segment id -> profiles realized or existing after the evaluation
+    by_status: dict[str, dict[str, int]]  # segment id -> status -> profiles
+
+
+class EvaluationCounters:
+    """Counts the evaluated memberships of every merged profile (exported or not), on the way."""
+
+    STATUSES = ("realized", "existing", "exited")
+
+    def __init__(self, plan: ExportPlan):
+        assert plan.evaluation is not None
+        self.segments = [s.segment_id for s in plan.evaluation.segments]
+        self.observation = Observation(f"job-{plan.job_id}-evaluated")
+
+    def _measures(self) -> list[Column]:
+        return [F.count_if(F.col(segment_column(NAMESPACE, segment))["status"] == status).alias(f"s{i}_{status}")
+                for i, segment in enumerate(self.segments) for status in self.STATUSES]
+
+    def observe(self, profiles: DataFrame) -> DataFrame:
+        return profiles.observe(self.observation, *self._measures())
+
+    def counts(self, profiles: DataFrame) -> EvaluatedCounts:
+        """The observed figures; when no query ran over the profiles (both commits were already
+        there), one aggregation of `profiles` instead."""
+        seen = observed(self.observation)
+        if seen is None:
+            row = profiles.agg(*self._measures()).first()
+            assert row is not None, "a global aggregation has one row"
+            seen = row.asDict()
+        by_status = {segment: {status: seen[f"s{i}_{status}"] for status in self.STATUSES}
+                     for i, segment in enumerate(self.segments)}
+        segmented = {segment: counts["realized"] + counts["existing"] for segment, counts in by_status.items()}
+        return EvaluatedCounts(segmented, by_status)

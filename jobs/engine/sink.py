@@ -8,7 +8,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
 from jobs.engine.errors import CONCURRENT_COMMIT
-from jobs.plan import ExportPlan
+from jobs.plan import EvaluationPlan, ExportPlan
 from jobs.schema import SchemaConflict, read_delta_schema, union_schemas
 
 TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
@@ -37,36 +37,51 @@ def check_destination(rows: DataFrame, plan: ExportPlan) -> None:
         ) from None
 
 
-def already_committed(plan: ExportPlan) -> bool:
-    """True when an earlier run of this job committed its batches (a retry after a crash)."""
-    if not DeltaTable.is_deltatable(plan.destination_path):
+def committed(path: str, txn_app_id: str) -> bool:
+    """True when the table at `path` has a commit of this transaction id (an earlier run's)."""
+    if not DeltaTable.is_deltatable(path):
         return False
-    version = DeltaTable(plan.destination_path).transaction_version(plan.txn_app_id)
+    version = DeltaTable(path).transaction_version(txn_app_id)
     return version is not None and version >= TXN_VERSION
 
 
+def already_committed(plan: ExportPlan) -> bool:
+    """True when an earlier run of this job committed its batches (a retry after a crash)."""
+    return committed(plan.destination_path, plan.txn_app_id)
+
+
 def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
-    """Append all of the job's batches in one commit.
+    """Append all of the job's batches in one commit, after checking that they fit the destination.
 
     New columns and nested fields are added (schema evolution); Delta skips the
     write if this job's txnAppId already committed, so a rerun cannot duplicate rows.
     """
     check_destination(rows, plan)
+    append(rows, plan.destination_path, plan.txn_app_id, plan.user_metadata, plan.job_id)
+
+
+def write_memberships(rows: DataFrame, evaluation: EvaluationPlan, job_id: int) -> None:
+    """Append an evaluation's changed memberships to the segmentation dataset, in one commit."""
+    append(rows, evaluation.writeback_path, evaluation.writeback_txn_app_id, evaluation.writeback_metadata, job_id)
+
+
+def append(rows: DataFrame, path: str, txn_app_id: str, user_metadata: str, job_id: int) -> None:
+    """One idempotent Delta append (a txnAppId commits once), retried while it loses races."""
     writer = (
         rows.write.format("delta")
         .mode("append")
         .option("mergeSchema", "true")
-        .option("txnAppId", plan.txn_app_id)
+        .option("txnAppId", txn_app_id)
         .option("txnVersion", TXN_VERSION)
-        .option("userMetadata", plan.user_metadata)
+        .option("userMetadata", user_metadata)
     )
     for attempt in range(WRITE_ATTEMPTS):
         try:
-            writer.save(plan.destination_path)
+            writer.save(path)
             return
         except CONCURRENT_COMMIT:
-            # Another job committed to the same destination first (e.g. both created
-            # the table, or both evolved its schema): the write is idempotent, so retry.
+            # Another job committed to the same table first (e.g. both created it, or both
+            # evolved its schema): the write is idempotent, so retry.
             if attempt + 1 == WRITE_ATTEMPTS:
                 raise
-            log.info("job %s: concurrent commit to the destination, retrying", plan.job_id)
+            log.info("job %s: concurrent commit to %s, retrying", job_id, path)

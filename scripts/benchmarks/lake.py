@@ -31,14 +31,15 @@ class Lake:
     def event_paths(self) -> list[str]:
         return [str(self.root / "events" / f"events_{i}") for i in range(self.event_datasets)]
 
-    def deployment(self, name: str) -> Config:
-        """A config over this lake with the shared job table and a destination of its own,
-        so that no run appends to another run's table."""
+    def deployment(self, name: str, segmentation: bool = False) -> Config:
+        """A config over this lake with the shared job and segment tables and a destination of its
+        own, so that no run appends to another run's table; with `segmentation`, a segmentation
+        dataset of its own too, so that every evaluating run starts from the same memberships."""
         runs = self.root / "runs"
         runs.mkdir(exist_ok=True)
         conf = runs / f"{name}.toml"
-        conf.write_text(sample_config(self.root, event_datasets=self.event_datasets,
-                                      destination=str(runs / name)))
+        conf.write_text(sample_config(self.root, event_datasets=self.event_datasets, destination=str(runs / name),
+                                      segmentation=str(runs / f"{name}-memberships") if segmentation else None))
         return load_config(conf)
 
 

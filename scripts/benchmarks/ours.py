@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
+from typing import Any
 
 from benchmarks.lake import Lake
 from benchmarks.memory import PeakMemory
 from benchmarks.rounds import Sample, Scenario
-from benchmarks.settings import DESTINATION_ID, EVENT_FIELDS, FIELDS, SCHEMA_NAME
+from benchmarks.settings import DESTINATION_ID, EVALUATED_SEGMENTS, EVENT_FIELDS, FIELDS, SCHEMA_NAME
+from jobs.config import Config
+from jobs.definition_store import DefinitionStore, create_definition
 from jobs.model import JobRecord, JobStatus
 from jobs.runner import run_job
 from jobs.sample import segment_id
@@ -27,9 +31,43 @@ def job_body(segments: int, per_segment: bool = False, events: bool = False) -> 
     return body
 
 
+def evaluated_expressions() -> list[str]:
+    """The evaluated segments: half on attributes only, half counting events in a 30-day window."""
+    tiers = ("gold", "silver", "bronze")
+    attributes = [
+        f'loyalty.tier = "{tiers[i % 3]}" and person.birthYear >= {1950 + 4 * i}' if i % 2 == 0 else
+        f'homeAddress.city in ["Paris", "Lyon"] and loyalty.points > {90 * i}'
+        for i in range(EVALUATED_SEGMENTS // 2)
+    ]
+    events = []
+    for i in range(EVALUATED_SEGMENTS - len(attributes)):
+        first = date(2024, 1, 1) + timedelta(days=5 * i)
+        last = first + timedelta(days=29)
+        kind = "commerce.purchases" if i % 2 == 0 else "web.webpagedetails.pageViews"
+        events.append(f'xEvent[eventType = "{kind}" and timestamp occurs between '
+                      f"date({first.year}, {first.month}, {first.day}) and date({last.year}, {last.month}, {last.day})"
+                      f"].count() >= {2 + i % 3}")
+    return attributes + events
+
+
+def define_segments(config: Config) -> list[str]:
+    """The evaluated segments' definitions, stored in the lake's segment table; their ids."""
+    store = DefinitionStore(config.segment_table_path)
+    return [create_definition(store, config, {
+        "name": f"evaluated {n}", "expression": {"type": "PQL", "format": "pql/text", "value": value},
+        "schema": {"name": SCHEMA_NAME}}, config.default_org, config.default_sandbox).id
+        for n, value in enumerate(evaluated_expressions())]
+
+
+def evaluation_body(segment_ids: list[str]) -> dict[str, Any]:
+    """The 20-segment combined export, with the segments evaluated by the job."""
+    return {**job_body(0), "filter": {"segments": [{"segmentId": s} for s in segment_ids]},
+            "evaluationInfo": {"segmentation": True}}
+
+
 def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str) -> Sample:
     """One job, created and run as a user's would be; the figure is its profileExportTime."""
-    config = lake.deployment(name)
+    config = lake.deployment(name, segmentation=body.get("evaluationInfo", {}).get("segmentation", False))
     store = JobStore(config.job_table_path)
     record = create_job(store, config, body, config.default_org, config.default_sandbox)
     with memory:

@@ -12,14 +12,14 @@ from benchmarks.duck import KeyCheck, compare_keys, run_duckdb
 from benchmarks.floor import run_floor
 from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
-from benchmarks.ours import job_body, ours
+from benchmarks.ours import define_segments, evaluation_body, job_body, ours
 from benchmarks.rounds import Figure, Sample, Scenario, interleave
-from benchmarks.settings import DUCKDB_THREADS, SEGMENTS
+from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS
 
 
 @dataclass(frozen=True)
 class Comparison:
-    figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, floor, duck_one, duck_twenty
+    figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, evaluated, floor, duck_one, duck_twenty
     keys: list[KeyCheck]
     memory: PeakMemory
 
@@ -45,6 +45,7 @@ class Comparison:
         return {
             "ours / I/O floor, 1 segment": self.ratio("one", "floor"),
             "per-segment / combined, 20 segments": self.ratio("per_segment", "twenty"),
+            "evaluated / not evaluated, 20 segments": self.ratio("evaluated", "twenty"),
             "ours / DuckDB, 1 segment": self.ratio("one", "duck_one"),
             "ours / DuckDB, 20 segments": self.ratio("twenty", "duck_twenty"),
             "job overhead (s)": self.overhead_s,
@@ -55,12 +56,15 @@ def compare(spark, lake: Lake, runs: int) -> Comparison:
     memory = PeakMemory(spark)
     con = duckdb.connect()
     con.execute(f"SET threads = {DUCKDB_THREADS}")
+    evaluated = define_segments(lake.deployment("definitions"))
     scenarios = [
         ours(spark, lake, memory, "one", "ours, 1 segment", job_body(1)),
         ours(spark, lake, memory, "twenty", f"ours, {SEGMENTS} segments", job_body(SEGMENTS)),
         ours(spark, lake, memory, "events", f"ours, {SEGMENTS} segments + events", job_body(SEGMENTS, events=True)),
         ours(spark, lake, memory, "per_segment", f"ours, {SEGMENTS} segments, segmentPerBatch",
              job_body(SEGMENTS, per_segment=True)),
+        ours(spark, lake, memory, "evaluated", f"ours, {EVALUATED_SEGMENTS} segments evaluated (10 with events)",
+             evaluation_body(evaluated)),
         Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
         Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
         Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",

@@ -67,9 +67,11 @@ def problem(response: httpx.Response, status: int) -> dict[str, str]:
 # ---------------------------------------------------------------- the seeds' shapes
 
 
-def test_the_seed_body_is_rejected_for_segmentation_and_accepted_without_it(client):
+def test_the_seed_body_is_rejected_for_segmentation_here_and_accepted_without_it(client):
+    # This deployment has no segmentationDataset, and the seed's segment has no definition.
     errors = problem(client.post("/export/jobs", json=SEED_BODY, headers=auth()), 400)
-    assert list(errors) == ["evaluationInfo.segmentation"]
+    assert list(errors) == ["evaluationInfo.segmentation", "filter.segments[0].segmentId"]
+    assert "segmentationDataset" in errors["evaluationInfo.segmentation"]
 
     body = {k: v for k, v in SEED_BODY.items() if k != "evaluationInfo"}
     record = create(client, body=body)

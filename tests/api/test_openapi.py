@@ -22,6 +22,9 @@ from tests.api.conftest import auth
 
 OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}"),
+              ("GET", "/segment/definitions"), ("POST", "/segment/definitions"),
+              ("GET", "/segment/definitions/{id}"), ("PATCH", "/segment/definitions/{id}"),
+              ("DELETE", "/segment/definitions/{id}"),
               ("GET", "/config/schedules"), ("POST", "/config/schedules"),
               ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}")]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -71,7 +71,9 @@ def test_shipped_config_loads():
 
     assert config.default_org == "demo@Org"
     assert config.default_sandbox == "prod"
-    assert [d.id for d in config.profile_datasets] == ["crm_profiles", "loyalty_profiles"]
+    assert [d.id for d in config.profile_datasets] == ["crm_profiles", "loyalty_profiles", "segment_memberships"]
+    assert config.segmentation_dataset == "segment_memberships"
+    assert config.segment_table_path == str(REPO / "data" / "system" / "segment_definitions")
     assert [d.id for d in config.event_datasets] == ["web_events"]
     destination = config.destination("5b7c86968f7b6501e21ba9df")
     assert destination.schema_name == "_xdm.context.profile"
@@ -332,6 +334,19 @@ order = ["loyalty", "ghost"]
     message = config_error(tmp_path, BASE + DEFAULT_POLICY + policy)
 
     assert "merge policy 'prec' orders unknown profile datasets ['ghost']" in message
+
+
+def test_segmentation_dataset_must_be_a_profile_dataset_outside_every_order(tmp_path):
+    unknown = config_error(tmp_path, 'segmentationDataset = "ghost"\n' + BASE + DEFAULT_POLICY)
+    assert "segmentationDataset 'ghost' is not a declared profile dataset" in unknown
+    ordered = config_error(tmp_path, 'segmentationDataset = "loyalty"\n' + BASE + DEFAULT_POLICY + """
+[[mergePolicies]]
+id = "prec"
+version = 1
+attributeMerge = "dataSetPrecedence"
+order = ["loyalty", "crm"]
+""")
+    assert "segmentationDataset 'loyalty' must not be in a merge policy's order (prec)" in ordered
 
 
 def test_dataset_precedence_with_known_order_loads(tmp_path):

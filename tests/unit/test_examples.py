@@ -6,6 +6,8 @@ import ast
 import json
 from pathlib import Path
 
+from jobs import pql
+from jobs.definitions import parse_request
 from jobs.engine.session import delta_coordinates
 from jobs.model import parse_definition
 
@@ -51,3 +53,10 @@ def test_databricks_job_runs_the_submit_entry_point():
 
 def test_example_job_definition_is_valid():
     parse_definition((EXAMPLES / "job.json").read_text())
+
+
+def test_example_segment_and_evaluating_job_are_valid():
+    segment = parse_request((EXAMPLES / "segment.json").read_text())
+    pql.parse(segment.expression.value)
+    job = parse_definition((EXAMPLES / "evaluating-job.json").read_text())
+    assert job.evaluation_info.segmentation and job.filter.segments[0].segment_id == "SEGMENT_ID"

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "jobs"
 SPARK = ("pyspark", "delta", "py4j")
 # What the engine may build on: the spec and plan layer.
-ENGINE_MAY_IMPORT = ("jobs.engine", "jobs.plan", "jobs.schema", "jobs.model", "jobs.config")
+ENGINE_MAY_IMPORT = ("jobs.engine", "jobs.plan", "jobs.schema", "jobs.model", "jobs.config", "jobs.pql",
+                     "jobs.memberships")
 SPARK_OUTSIDE_ENGINE = {"jobs.sample"}
 
 
@@ -53,6 +54,8 @@ def runtime_imports(path: Path) -> set[str]:
             return
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "jobs":
+            names.update(f"jobs.{alias.name}" for alias in node.names)  # from jobs import pql
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
         for child in ast.iter_child_nodes(node):

@@ -40,7 +40,8 @@ def test_every_problem_is_reported_with_its_path(config):
     assert "'person.age'" in found["fields"]
     assert "'web.missing'" in found["additionalFields.eventList.fields"]
     assert "timestampOrdered-none-mp v1" in found["mergePolicy"]
-    assert "not supported yet" in found["evaluationInfo.segmentation"]
+    # Two problems there (no segmentationDataset, no segments to evaluate): the last one listed.
+    assert "filter.segments" in found["evaluationInfo.segmentation"]
 
 
 def test_schema_name_must_match_the_destination(config):

@@ -1,0 +1,203 @@
+"""Segment evaluation on merged profiles, in the export's pass (README, "Segment evaluation").
+
+A checked PQL tree (jobs.pql) becomes one boolean Spark column; every test that
+meets a null is false, so `not(...)` and `or` behave as PQL says. The status
+table (jobs.memberships.TRANSITIONS) becomes one CASE per segment, and the
+memberships that changed become the write-back's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs import pql
+from jobs.engine.columns import IDENTITY_MAP, KEY_ID, KEY_NS, MEMBERSHIP, MEMBERSHIP_MAP, segment_column
+from jobs.engine.merge import requested_memberships, without_nulls
+from jobs.memberships import QUALIFIED, TRANSITIONS
+from jobs.plan import EvaluationPlan, ExportPlan
+from jobs.schema import leaf_column
+
+NAMESPACE = "ups"  # evaluated segments live in AEP's own namespace
+COMPARE: dict[str, Callable[[Column, Column], Column]] = {
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a condition is evaluated: the columns its names stand for."""
+
+    value: Callable[[pql.Path], Column]  # an attribute's value
+    now: datetime
+    event_count: Callable[[pql.Expr], Column] | None = None  # on profiles: events meeting a condition
+
+
+def profile_scope(plan: ExportPlan) -> Scope:
+    """Attributes are the merged leaf columns; event counts the events' per-key counts."""
+    assert plan.evaluation is not None
+    conditions = plan.events.conditions if plan.events is not None else ()
+    return Scope(
+        value=lambda path: F.col(leaf_column(path.parts)),
+        now=plan.evaluation.now,
+        event_count=lambda cond: F.coalesce(F.col(event_count_column(conditions.index(cond))), F.lit(0)),
+    )
+
+
+def event_count_column(index: int) -> str:
+    return f"_eventCount{index}"
+
+
+def _false_if_null(test: Column) -> Column:
+    return F.coalesce(test, F.lit(False))
+
+
+def _value(operand: pql.Operand, scope: Scope) -> Column:
+    if isinstance(operand, pql.Path):
+        return scope.value(operand)
+    if isinstance(operand, pql.EventCount):
+        assert scope.event_count is not None, "pql.check keeps xEvent out of event conditions"
+        return scope.event_count(operand.condition)
+    return F.lit(_literal(operand))
+
+
+def _literal(literal: pql.Literal) -> Any:
+    """A literal's value for Spark: a date as the start of its day in UTC, to compare with timestamps."""
+    return pql.start_of(literal.value) if isinstance(literal.value, date) else literal.value
+
+
+def condition(expr: pql.Expr, scope: Scope) -> Column:
+    """The boolean column of a checked expression; never null."""
+    if isinstance(expr, pql.And):
+        return reduce(lambda a, b: a & b, [condition(e, scope) for e in expr.items])
+    if isinstance(expr, pql.Or):
+        return reduce(lambda a, b: a | b, [condition(e, scope) for e in expr.items])
+    if isinstance(expr, pql.Not):
+        return ~condition(expr.item, scope)
+    if isinstance(expr, pql.Truth):
+        return _false_if_null(_value(expr.operand, scope))
+    if isinstance(expr, pql.Compare):
+        return _false_if_null(COMPARE[expr.op](_value(expr.left, scope), _value(expr.right, scope)))
+    if isinstance(expr, pql.In):
+        subject = _value(expr.subject, scope)
+        member = subject.isin([_literal(item) for item in expr.items.items])
+        return _false_if_null(subject.isNotNull() & (~member if expr.negated else member))
+    if isinstance(expr, pql.Like):
+        return _false_if_null(_value(expr.subject, scope).like(expr.pattern))
+    if isinstance(expr, pql.StringTest):
+        return _false_if_null(_string_test(expr, _value(expr.subject, scope)))
+    if isinstance(expr, pql.NullTest):
+        subject = _value(expr.subject, scope)
+        return subject.isNull() if expr.is_null else subject.isNotNull()
+    if isinstance(expr, pql.Occurs):
+        t, bound = _value(expr.subject, scope), F.lit(pql.before(scope.now, expr.amount, expr.unit))
+        within = (t > bound) & (t <= F.lit(scope.now)) if expr.op == "<" else t < bound
+        return _false_if_null(within)
+    if isinstance(expr, pql.OccursBetween):
+        t = _value(expr.subject, scope)
+        first, after = pql.start_of(expr.first), pql.start_of(expr.last) + timedelta(days=1)
+        return _false_if_null((t >= F.lit(first)) & (t < F.lit(after)))
+    if isinstance(expr, pql.InSegment):
+        return qualified(F.col(segment_column(NAMESPACE, expr.segment_id)))
+    raise AssertionError(f"no compiler for {type(expr).__name__}")
+
+
+def _string_test(expr: pql.StringTest, subject: Column) -> Column:
+    argument = expr.argument if expr.case_sensitive else expr.argument.lower()
+    value = subject if expr.case_sensitive else F.lower(subject)
+    if expr.test == "startsWith":
+        return value.startswith(argument)
+    if expr.test == "endsWith":
+        return value.endswith(argument)
+    if expr.test == "contains":
+        return value.contains(argument)
+    return value == F.lit(argument)
+
+
+def qualified(membership: Column) -> Column:
+    """The membership is realized or existing (what inSegment tests)."""
+    return _false_if_null(membership["status"].isin(list(QUALIFIED)))
+
+
+def evaluated_membership(previous: Column, qualifies: Column, now: datetime) -> Column:
+    """TRANSITIONS as one CASE: the membership after the evaluation, null for none."""
+    status = previous["status"]
+    known = F.when(status.isin("realized", "existing", "exited"), status)
+    case: Column | None = None
+    for (before, qualifying), (after, time) in TRANSITIONS.items():
+        if after is None:
+            continue
+        when = (known.isNull() if before is None else known == before) & (qualifies if qualifying else ~qualifies)
+        kept = previous["lastQualificationTime"] if time == "kept" else F.lit(now)
+        value = F.struct(F.lit(after).alias("status"), kept.alias("lastQualificationTime")).cast(MEMBERSHIP)
+        case = F.when(when, value) if case is None else case.when(when, value)
+    assert case is not None
+    return case
+
+
+def previous_column(segment_id: str) -> str:
+    return "_previous" + segment_column(NAMESPACE, segment_id)
+
+
+def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
+    """Each evaluated segment's membership column replaced by its evaluated membership (the
+    previous one kept beside it), then segmentMembership rebuilt from them.
+
+    A segment whose expression names another evaluated segment in inSegment reads that
+    one's new membership: segments are evaluated in levels, one projection per level.
+    """
+    evaluation = plan.evaluation
+    assert evaluation is not None
+    scope = profile_scope(plan)
+    for level in _levels(evaluation):
+        replaced = {segment_column(NAMESPACE, s.segment_id): s for s in level}
+        columns = []
+        for name in profiles.columns:
+            segment = replaced.get(name)
+            if segment is None:
+                columns.append(F.col(name))
+                continue
+            previous = F.col(name)
+            columns.append(previous.alias(previous_column(segment.segment_id)))
+            new = evaluated_membership(previous, condition(segment.expression, scope), evaluation.now)
+            columns.append(new.alias(name))
+        profiles = profiles.select(*columns)
+    return profiles.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
+
+
+def _levels(evaluation: EvaluationPlan) -> list[list[Any]]:
+    """The segments grouped so that a group reads only the groups before it."""
+    level: dict[str, int] = {}
+    for segment in evaluation.segments:  # dependency order: references come first
+        refs = [r.segment_id for r in pql.segment_references(segment.expression) if r.segment_id in level]
+        level[segment.segment_id] = 1 + max((level[r] for r in refs), default=-1)
+    groups: list[list[Any]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for segment in evaluation.segments:
+        groups[level[segment.segment_id]].append(segment)
+    return groups
+
+
+def changed(segment_id: str) -> Column:
+    return ~F.col(segment_column(NAMESPACE, segment_id)).eqNullSafe(F.col(previous_column(segment_id)))
+
+
+def writeback_rows(profiles: DataFrame, evaluation: EvaluationPlan) -> DataFrame:
+    """One fragment per profile whose membership changed in some evaluated segment: its key as the
+    primary identity, ingested `now`, with the changed memberships only."""
+    ids = [s.segment_id for s in evaluation.segments]
+    entries = F.array(*[F.when(changed(i), F.struct(F.lit(i).alias("k"), F.col(segment_column(NAMESPACE, i))
+                                                      .alias("v"))) for i in ids])
+    inner = F.map_from_entries(without_nulls(entries, f"struct<k: string, v: {MEMBERSHIP}>"))
+    key = F.array(F.struct(F.col(KEY_ID).alias("id"), F.lit(True).alias("primary")))
+    return profiles.where(reduce(lambda a, b: a | b, [changed(i) for i in ids])).select(
+        F.create_map(F.col(KEY_NS), key).cast(IDENTITY_MAP).alias("identityMap"),
+        F.lit(evaluation.now).cast("timestamp").alias("_ingestTime"),
+        F.create_map(F.lit(NAMESPACE), inner).cast(MEMBERSHIP_MAP).alias("segmentMembership"),
+    )

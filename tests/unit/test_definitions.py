@@ -1,0 +1,114 @@
+"""Segment definitions: created, listed, changed and deleted in their Delta table, each change
+validated first (no Spark; the lake's schemas are read with delta-rs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.definition_store import (
+    DefinitionConflict,
+    DefinitionNotFound,
+    DefinitionStore,
+    create_definition,
+    delete_definition,
+    list_definitions,
+    update_definition,
+)
+from jobs.model import RequestRejected
+
+ORG, SANDBOX = "demo@Org", "prod"
+
+
+def body(value: str, **changes) -> dict:
+    return {"name": "people named Ada", "expression": {"type": "PQL", "format": "pql/text", "value": value},
+            "schema": {"name": "_xdm.context.profile"}, **changes}
+
+
+@pytest.fixture
+def store(config) -> DefinitionStore:
+    return DefinitionStore(config.segment_table_path)
+
+
+def rejected(call) -> dict[str, str]:
+    with pytest.raises(RequestRejected) as caught:
+        call()
+    return {p.path: p.message for p in caught.value.problems}
+
+
+def test_a_definition_is_stored_with_an_id_and_the_default_policy(store, config):
+    created = create_definition(store, config, body('person.name = "Ada"', description="d"), ORG, SANDBOX)
+    assert created.merge_policy_id == "timestampOrdered-none-mp" and created.description == "d"
+    assert store.get(created.id, ORG, SANDBOX) == created
+    assert created.to_dict()["expression"] == {"type": "PQL", "format": "pql/text", "value": 'person.name = "Ada"'}
+    with pytest.raises(DefinitionNotFound):
+        store.get(created.id, "otherOrg", SANDBOX)
+
+
+@pytest.mark.parametrize("changes, path, words", [
+    ({"expression": {"type": "PQL", "format": "pql/text", "value": 'person.nam = "Ada"'}}, "expression.value",
+     "'person.nam' at position 1: does not exist in the profile schema"),
+    ({"expression": {"type": "PQL", "format": "pql/text", "value": 'person.name = 1'}}, "expression.value",
+     "compares a string with a number"),
+    ({"expression": {"type": "PQL", "format": "pql/text", "value": 'inSegment("nope")'}}, "expression.value",
+     "unknown segment 'nope'"),
+    ({"expression": {"type": "PQL", "format": "pql/json", "value": "x"}}, "expression.format", "pql/text"),
+    ({"expression": {"type": "SQL", "format": "pql/text", "value": "x"}}, "expression.type", "use PQL"),
+    ({"mergePolicyId": "nope"}, "mergePolicyId", "unknown merge policy 'nope'"),
+    ({"schema": {"name": "_xdm.context.experienceevent"}}, "schema", "_xdm.context.profile"),
+    ({"colour": "red"}, "colour", "unknown key"),
+])
+def test_a_bad_definition_is_rejected_by_path_and_nothing_is_stored(store, config, changes, path, words):
+    problems = rejected(lambda: create_definition(store, config, {**body('person.name = "Ada"'), **changes},
+                                                  ORG, SANDBOX))
+    assert path in problems and words in problems[path]
+    assert store.all(ORG, SANDBOX) == {}
+
+
+def test_inSegment_names_stored_segments_and_a_cycle_is_refused(store, config):
+    a = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    b = create_definition(store, config, body(f'inSegment("{a.id}")'), ORG, SANDBOX)
+    problems = rejected(lambda: update_definition(
+        store, config, a.id, {"expression": {"type": "PQL", "format": "pql/text",
+                                             "value": f'person.name = "x" or inSegment("{b.id}")'}}, ORG, SANDBOX))
+    assert "makes a cycle of inSegment references" in problems["expression.value"]
+    assert f"{a.id} → {b.id} → {a.id}" in problems["expression.value"]
+    assert store.get(a.id, ORG, SANDBOX).pql == 'person.name = "Ada"'  # unchanged
+
+
+def test_a_partial_update_changes_only_what_it_names(store, config):
+    created = create_definition(store, config, body('person.name = "Ada"', description="old"), ORG, SANDBOX)
+    renamed = update_definition(store, config, created.id, {"name": "Adas"}, ORG, SANDBOX)
+    assert (renamed.name, renamed.description, renamed.pql) == ("Adas", "old", 'person.name = "Ada"')
+    assert renamed.update_time > created.update_time and store.get(created.id, ORG, SANDBOX) == renamed
+    assert "$" in rejected(lambda: update_definition(store, config, created.id, {}, ORG, SANDBOX))
+
+
+def test_a_definition_used_by_another_cannot_be_deleted(store, config):
+    a = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    b = create_definition(store, config, body(f'inSegment("{a.id}")', name="users of a"), ORG, SANDBOX)
+    with pytest.raises(DefinitionConflict, match="users of a"):
+        delete_definition(store, a.id, ORG, SANDBOX)
+    delete_definition(store, b.id, ORG, SANDBOX)
+    delete_definition(store, a.id, ORG, SANDBOX)
+    assert store.all(ORG, SANDBOX) == {}
+    with pytest.raises(DefinitionNotFound):
+        delete_definition(store, a.id, ORG, SANDBOX)
+
+
+def test_a_stale_update_loses(store, config):
+    created = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    update_definition(store, config, created.id, {"name": "first"}, ORG, SANDBOX)
+    with pytest.raises(DefinitionConflict, match="changed meanwhile"):
+        store.replace(created.model_copy(update={"name": "second", "update_time": created.update_time + 5}),
+                      created.update_time)
+
+
+def test_the_list_pages_newest_first(store, config):
+    ids = [create_definition(store, config, body('person.name = "Ada"', name=f"n{i}"), ORG, SANDBOX).id
+           for i in range(3)]
+    first = list_definitions(store, ORG, SANDBOX, limit=2)
+    assert len(first["segments"]) == 2 and first["page"]["pageSize"] == 2
+    offset = first["link"]["next"].split("offset=")[1]
+    second = list_definitions(store, ORG, SANDBOX, limit=2, offset=offset)
+    seen = [d["id"] for d in first["segments"] + second["segments"]]
+    assert sorted(seen) == sorted(ids) and second["link"] == {}

@@ -41,7 +41,8 @@ class MergePolicy(ConfModel):
     version: int = Field(ge=1)
     attribute_merge: Literal["timestampOrdered", "dataSetPrecedence"]
     order: list[str] = Field(default_factory=list)
-    identity_graph: Literal["none"] = "none"
+    # none: a profile is a primary identity; pdg: a connected component of the identity graph.
+    identity_graph: Literal["none", "pdg"] = "none"
     default: bool = False
 
     @model_validator(mode="after")
@@ -66,6 +67,10 @@ class Config(ConfModel):
     segment_table: str = "system/segment_definitions"
     # A declared profile dataset that segment evaluation appends changed memberships to.
     segmentation_dataset: str | None = None
+    # Under identityGraph pdg: a component with more identities is not a profile (excluded and
+    # counted), and the graph must converge in this many rounds of large-star and small-star.
+    max_identities_per_graph: int = Field(default=50, ge=1)
+    max_graph_iterations: int = Field(default=30, ge=1)
     default_org: str = Field(min_length=1)
     default_sandbox: str = Field(min_length=1)
     # Names this deployment in Delta's idempotent-write ids; defaults to one derived from jobTable.

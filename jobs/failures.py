@@ -6,6 +6,7 @@ import traceback
 
 from jobs.engine.errors import is_analysis_error, spark_message
 from jobs.engine.sink import DestinationConflict
+from jobs.engine.stitching import GraphDidNotConverge
 from jobs.model import JobError
 from jobs.plan import LakeError
 from jobs.schema import UnknownPath
@@ -22,11 +23,13 @@ def _code(err: BaseException) -> str:
         return "INVALID_LAKE"
     if isinstance(err, DestinationConflict):
         return "DESTINATION_SCHEMA_CONFLICT"
+    if isinstance(err, GraphDidNotConverge):
+        return "IDENTITY_GRAPH"
     return "SPARK_ANALYSIS" if is_analysis_error(err) else "EXPORT_FAILED"
 
 
 def _message(err: BaseException) -> str:
-    if isinstance(err, DestinationConflict):
+    if isinstance(err, (DestinationConflict, GraphDidNotConverge)):
         return str(err)
     if isinstance(err, UnknownPath):
         return f"the profile schema changed since the job was created: field {err}"

@@ -376,6 +376,14 @@ class RejectedRecord(Record):
     record: str
 
 
+class ExcludedGraph(Record):
+    """A component of the identity graph too large to be a profile: its smallest identity and size."""
+
+    namespace: str
+    id: str
+    size: int
+
+
 class Metrics(Record):
     total_time: TimeSpan | None = None
     profile_export_time: TimeSpan | None = None
@@ -389,6 +397,11 @@ class Metrics(Record):
     # and profiles by new status (as AEP's segment jobs report them).
     segmented_profile_counter: dict[str, int] | None = None
     segmented_profile_by_status_counter: dict[str, dict[str, int]] | None = None
+    # identityGraph pdg: rounds the graph took to converge; components over maxIdentitiesPerGraph
+    # (not profiles), and up to 10 of them.
+    identity_graph_rounds: int | None = None
+    excluded_graph_counter: int | None = None
+    excluded_graphs: list[ExcludedGraph] | None = None
 
 
 class SegmentDefinition(Record):

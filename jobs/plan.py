@@ -68,6 +68,7 @@ class EventPlan:
     # Per key, the events meeting each condition are counted, whatever the window above.
     conditions: tuple[pql.Expr, ...] = ()
     before: datetime | None = None  # an evaluating job reads events ingested before its `now` only
+    stitched: bool = False  # identityGraph pdg: keyed by their component, not by a primary identity
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,16 @@ class EvaluationPlan:
     writeback_path: str
     writeback_txn_app_id: str
     writeback_metadata: str
+
+
+@dataclass(frozen=True)
+class StitchPlan:
+    """The identity graph: links from every profile fragment and event of the deployment."""
+
+    profile_sources: tuple[ProfileSource, ...]  # every profile dataset, whatever the policy's order
+    event_sources: tuple[EventSource, ...]
+    max_identities: int
+    max_iterations: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,7 @@ class ExportPlan:
     # Memberships merged for inSegment(...) only: read, never exported.
     referenced_segments: tuple[tuple[str, str], ...] = ()
     as_of: datetime | None = None  # an evaluating job reads fragments ingested before its `now` only
+    stitching: StitchPlan | None = None  # identityGraph pdg: profiles are identity graph components
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:
@@ -213,7 +225,7 @@ def checked_expression(text: str, policy: MergePolicy, config: Config,
 
 
 def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.Expr, ...] = (),
-               before: datetime | None = None) -> EventPlan | None:
+               before: datetime | None = None, stitched: bool = False) -> EventPlan | None:
     """What to read of the event datasets, or None when the job needs no events."""
     event_list = definition.additional_fields.event_list if definition.additional_fields else None
     empty = definition.filter.empty_profiles and not definition.filter.segments
@@ -235,6 +247,7 @@ def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.
         to_ingest=window.to_ingest_timestamp if window else None,
         conditions=conditions,
         before=before,
+        stitched=stitched,
     )
 
 
@@ -410,7 +423,7 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         qualified_to=window.end_time if window else None,
         from_ingest=definition.filter.from_ingest_timestamp,
         events=event_plan(definition, config, needs.event_conditions if needs else (),
-                          evaluation.now if evaluation else None),
+                          evaluation.now if evaluation else None, policy.identity_graph == "pdg"),
         empty_profiles=definition.filter.empty_profiles and not segments,
         destination_path=config.resolve(destination.path),
         per_segment=dest.segment_per_batch,
@@ -420,4 +433,16 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         evaluation=evaluation,
         referenced_segments=tuple(("ups", s) for s in needs.segments) if needs else (),
         as_of=evaluation.now if evaluation else None,
+        stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
+    )
+
+
+def stitch_plan(config: Config) -> StitchPlan:
+    segmentation = config.segmentation_dataset
+    return StitchPlan(
+        profile_sources=tuple(ProfileSource(d.id, config.resolve(d.path), 0, optional=d.id == segmentation)
+                              for d in config.profile_datasets),
+        event_sources=tuple(event_sources(config)),
+        max_identities=config.max_identities_per_graph,
+        max_iterations=config.max_graph_iterations,
     )

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from jobs.clock import from_micros, now_ms
 from jobs.config import Config
-from jobs.engine.export import run_export
+from jobs.engine.export import ExportResult, run_export
 from jobs.engine.jobgroup import SparkJobGroup
 from jobs.engine.session import session_for
 from jobs.failures import job_error
 from jobs.leases import JobHandle, LostJob, batches_committed, claim, reap_lost_jobs, runner_id
-from jobs.model import ComputeGatewayJobId, JobRecord, JobStatus, TimeSpan, format_rfc3339
+from jobs.model import ComputeGatewayJobId, ExcludedGraph, JobRecord, JobStatus, TimeSpan, format_rfc3339
 from jobs.plan import build_plan
 from jobs.schedules import ScheduleStore, create_due_jobs, incremental_from, schedule_of
 from jobs.store import JobStore, StatusConflict
@@ -94,6 +94,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         "rejected_records": result.rejected_examples or None,
         "segmented_profile_counter": result.evaluated.segmented if result.evaluated else None,
         "segmented_profile_by_status_counter": result.evaluated.by_status if result.evaluated else None,
+        **_graph_metrics(result),
     })
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)
@@ -115,6 +116,15 @@ def _incremental_window(config: Config, record: JobRecord) -> dict[str, object]:
     if watermark is False or watermark is None:
         return {}
     return {"filter": {**record.filter, "fromIngestTimestamp": format_rfc3339(from_micros(watermark))}}
+
+
+def _graph_metrics(result: ExportResult) -> dict[str, object]:
+    """identityGraph pdg: the components the cap excluded."""
+    if result.graph is None:
+        return {}
+    examples = [ExcludedGraph(namespace=ns, id=key, size=size) for ns, key, size in result.graph.excluded_examples]
+    return {"identity_graph_rounds": result.graph.rounds, "excluded_graph_counter": result.graph.excluded,
+            "excluded_graphs": examples or None}
 
 
 def _evaluation_time(record: JobRecord) -> dict[str, object]:

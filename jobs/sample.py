@@ -47,6 +47,13 @@ class LakeSpec:
     fragments_per_profile: int = 1  # in profile dataset 0
     bad_fragments: int = 0  # fragments with no primary identity, to be rejected
     empty_profiles: int = 0  # keys with events (in event dataset 0) but no profile fragment
+    # People whose 2-4 identities are spread over their fragments, two per fragment (a link of
+    # a chain), each fragment's first identity its primary: one profile under identityGraph
+    # pdg, several under none.
+    linked_share: float = 0.0
+    # None: every event carries all of its person's identities; a share: that many events carry
+    # two (ECID and Email), the others only ECID.
+    linked_events: float | None = None
     seed: int = 42
 
 
@@ -78,6 +85,37 @@ def _identity_map(spec: LakeSpec, pid: Column, primary: bool = True) -> Column:
             F.lit(False).alias("primary"),
         )).alias("value"))))
     return F.map_from_entries(F.filter(F.array(*entries), lambda e: e.isNotNull()))
+
+
+def _linked_identity_map(spec: LakeSpec, pid: Column, salt: Column) -> Column:
+    """One fragment of a linked person: two consecutive identities of the person's 2-4, the first primary."""
+    from pyspark.sql import functions as F
+
+    count = (F.floor(_rand(spec.seed, F.lit("linked"), pid) * 3) + 2).cast("int")
+    first = (salt % (count - 1)).cast("int")
+    ids = F.array(*[F.struct(F.lit(ns).alias("ns"), F.concat(F.lit(ns.lower() + "-"), pid.cast("string")).alias("id"))
+                    for ns in NAMESPACES[:4]])
+    one, two = F.element_at(ids, first + 1), F.element_at(ids, first + 2)
+    entry = "array<struct<id: string, primary: boolean>>"
+    return F.map_from_arrays(
+        F.array(one["ns"], two["ns"]),
+        F.array(F.array(F.struct(one["id"].alias("id"), F.lit(True).alias("primary"))).cast(entry),
+                F.array(F.struct(two["id"].alias("id"), F.lit(False).alias("primary"))).cast(entry)),
+    )
+
+
+def _event_identity_map(spec: LakeSpec, pid: Column, event: Column) -> Column:
+    """An event's identities: all of its person's, or (linked_events) ECID and, for some, Email too."""
+    from pyspark.sql import functions as F
+
+    if spec.linked_events is None:
+        return _identity_map(spec, pid)
+    ecid = F.array(F.struct(F.concat(F.lit("ecid-"), pid.cast("string")).alias("id"), F.lit(True).alias("primary")))
+    email = F.array(F.struct(F.concat(F.lit("email-"), pid.cast("string")).alias("id"),
+                             F.lit(False).alias("primary")))
+    linked = _rand(spec.seed, F.lit("event-link"), event) < F.lit(spec.linked_events)
+    return F.when(linked, F.map_from_arrays(F.array(F.lit("ECID"), F.lit("Email")), F.array(ecid, email))) \
+        .otherwise(F.create_map(F.lit("ECID"), ecid))
 
 
 def _memberships(spec: LakeSpec, pid: Column, salt: Column, ingest: Column) -> Column:
@@ -122,7 +160,8 @@ def profile_fragments(spark: SparkSession, spec: LakeSpec, dataset_index: int) -
     df = df.select(
         pid.alias("pid"),
         salt.alias("salt"),
-        _identity_map(spec, pid).alias("identityMap"),
+        F.when(_rand(spec.seed, F.lit("linked-person"), pid) < F.lit(spec.linked_share),
+               _linked_identity_map(spec, pid, salt)).otherwise(_identity_map(spec, pid)).alias("identityMap"),
         ingest.alias("_ingestTime"),
         _memberships(spec, pid, salt, ingest).alias("segmentMembership"),
     )
@@ -194,7 +233,7 @@ def events(spark: SparkSession, spec: LakeSpec, dataset_index: int) -> DataFrame
         F.format_string("evt-%d-%d", F.lit(dataset_index), F.col("id")).alias("_id"),
         happened.alias("timestamp"),
         (happened + F.expr("INTERVAL 5 MINUTES")).alias("_ingestTime"),
-        _identity_map(spec, pid).alias("identityMap"),
+        _event_identity_map(spec, pid, F.col("id")).alias("identityMap"),
         F.element_at(F.array(F.lit("web.webpagedetails.pageViews"), F.lit("commerce.purchases")),
                      (F.floor(r("k") * 2) + 1).cast("int")).alias("eventType"),
         F.struct(F.struct(F.format_string("https://shop.example.com/p/%d", (r("u") * 100).cast("int"))
@@ -265,6 +304,8 @@ def sample_config(
         "", "[[mergePolicies]]", 'id = "dataSetPrecedence-mp"', "version = 1",
         'attributeMerge = "dataSetPrecedence"',
         "order = [" + ", ".join(f'"{d}"' for d in reversed(profile_ids)) + "]",
+        "", "[[mergePolicies]]", 'id = "timestampOrdered-pdg-mp"', "version = 1",
+        'attributeMerge = "timestampOrdered"', 'identityGraph = "pdg"',
     ]
     for org, sandboxes, token_sha256 in tenants:
         lines += ["", "[[tenants]]", f'org = "{org}"',
@@ -314,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("profiles", "namespaces", "segments", "max_memberships", "events_per_profile",
                  "fragments_per_profile", "bad_fragments", "empty_profiles", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    parser.add_argument("--linked-share", type=float, default=defaults.linked_share,
+                        help="share of people whose identities are spread over their fragments")
+    parser.add_argument("--linked-events", type=float, default=defaults.linked_events,
+                        help="share of events with two identities (the others: one); default: all have all")
     args = parser.parse_args(argv)
     spec = LakeSpec(**{k: v for k, v in vars(args).items() if k != "conf"})
     from jobs.engine.session import session_for

@@ -84,3 +84,51 @@ def event_counts(event_paths: list[str], meets) -> dict[tuple[str, str], int]:
             if key is not None and meets(row):
                 counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def components(paths: list[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """identityGraph pdg by union-find: every identity of the records at `paths` → its component's
+    smallest identity."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for path in paths:
+        for row in read_rows(path):
+            ids = [(ns, i["id"]) for ns, items in (row["identityMap"] or []) for i in items]
+            for other in ids[1:]:
+                a, b = find(ids[0]), find(other)
+                parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in list(parent)}
+
+
+def stitched_members(fragment_paths: list[str], link_paths: list[str], segments: list[tuple[str, str, set[str]]],
+                     max_identities: int) -> set[tuple[str, str]]:
+    """Component keys that qualify for a segment: memberships merged by _ingestTime over the
+    component's fragments; components over the cap left out."""
+    key_of = components(link_paths)
+    sizes: dict[tuple[str, str], int] = {}
+    for key in key_of.values():
+        sizes[key] = sizes.get(key, 0) + 1
+    latest: dict[tuple, dict[tuple, tuple]] = {}
+    for path in fragment_paths:
+        for row in read_rows(path):
+            ids = [(ns, i["id"]) for ns, items in (row["identityMap"] or []) for i in items]
+            if not ids:
+                continue
+            key = key_of.get(ids[0], ids[0])
+            if sizes.get(key, 1) > max_identities:
+                continue
+            memberships = latest.setdefault(key, {})
+            ingest = _utc(row["_ingestTime"])
+            for ns, inner in row.get("segmentMembership") or []:
+                for segment, value in inner or []:
+                    current = memberships.get((ns, segment))
+                    if value is not None and (current is None or current[0] < ingest):
+                        memberships[(ns, segment)] = (ingest, value)
+    return {key for key, memberships in latest.items()
+            if any((m := memberships.get((ns, s))) and m[1]["status"] in statuses for ns, s, statuses in segments)}

@@ -17,6 +17,8 @@ IDENTITIES = "_identities"  # a record's identities with their primary flags, se
 CANDIDATE = "_candidate"  # some fragment of the key may make it qualify, see merge.merge_profiles
 HAS_PROFILE = "_hasProfile"  # true on merged profiles; null on keys that only have events
 MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no segments
+FLAGGED = "_flagged"  # identityGraph pdg: a record's identities with their primary flags, as ingested
+MEMBERS = "_members"  # identityGraph pdg: every identity of the record's component (null: just its own)
 BATCH = "_batchId"  # the destination's batch column
 
 IDENTITY = "struct<ns: string, id: string>"

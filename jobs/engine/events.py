@@ -15,12 +15,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
-from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
+from jobs.engine.columns import DATASET, FLAGGED, IDS, KEY_ID, KEY_NS, MEMBERS, REJECT
 from jobs.engine.conform import column_as
 from jobs.engine.evaluation import Scope, condition, event_count_column
-from jobs.engine.identities import identity_map, key_columns, with_identities
+from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
 from jobs.engine.inputs import read_delta, union_all
 from jobs.engine.projection import project
+from jobs.engine.stitching import Components, restitched
 from jobs.plan import EventPlan, EventSource
 from jobs.schema import fields_of, type_at
 
@@ -50,7 +51,7 @@ def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFra
     window = _window(plan)
     if window is not None and not plan.conditions:
         df = df.where(window)
-    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), F.col("_ingestTime")]
+    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitched), F.col("_ingestTime")]
     if plan.conditions:
         assert plan.before is not None, "only an evaluating job counts events"
         scope = Scope(value=lambda path: column_as(df, path.parts, _event_type(plan, path.parts)), now=plan.before)
@@ -92,9 +93,14 @@ def _orderable(t: DataType) -> bool:
     return _orderable(t.elementType) if isinstance(t, ArrayType) else True
 
 
-def events_by_key(events: DataFrame, plan: EventPlan, identities: bool) -> DataFrame:
+def events_by_key(events: DataFrame, plan: EventPlan, identities: bool,
+                  components: Components | None = None) -> DataFrame:
     """One row per key: its events in time order (if asked), its identities (if asked), and
     how many of its events meet each of the plan's conditions.
+
+    Under identityGraph pdg (`components`) events are grouped first by their own key (their
+    smallest identity), in the same one shuffle of every event; those groups, one per
+    identity, are then keyed by their component and grouped again, which is small.
 
     Sorting by the struct's natural order (`sort_array`, generated code) gives the
     same order as the comparator; a comparator lambda is needed only when the
@@ -102,17 +108,40 @@ def events_by_key(events: DataFrame, plan: EventPlan, identities: bool) -> DataF
     """
     # collect_list skips nulls: with conditions, only the window's events are collected.
     windowed = (lambda c: F.when(F.col(IN_WINDOW), F.col(c))) if plan.conditions else F.col
-    aggregates = [F.count_if(F.col(_qualifying(i))).alias(event_count_column(i)) for i in range(len(plan.conditions))]
+    counts = [event_count_column(i) for i in range(len(plan.conditions))]
+    aggregates = [F.count_if(F.col(_qualifying(i))).alias(c) for i, c in enumerate(counts)]
     if identities:
-        aggregates.append(F.sort_array(F.array_distinct(F.flatten(F.collect_list(windowed(IDS))))).alias(IDS))
+        aggregates.append(F.array_distinct(F.flatten(F.collect_list(windowed(IDS)))).alias(IDS))
+        if components is not None:
+            aggregates.append(F.array_distinct(F.flatten(F.collect_list(windowed(FLAGGED)))).alias(FLAGGED))
     if plan.projection is not None:
-        collected = F.collect_list(windowed(EVENT))
+        aggregates.append(F.collect_list(windowed(EVENT)).alias(EVENTS))
+    grouped = events.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
+    if components is not None:
+        grouped = _by_component(grouped, components, plan, identities, counts)
+    if plan.projection is not None:
+        collected = F.col(EVENTS)
         in_order = (F.sort_array(collected) if _orderable(events.schema[EVENT].dataType)
                     else F.array_sort(collected, _earlier))
-        aggregates.append(in_order["value"].alias(EVENTS))
-    grouped = events.where(F.col(REJECT).isNull()).groupBy(KEY_NS, KEY_ID).agg(*aggregates)
+        grouped = grouped.withColumn(EVENTS, in_order["value"])
     if not identities:
         return grouped
-    return grouped.withColumn(
-        EVENT_IDENTITIES, identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID))
-    ).drop(IDS)
+    if components is None:
+        event_map = identity_map(F.sort_array(F.col(IDS)), key_is_primary(F.col(KEY_NS), F.col(KEY_ID)))
+    else:
+        event_map = identity_map(F.coalesce(F.col(MEMBERS), F.sort_array(F.col(IDS))), flagged_primary(F.col(FLAGGED)))
+    return grouped.withColumn(EVENT_IDENTITIES, event_map).drop(IDS, FLAGGED, MEMBERS)
+
+
+def _by_component(grouped: DataFrame, components: Components, plan: EventPlan, identities: bool,
+                  counts: list[str]) -> DataFrame:
+    """Groups of events by identity, keyed by their component and grouped again (pdg)."""
+    stitched = restitched(grouped, components)
+    aggregates = [F.sum(c).alias(c) for c in counts]
+    if identities:
+        aggregates += [F.array_distinct(F.flatten(F.collect_list(IDS))).alias(IDS),
+                       F.array_distinct(F.flatten(F.collect_list(FLAGGED))).alias(FLAGGED),
+                       F.max(MEMBERS).alias(MEMBERS)]
+    if plan.projection is not None:
+        aggregates.append(F.flatten(F.collect_list(EVENTS)).alias(EVENTS))
+    return stitched.groupBy(KEY_NS, KEY_ID).agg(*aggregates)

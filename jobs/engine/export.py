@@ -36,6 +36,7 @@ from jobs.engine.probe import probe_fragments
 from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, select_members, tag_batches
 from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
+from jobs.engine.stitching import Components, restitched, stitched_components
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
 
@@ -51,17 +52,20 @@ class ExportResult:
     rejected_examples: list[RejectedRecord] = field(default_factory=list)
     committed_now: bool = True
     evaluated: EvaluatedCounts | None = None
+    graph: Components | None = None  # identityGraph pdg
 
 
 def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None,
-                candidates: Column | None = None) -> DataFrame:
+                candidates: Column | None = None, components: Components | None = None) -> DataFrame:
     """The merged profiles, with their events (and event counts) and, when the job evaluates,
     their evaluated memberships. `candidates`: merge only keys with a fragment where it holds
-    (segments.candidate_filter)."""
+    (segments.candidate_filter); `components`: identityGraph pdg's, which key the records."""
+    if components is not None:
+        fragments = restitched(fragments.where(F.col(REJECT).isNull()), components)
     profiles = merge_profiles(fragments, plan, candidates)
     if plan.events is not None:
         assert events is not None, "a plan with events reads them"
-        by_key = events_by_key(events, plan.events, identities=plan.empty_profiles)
+        by_key = events_by_key(events, plan.events, identities=plan.empty_profiles, components=components)
         profiles = profiles.join(by_key, [KEY_NS, KEY_ID], "full_outer" if plan.empty_profiles else "left")
         if plan.empty_profiles:
             profiles = profiles.withColumn("identityMap", F.coalesce("identityMap", EVENT_IDENTITIES))
@@ -84,6 +88,7 @@ def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters 
 
 
 def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
+    components = stitched_components(spark, plan) if plan.stitching is not None else None
     fragments = load_fragments(spark, plan)
     events = load_events(spark, plan.events) if plan.events is not None else None
     export_pending = not already_committed(plan)
@@ -92,9 +97,10 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
                                                                  evaluation.writeback_txn_app_id)
     result = None
     if export_pending or writeback_pending:
-        result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending)
+        result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components)
     if result is None:
-        result = recount(spark, plan, fragments, events)
+        result = recount(spark, plan, fragments, events, components)
+    result.graph = components
     if result.rejected:
         records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
         result.rejected_examples = rejected_examples(records)
@@ -103,7 +109,7 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
 
 def write_observed(
     spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
-    export_pending: bool = True, writeback_pending: bool = False,
+    export_pending: bool = True, writeback_pending: bool = False, components: Components | None = None,
 ) -> ExportResult | None:
     """Writes what is pending of the job's commits and counts on the way: rejected records, the
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
@@ -121,7 +127,7 @@ def write_observed(
         events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
     # Evaluation decides membership by expression, not by the fragments' memberships.
     candidates = None if plan.evaluation is not None else candidate_filter(probe.share, plan)
-    profiles = profiles_of(fragments, plan, events, candidates)
+    profiles = profiles_of(fragments, plan, events, candidates, components)
     evaluation = EvaluationCounters(plan) if plan.evaluation is not None else None
     if evaluation is not None:
         profiles = evaluation.observe(profiles)
@@ -148,14 +154,15 @@ def write_observed(
                         evaluated=evaluation.counts(profiles) if evaluation is not None else None)
 
 
-def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None) -> ExportResult:
+def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
+            components: Components | None = None) -> ExportResult:
     """The figures of a job whose commits an earlier run made, from the inputs and the destination."""
     row = fragments.agg(F.count(F.col(REJECT)).alias("n"), F.max(F.unix_micros("_ingestTime")).alias("w")).first()
     assert row is not None, "a global aggregation has one row"
     count = row["n"] + (events.where(F.col(REJECT).isNotNull()).count() if events is not None else 0)
     evaluated = None
     if plan.evaluation is not None:
-        evaluated = EvaluationCounters(plan).counts(profiles_of(fragments, plan, events))
+        evaluated = EvaluationCounters(plan).counts(profiles_of(fragments, plan, events, None, components))
     return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated)
 
 

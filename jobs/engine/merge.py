@@ -14,10 +14,12 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import (
     CANDIDATE,
     DATASET,
+    FLAGGED,
     HAS_PROFILE,
     IDS,
     KEY_ID,
     KEY_NS,
+    MEMBERS,
     MEMBERSHIP,
     MEMBERSHIP_MAP,
     MEMBERSHIPS,
@@ -27,7 +29,7 @@ from jobs.engine.columns import (
     segment_column,
 )
 from jobs.engine.conform import column_as
-from jobs.engine.identities import identity_map, key_columns, with_identities
+from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
 from jobs.engine.inputs import read_delta, union_all
 from jobs.plan import ExportPlan, ProfileSource
 
@@ -42,7 +44,8 @@ def keyed_fragments(
     rank = ingest if plan.merge == "timestampOrdered" else F.struct(
         F.lit(-source.precedence).alias("precedence"), ingest.alias("ingestTime")
     )
-    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(), rank.alias(RANK), ingest.alias("_ingestTime")]
+    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitching is not None), rank.alias(RANK),
+               ingest.alias("_ingestTime")]
     columns += [column_as(df, leaf.path, leaf.type).alias(leaf.column) for leaf in plan.leaves]
     has_memberships = "segmentMembership" in df.columns
     for namespace, segment_id in plan.merged_segment_refs:
@@ -82,6 +85,10 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
         F.max("_ingestTime").alias("_ingestTime"),
         F.sort_array(F.array_distinct(F.flatten(F.collect_list(IDS)))).alias(IDS),
     ]
+    if plan.stitching is not None:
+        # Stitched fragments carry their component's identities (one value per key) and their flags.
+        aggregates += [F.max(MEMBERS).alias(MEMBERS),
+                       F.array_distinct(F.flatten(F.collect_list(FLAGGED))).alias(FLAGGED)]
     aggregates += [_latest(leaf.column) for leaf in plan.leaves]
     aggregates += [_latest(segment_column(ns, sid)) for ns, sid in plan.merged_segment_refs]
     if not plan.segments:
@@ -101,10 +108,18 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
         good = good.repartition(KEY_NS, KEY_ID).sortWithinPartitions(KEY_NS, KEY_ID)
     merged = good.groupBy(KEY_NS, KEY_ID).agg(*aggregates)
     merged = merged.withColumn(HAS_PROFILE, F.lit(True))
-    merged = merged.withColumn("identityMap", identity_map(F.col(IDS), F.col(KEY_NS), F.col(KEY_ID)))
+    merged = merged.withColumn("identityMap", merged_identity_map(plan))
     if plan.segments:
         return merged.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
     return merged.withColumn("segmentMembership", latest_memberships(F.col(MEMBERSHIPS)))
+
+
+def merged_identity_map(plan: ExportPlan) -> Column:
+    """identityGraph none: the fragments' identities, the key the one primary; pdg: every identity of
+    the component, primary where a fragment ingested it as primary."""
+    if plan.stitching is None:
+        return identity_map(F.col(IDS), key_is_primary(F.col(KEY_NS), F.col(KEY_ID)))
+    return identity_map(F.coalesce(F.col(MEMBERS), F.col(IDS)), flagged_primary(F.col(FLAGGED)))
 
 
 def without_nulls(values: Column, element_type: str) -> Column:

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from jobs.engine.columns import BATCH, segment_column
 from jobs.engine.evaluation import NAMESPACE
-from jobs.engine.identities import primary_key
+from jobs.engine.identities import profile_key
 from jobs.engine.segments import matched
 from jobs.plan import ExportPlan
 
@@ -82,7 +82,7 @@ def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
     rows = (
         spark.read.format("delta").load(plan.destination_path)
         .where(F.col(BATCH).isin(list(plan.batch_ids)))
-        .select(BATCH, primary_key(F.col("identityMap")).alias("key"),
+        .select(BATCH, profile_key(F.col("identityMap"), plan.stitching is not None).alias("key"),
                 F.map_keys("identityMap").alias("namespaces"))
     )
     # A profile in several per-segment batches counts once; the null entry counts profiles.

@@ -15,6 +15,9 @@ per round), so that a change in the machine's load touches every figure alike:
                to Parquet; its set of exported profile keys is checked against ours
   overhead     run_job's wall time minus profileExportTime: claim, plan, record writes
 
+  stitching   the 20-segment export under identityGraph none and pdg on a linked lake (people's
+               identities spread over their fragments), at --profiles and at every scaling size
+
 `--scaling SIZES` also runs our 1- and 20-segment exports at each size (lakes without
 events) and records time per profile and the driver's peak memory. It writes
 BENCHMARKS.md and a chart beside it, and prints the ratios against their targets last.
@@ -33,6 +36,7 @@ from benchmarks.report import draw, ratio_lines, report
 from benchmarks.rounds import parse_size, parse_sizes, say
 from benchmarks.runs import compare, scale_point
 from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
+from benchmarks.stitching import stitch_point
 from jobs.engine.session import build_session
 
 
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("ERROR")
     with tempfile.TemporaryDirectory(prefix="export-jobs-bench-") as tmp:
         lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=True)
-        result = compare(spark, lake, args.runs)
+        stitching = [stitch_point(spark, Path(tmp), size, args.runs)
+                     for size in dict.fromkeys([args.profiles, *(args.scaling or ())])]
+        result = compare(spark, lake, args.runs, stitching)
         scaling = [scale_point(spark, Path(tmp), size, args.runs) for size in args.scaling or ()]
         chart = args.out.with_suffix(".png")
         draw(result, scaling, args.profiles, chart)

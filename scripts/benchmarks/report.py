@@ -21,6 +21,10 @@ from benchmarks.settings import (
     DUCKDB_THREADS,
     EVENT_FIELDS,
     FIELDS,
+    LINKED_EVENTS,
+    LINKED_EVENTS_PER_PROFILE,
+    LINKED_FRAGMENTS_PER_PROFILE,
+    LINKED_SHARE,
     MASTER,
     REPORTED_SETTINGS,
     SEGMENTS,
@@ -133,6 +137,22 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
             *[f"| {p.profiles:,} | {p.one.median:.2f} | {p.per_profile_us(p.one):.1f} | {p.twenty.median:.2f} | "
               f"{p.per_profile_us(p.twenty):.1f} | {p.python_mb:,.0f} | {p.jvm_mb:,.0f} |" for p in scaling],
         ]
+    out += [
+        "",
+        "## Identity stitching",
+        "",
+        f"The {SEGMENTS}-segment combined export under identityGraph none and pdg, side by side, on linked lakes "
+        f"({LINKED_SHARE:.0%} of people with 2–4 identities spread over {LINKED_FRAGMENTS_PER_PROFILE}–"
+        f"{LINKED_FRAGMENTS_PER_PROFILE + 1} fragments, {LINKED_EVENTS_PER_PROFILE} events per profile, "
+        f"{LINKED_EVENTS:.0%} of them with two identities; {plural(args.runs, 'warm run')} each). pdg includes "
+        "building the identity graph from every fragment and event.",
+        "",
+        "| profiles | none s | µs / profile | pdg s | µs / profile | pdg / none | rounds | rows none | rows pdg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {p.profiles:,} | {p.none.median:.2f} | {p.per_profile_us(p.none):.1f} | {p.pdg.median:.2f} | "
+          f"{p.per_profile_us(p.pdg):.1f} | {p.ratio:.2f} | {p.rounds} | {p.none.last.rows:,} | {p.pdg.last.rows:,} |"
+          for p in result.stitching],
+    ]
     out += ["", f"![median seconds per figure]({chart.name})", ""]
     return "\n".join(out)
 

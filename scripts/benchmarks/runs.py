@@ -15,6 +15,7 @@ from benchmarks.memory import PeakMemory
 from benchmarks.ours import define_segments, evaluation_body, job_body, ours
 from benchmarks.rounds import Figure, Sample, Scenario, interleave
 from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS
+from benchmarks.stitching import StitchPoint
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Comparison:
     figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, evaluated, floor, duck_one, duck_twenty
     keys: list[KeyCheck]
     memory: PeakMemory
+    stitching: list[StitchPoint]  # the first at the comparison's size, then the scaling sizes
 
     def ratio(self, a: str, b: str) -> float:
         return self.figures[a].median / self.figures[b].median
@@ -48,11 +50,12 @@ class Comparison:
             "evaluated / not evaluated, 20 segments": self.ratio("evaluated", "twenty"),
             "ours / DuckDB, 1 segment": self.ratio("one", "duck_one"),
             "ours / DuckDB, 20 segments": self.ratio("twenty", "duck_twenty"),
+            "pdg / none, 20 segments (linked lake)": self.stitching[0].ratio,
             "job overhead (s)": self.overhead_s,
         }
 
 
-def compare(spark, lake: Lake, runs: int) -> Comparison:
+def compare(spark, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Comparison:
     memory = PeakMemory(spark)
     con = duckdb.connect()
     con.execute(f"SET threads = {DUCKDB_THREADS}")
@@ -74,7 +77,7 @@ def compare(spark, lake: Lake, runs: int) -> Comparison:
     keys = [compare_keys(con, figures[ours_key].name, figures[ours_key].last.output, figures[duck_key].last.output)
             for ours_key, duck_key in (("one", "duck_one"), ("twenty", "duck_twenty"))]
     con.close()
-    return Comparison(figures, keys, memory)
+    return Comparison(figures, keys, memory, stitching)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 PROFILE_DATASETS = 2  # sample_config's default: every profile in the first, about half again in the second
 SEGMENTS = 20
+# The linked lake of the identity-stitching figures: 30% of people have 2-4 identities spread over
+# their 2-3 fragments (2 in profiles_0, half of them 1 more in profiles_1); 10% of events link two.
+LINKED_SHARE = 0.3
+LINKED_EVENTS = 0.1
+LINKED_FRAGMENTS_PER_PROFILE = 2
+LINKED_EVENTS_PER_PROFILE = 2
 EVALUATED_SEGMENTS = 20  # evaluated by the job: 10 on attributes, 10 counting events in a 30-day window
 EVENTS_PER_PROFILE = 10
 MAX_MEMBERSHIPS = 3
@@ -28,6 +34,7 @@ TARGETS = {  # name -> the most it may be
     "ours / I/O floor, 1 segment": 1.5,
     "per-segment / combined, 20 segments": 1.3,
     "evaluated / not evaluated, 20 segments": 1.5,
+    "pdg / none, 20 segments (linked lake)": 2.0,
     "ours / DuckDB, 1 segment": 4.0,
     "ours / DuckDB, 20 segments": 4.0,
     "job overhead (s)": 1.0,

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from jobs.config import Config, MergePolicy
 from jobs.model import Problem, RequestRejected, SchemaRef, SegmentDefinition, Strict, json_object, problems_from
-from jobs.plan import checked_expression
+from jobs.plan import Schemas
 from jobs.pql import PqlError, parse, segment_references
 
 PROFILE_SCHEMA = "_xdm.context.profile"
@@ -105,7 +105,7 @@ def check_new_expression(definition_id: str, text: str, policy: MergePolicy, con
     `others`: the scope's definitions other than this one, by id.
     """
     try:
-        expr, _ = checked_expression(text, policy, config, set(others) | {definition_id})
+        expr, _ = Schemas.of(policy, config).checked(text, set(others) | {definition_id})
         references = {d: [r.segment_id for r in segment_references(parse(o.pql))] for d, o in others.items()}
         for reference in segment_references(expr):
             cycle = _path_back(reference.segment_id, definition_id, references)

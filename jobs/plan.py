@@ -210,18 +210,23 @@ def event_sources(config: Config) -> list[EventSource]:
     return [EventSource(d.id, config.resolve(d.path)) for d in config.event_datasets]
 
 
-def policy_schemas(policy: MergePolicy, config: Config) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The merged profile schema of a policy, and the merged event schema (None without event datasets)."""
-    profile = merged_schema("profile", profile_sources(policy, config))
-    return profile, merged_schema("event", event_sources(config)) if config.event_datasets else None
+@dataclass(frozen=True)
+class Schemas:
+    """What segment expressions are checked against: a policy's merged profile schema and the
+    merged event schema (None without event datasets)."""
 
+    profile: dict[str, Any]
+    events: dict[str, Any] | None
 
-def checked_expression(text: str, policy: MergePolicy, config: Config,
-                       segments: set[str] | None = None) -> tuple[pql.Expr, pql.Needs]:
-    """A definition's expression, parsed and checked against the policy's schemas; raises PqlError."""
-    profile, events = policy_schemas(policy, config)
-    expr = pql.parse(text)
-    return expr, pql.check(text, expr, profile, events, segments)
+    @classmethod
+    def of(cls, policy: MergePolicy, config: Config) -> Schemas:
+        events = merged_schema("event", event_sources(config)) if config.event_datasets else None
+        return cls(merged_schema("profile", profile_sources(policy, config)), events)
+
+    def checked(self, text: str, segments: set[str] | None = None) -> tuple[pql.Expr, pql.Needs]:
+        """A definition's expression, parsed and checked; raises PqlError."""
+        expr = pql.parse(text)
+        return expr, pql.check(text, expr, self.profile, self.events, segments)
 
 
 def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.Expr, ...] = (),
@@ -300,6 +305,7 @@ def evaluation_problems(definition: JobDefinition, config: Config, definitions: 
     if not definition.evaluation_info.segmentation:
         return []
     problems = []
+    schemas = Schemas.of(policy, config)
     if config.segmentation_dataset is None:
         problems.append(Problem(path="evaluationInfo.segmentation",
                                 message="the config names no segmentationDataset to write evaluated memberships to"))
@@ -314,7 +320,7 @@ def evaluation_problems(definition: JobDefinition, config: Config, definitions: 
                                     f"namespace ups of this org and sandbox, to evaluate"))
             continue
         try:
-            checked_expression(found.pql, policy, config)
+            schemas.checked(found.pql)
         except pql.PqlError as err:
             problems.append(Problem(path=path, message=f"its definition does not fit merge policy "
                                     f"{policy.id!r}: {err}"))
@@ -335,9 +341,10 @@ def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy
     leaves: dict[tuple[str, ...], Any] = {}
     references: dict[str, tuple[str, ...]] = {}
     conditions: list[pql.Expr] = []
+    schemas = Schemas.of(policy, config)
     for snapshot in record.segment_definitions:
         try:
-            expr, needs = checked_expression(snapshot.expression, policy, config)
+            expr, needs = schemas.checked(snapshot.expression)
         except pql.PqlError as err:
             raise LakeError(f"segment {snapshot.id} ({snapshot.name}) no longer fits the lake: {err}") from None
         expressions[snapshot.id] = expr

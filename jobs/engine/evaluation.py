@@ -21,7 +21,7 @@ from jobs import pql
 from jobs.engine.columns import IDENTITY_MAP, KEY_ID, KEY_NS, MEMBERSHIP, MEMBERSHIP_MAP, segment_column
 from jobs.engine.merge import requested_memberships, without_nulls
 from jobs.memberships import QUALIFIED, TRANSITIONS
-from jobs.plan import EvaluationPlan, ExportPlan
+from jobs.plan import EvaluatedSegment, EvaluationPlan, ExportPlan
 from jobs.schema import leaf_column
 
 NAMESPACE = "ups"  # evaluated segments live in AEP's own namespace
@@ -172,13 +172,13 @@ def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
     return profiles.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
 
 
-def _levels(evaluation: EvaluationPlan) -> list[list[Any]]:
+def _levels(evaluation: EvaluationPlan) -> list[list[EvaluatedSegment]]:
     """The segments grouped so that a group reads only the groups before it."""
     level: dict[str, int] = {}
     for segment in evaluation.segments:  # dependency order: references come first
         refs = [r.segment_id for r in pql.segment_references(segment.expression) if r.segment_id in level]
         level[segment.segment_id] = 1 + max((level[r] for r in refs), default=-1)
-    groups: list[list[Any]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    groups: list[list[EvaluatedSegment]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for segment in evaluation.segments:
         groups[level[segment.segment_id]].append(segment)
     return groups

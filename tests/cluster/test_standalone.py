@@ -2,8 +2,8 @@
 spark-submit in client mode, and the packed driver environment of cluster deploy mode.
 
 Each worker runs one executor of the application, so the export's shuffle crosses JVMs.
-Slow (four JVMs start, and the PEX is built): marked `cluster`; `./scripts/test -m "not
-cluster"` skips it locally, CI runs it.
+Slow (a master, two workers, a driver and two executors start, and the PEX is built): marked
+`cluster`; `./scripts/test -m "not cluster"` skips it locally, CI runs it.
 """
 
 from __future__ import annotations

@@ -40,3 +40,10 @@ def test_client_mode_ships_the_package_for_py_files():
     command = dry_run("--master", "spark://127.0.0.1:7077", *APP)
     assert ("--py-files", str(ROOT / "build" / "export-jobs.zip")) in pairs(command)
     assert "--files" not in command and not any(a.startswith("spark.pyspark.python") for a in command)
+
+
+def test_client_mode_with_the_pex_runs_the_driver_from_it_here():
+    command = dry_run("--pex", "--master", "spark://127.0.0.1:7077", *APP)
+    pex = str(ROOT / "build" / "export-jobs.pex")
+    assert {("--files", pex), ("--conf", "spark.pyspark.python=./export-jobs.pex"),
+            ("--conf", f"spark.pyspark.driver.python={pex}")} <= pairs(command)

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--conf", default="conf/export.toml", help="config file (default: %(default)s)")
     parser.add_argument("--org", help="IMS org (default: the config's defaultOrg)")
     parser.add_argument("--sandbox", help="sandbox (default: the config's defaultSandbox)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Spark's own start-up messages and warnings on stderr (default: its errors only)")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a job from a JSON definition")
     create.add_argument("file", help="definition file, or - for standard input")
@@ -114,11 +116,12 @@ def _schedule(args: argparse.Namespace, config: Config, org: str, sandbox: str) 
     return 0
 
 
-def _session(config: Config, app_name: str) -> SparkSession:
-    """The configured session, with Spark's progress bar on stderr for a person watching."""
+def _session(config: Config, app_name: str, verbose: bool) -> SparkSession:
+    """The configured session, with Spark's progress bar when a person watches stderr."""
     from jobs.engine.session import session_for
 
-    return session_for(config, app_name, {"spark.ui.showConsoleProgress": "true"})
+    progress = {"spark.ui.showConsoleProgress": "true"} if sys.stderr.isatty() else {}
+    return session_for(config, app_name, progress, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             from jobs.api import serve  # FastAPI and uvicorn only load for the server
-            from jobs.runner import RunnerLoop
+            from jobs.runner import RunnerLoop, deployment_session
 
-            loop = None if args.no_runner else RunnerLoop(store, config)
+            loop = None if args.no_runner else RunnerLoop(
+                store, config, spark_factory=deployment_session(config, args.verbose))
             serve(config, args.host, args.port,
                   on_startup=loop.start if loop else None, on_shutdown=loop.stop if loop else None)
             return 0
@@ -158,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             from jobs.runner import run_job
 
             store.get(args.id, org, sandbox)  # another tenant's job is not found
-            record = run_job(store, config, args.id, spark_factory=lambda: _session(config, f"export-job-{args.id}"))
+            record = run_job(store, config, args.id,
+                             spark_factory=lambda: _session(config, f"export-job-{args.id}", args.verbose))
             _emit(record.to_dict())
             return 0 if record.status is JobStatus.SUCCEEDED else 1
         if args.command == "schedule":
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run-pending":
             from jobs.runner import run_pending
 
-            records = run_pending(store, config, args.max, spark_factory=lambda: _session(config, "export-jobs"))
+            records = run_pending(store, config, args.max,
+                                  spark_factory=lambda: _session(config, "export-jobs", args.verbose))
             _emit([r.to_dict() for r in records])
             return 0 if all(r.status is JobStatus.SUCCEEDED for r in records) else 1
     except RequestRejected as err:

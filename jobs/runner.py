@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 SparkFactory = Callable[[], "SparkSession"]
 
 
-def deployment_session(config: Config) -> SparkFactory:
+def deployment_session(config: Config, verbose: bool = False) -> SparkFactory:
     """The config's session, started on the first call and then shared."""
-    return functools.cache(lambda: session_for(config, "export-jobs"))
+    return functools.cache(lambda: session_for(config, "export-jobs", verbose=verbose))
 
 
 def run_job(store: JobStore, config: Config, job_id: int, spark: SparkSession | None = None,

@@ -4,8 +4,9 @@
     spark-submit [cluster options] jobs/submit.py --conf PATH run-pending [--max N]
 
 It runs on the driver that spark-submit starts, with the session spark-submit
-configured (master, jars, resources); the config's [spark] table fills in only
-what spark-submit left unset. spark-submit merges the driver's stderr into its
+configured (master, jars, resources); the required settings, the tuning kept for
+clusters and the config's [spark] table fill in only what spark-submit left unset
+(README, "Spark settings: embedded and under spark-submit"). spark-submit merges the driver's stderr into its
 stdout, so the final record(s) come as one JSON line, last (and, with
 `--output PATH`, in that file).
 """

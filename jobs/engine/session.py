@@ -7,8 +7,11 @@ is downloaded when a job or a test runs.
 
 from __future__ import annotations
 
+import io
 import os
+import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -24,13 +27,18 @@ DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 
 # An embedded session stays on loopback; under spark-submit the cluster decides.
 LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
-# Settings every session gets; the config's [spark] table and callers may override them.
-BASE_CONF: dict[str, str] = {
+# What the export needs to be correct in every session, embedded or under spark-submit
+# (README, "Spark settings: embedded and under spark-submit"); the jars come with them
+# (spark.jars here, --jars from scripts/submit).
+REQUIRED_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.session.timeZone": "UTC",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
+    # Keep the destination readable by other Delta readers, such as delta-rs.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+# Performance settings measured on local[2], for embedded sessions only.
+EMBEDDED_TUNING: dict[str, str] = {
     # Delta rebuilds table state with this many tasks; its default of 50 is
     # tuned for clusters and costs seconds per read on a small machine.
     "spark.databricks.delta.snapshotPartitions": "4",
@@ -50,9 +58,27 @@ BASE_CONF: dict[str, str] = {
     # reduce stage 3 or 4 tasks on 2 cores, one of them idle at the end; 16 MB keeps
     # several tasks per core. Written files stay tens of MB.
     "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
-    # Keep the destination readable by other Delta readers, such as delta-rs.
-    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
+# Settings every embedded session gets; the config's [spark] table and callers may override them.
+# An embedded session is a library's: no UI on a port of this machine, no progress bar.
+EMBEDDED_CONF: dict[str, str] = {
+    **REQUIRED_CONF,
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    **EMBEDDED_TUNING,
+}
+# The tuning kept under spark-submit: what paid on a standalone cluster of two one-core
+# executors at 1M profiles (`scripts/bench settings`; README, "Spark settings: embedded and
+# under spark-submit"). With 4 snapshot tasks rather than Delta's 50, the 1- and 20-segment
+# exports took 0.67x and 0.89x the time; the other settings of EMBEDDED_TUNING did not pay
+# there (mixed, 0.91x to 1.66x), so they are left to Spark's defaults.
+SUBMITTED_TUNING: dict[str, str] = {
+    "spark.databricks.delta.snapshotPartitions": EMBEDDED_TUNING["spark.databricks.delta.snapshotPartitions"],
+}
+# Embedded sessions start quietly: Spark logs errors only, and the JVM's notice about its
+# incubator modules is dropped (README, "Quiet start-up"); `verbose` keeps Spark's own logging.
+QUIET_LOG4J = Path(__file__).resolve().parents[2] / "conf" / "log4j2-quiet.properties"
+INCUBATOR_NOTICE = b"WARNING: Using incubator modules"
 
 
 def delta_coordinates() -> list[str]:
@@ -85,18 +111,57 @@ def build_session(
     master: str = "local[*]",
     app_name: str = "export-jobs",
     conf: Mapping[str, str] | None = None,
+    verbose: bool = False,
 ) -> SparkSession:
-    """Get or create an embedded SparkSession with Delta's extensions and catalog, on loopback."""
+    """Get or create an embedded SparkSession with Delta's extensions and catalog, on loopback;
+    quiet unless `verbose` (when this call starts the JVM)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    settings = {**BASE_CONF, **LOCAL_CONF}
+    settings = {**EMBEDDED_CONF, **LOCAL_CONF}
     settings["spark.jars"] = ",".join(str(p) for p in delta_jars())
     settings.update(conf or {})
+    if not verbose:
+        _start_quiet_jvm(master, app_name, settings)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def quiet_java_options(settings: Mapping[str, str]) -> str:
+    """The driver's Java options with the quiet log4j configuration, unless they name one."""
+    options = settings.get("spark.driver.extraJavaOptions", "")
+    if "log4j2.configurationFile" in options or not QUIET_LOG4J.is_file():
+        return options
+    return f"{options} -Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}".strip()
+
+
+def _start_quiet_jvm(master: str, app_name: str, settings: Mapping[str, str]) -> None:
+    """Launches the driver JVM as pyspark would, with the quiet log4j configuration and its
+    stderr through `_drop_notice`; does nothing when this process already has a JVM."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf().setMaster(master).setAppName(app_name)
+    for key, value in settings.items():
+        conf.set(key, value)
+    conf.set("spark.driver.extraJavaOptions", quiet_java_options(settings))
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(target=_drop_notice, args=(gateway.proc.stderr,), name="jvm-stderr", daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def _drop_notice(stream: io.BufferedReader) -> None:
+    """Copies the JVM's stderr to ours, but for its first line if that is the incubator notice
+    (the JVM prints it for Spark's --add-modules; no option turns it off)."""
+    first = stream.readline()
+    if not first.startswith(INCUBATOR_NOTICE):
+        os.write(2, first)
+    while chunk := stream.read1(65536):  # what has come, without waiting for a newline (the progress bar)
+        os.write(2, chunk)
 
 
 def under_spark_submit() -> bool:
@@ -104,24 +169,27 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | None = None) -> SparkSession:
+def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | None = None,
+                verbose: bool = False) -> SparkSession:
     """The session a deployment's jobs run in.
 
     Embedded (the CLI, the API's runner, the demo): the config's master and [spark]
-    settings over the base ones, then `overrides`. Under spark-submit its settings
-    win, and ours only fill in what it left unset.
+    settings over the embedded ones, then `overrides`; quiet unless `verbose`. Under
+    spark-submit its settings (and the cluster's defaults) win, and only the required
+    settings, the tuning measured on a cluster and the config's [spark] table fill in
+    what it left unset; Spark's logging is the cluster's.
     """
     master, conf = config.spark_conf()
     settings = {**conf, **(overrides or {})}
     if not under_spark_submit():
-        return build_session(master, app_name, settings)
+        return build_session(master, app_name, settings, verbose)
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     SparkContext._ensure_initialized()  # attach to spark-submit's JVM
     submitted = SparkConf()  # what spark-submit passed, from the JVM's system properties
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**BASE_CONF, **settings}.items():
+    for key, value in {**REQUIRED_CONF, **SUBMITTED_TUNING, **settings}.items():
         if not submitted.contains(key):
             builder = builder.config(key, value)
     return builder.getOrCreate()

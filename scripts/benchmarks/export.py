@@ -32,9 +32,10 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.lake import make_lake
-from benchmarks.report import draw, ratio_lines, report
+from benchmarks.report import draw, kept_section, ratio_lines, report
 from benchmarks.rounds import parse_size, parse_sizes, say
 from benchmarks.runs import compare, scale_point
+from benchmarks.scaling import HEADING as SCALING
 from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
 from benchmarks.stitching import stitch_point
 from jobs.engine.session import build_session
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         scaling = [scale_point(spark, Path(tmp), size, args.runs) for size in args.scaling or ()]
         chart = args.out.with_suffix(".png")
         draw(result, scaling, args.profiles, chart)
-        args.out.write_text(report(args, spark, lake, result, scaling, chart))
+        # The SCALING section comes from scripts/bench scaling (a cluster run): keep it.
+        args.out.write_text(report(args, spark, lake, result, scaling, chart) + kept_section(args.out, SCALING))
     spark.stop()
     say(f"wrote {args.out} and {chart}")
     print("\n".join(ratio_lines(result)))

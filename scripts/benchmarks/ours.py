@@ -78,7 +78,8 @@ def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str) -> Sa
         raise RuntimeError(f"{name}: job {final.id} ended {final.status.value}: {final.errors}")
     export = _span_s(final, "profile_export_time")
     return Sample(export, _rows(final), config.resolve(config.destination(DESTINATION_ID).path),
-                  wall - export, _span_s(final, "total_time") - export, final.metrics.identity_graph_rounds)
+                  wall - export, _span_s(final, "total_time") - export, final.id,
+                  final.metrics.identity_graph_rounds)
 
 
 def _span_s(record: JobRecord, name: str) -> float:

@@ -197,3 +197,18 @@ def ratio_lines(result: Comparison) -> list[str]:
     lines += [f"{'keys equal to DuckDB, ' + k.name:<38}{'yes' if k.equal else 'NO':>7}" for k in result.keys]
     return lines
 
+
+
+def kept_section(path: Path, heading: str) -> str:
+    """The section of an existing report from `heading` to its end, or ''."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(f"\n{heading}\n")
+    return text[start:] if start >= 0 else ""
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Writes `section` (which starts with `heading`) in place of the report's section of that
+    heading, the report's last, or after the report if it has none."""
+    text = path.read_text() if path.exists() else ""
+    kept = kept_section(path, heading)
+    path.write_text(f"{text[:len(text) - len(kept)].rstrip()}\n\n{section.rstrip()}\n")

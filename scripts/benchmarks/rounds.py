@@ -40,6 +40,7 @@ class Sample:
     output: str  # the table or file written, for the key check
     overhead_s: float | None = None  # ours: run_job's wall time minus profileExportTime
     record_overhead_s: float | None = None  # ours: the record's totalTime minus profileExportTime
+    job_id: int | None = None  # ours: the job's id, which names its Spark job group
     identity_graph_rounds: int | None = None  # ours, under identityGraph pdg
 
 

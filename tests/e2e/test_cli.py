@@ -14,6 +14,8 @@ from ..reference import read_rows
 
 pytestmark = pytest.mark.e2e
 
+# What Spark and the JVM print while starting, unless `--verbose` (README, "Quiet start-up").
+STARTUP_NOISE = ("WARNING: Using incubator modules", "NativeCodeLoader", "log4j", "Setting default log level", " WARN ")
 JOB = {
     "fields": "identities.id,personalEmail.address",
     "filter": {"segments": [{"segmentId": "segment-01"}, {"segmentId": "segment-03", "status": "exited"}]},
@@ -44,6 +46,7 @@ def test_create_run_get_through_the_cli(deployment, tmp_path):
     ran = json.loads(out)
     assert ran["status"] == "SUCCEEDED", ran.get("errors")
     assert "exporting" in err  # progress goes to stderr, not stdout
+    assert [noise for noise in STARTUP_NOISE if noise in err] == [], err
 
     code, out, _ = cli(deployment, "get", str(created["id"]))
     assert code == 0 and json.loads(out) == ran
@@ -61,6 +64,14 @@ def test_create_run_get_through_the_cli(deployment, tmp_path):
 
     code, out, _ = cli(deployment, "list", "--status", "SUCCEEDED")
     assert code == 0 and [r["id"] for r in json.loads(out)["records"]] == [created["id"]]
+
+
+def test_verbose_shows_what_spark_says_at_start_up(deployment):
+    code, out, _ = cli(deployment, "create", "-", stdin=json.dumps(JOB))
+    assert code == 0
+    code, out, err = cli(deployment, "--verbose", "run", str(json.loads(out)["id"]))
+    assert code == 0 and json.loads(out)["status"] == "SUCCEEDED"
+    assert "Using Spark's default log4j profile" in err and "exporting" in err
 
 
 def test_a_rejected_request_exits_2_and_names_each_field(deployment):

@@ -1,4 +1,5 @@
-"""The settings every session gets from jobs.engine.session, whoever builds it."""
+"""The settings every embedded session gets from jobs.engine.session, whoever builds it
+(a driver under spark-submit: tests/cluster/test_standalone.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ def test_session_settings(spark, key, value):
 
 
 def test_caller_settings_override_the_base(spark):
-    from jobs.engine.session import BASE_CONF
+    from jobs.engine.session import EMBEDDED_CONF
 
-    assert BASE_CONF["spark.databricks.delta.snapshotPartitions"] == "4"
+    assert EMBEDDED_CONF["spark.databricks.delta.snapshotPartitions"] == "4"
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "2"  # TEST_CONF's
+
+
+def test_the_required_settings_are_in_every_embedded_session(spark):
+    from jobs.engine.session import EMBEDDED_CONF, REQUIRED_CONF
+
+    assert REQUIRED_CONF.items() <= EMBEDDED_CONF.items()
+    assert all(spark.conf.get(key) == value for key, value in REQUIRED_CONF.items())

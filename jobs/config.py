@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from jobs.model import json_path
@@ -79,6 +79,9 @@ class Config(ConfModel):
     # lease ran out is taken back: FAILED, or NEW again up to lostJobRetries times.
     lease_seconds: float = Field(default=30.0, gt=0)
     lost_job_retries: int = Field(default=0, ge=0)
+    # The job and schedule tables keep the files of their versions of the last this many hours
+    # (for their readers, and time travel); older files are deleted between jobs.
+    table_retention_hours: int = Field(default=168, ge=1)
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
     profile_datasets: list[Dataset] = Field(min_length=1)
     event_datasets: list[Dataset] = Field(default_factory=list)
@@ -87,6 +90,15 @@ class Config(ConfModel):
     tenants: list[Tenant] = Field(default_factory=list)
     # Set by load_config: the folder the config file is in.
     base_dir: str = "."
+
+    @field_validator("table_retention_hours")
+    @classmethod
+    def _retention(cls, hours: int, info: ValidationInfo) -> int:
+        # A runner may read the job table at any moment of its lease.
+        lease = info.data.get("lease_seconds")
+        if lease is not None and hours * 3600 <= lease:
+            raise ValueError(f"must be longer than leaseSeconds ({lease:g} s)")
+        return hours
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -122,30 +122,41 @@ def batches_committed(config: Config, record: JobRecord) -> bool:
         return False
 
 
+def lost_runner_error(config: Config, record: JobRecord, runner: str) -> JobError:
+    """What a job whose runner was lost says: what was written, and what happens next."""
+    retries, allowed = record.retries or 0, config.lost_job_retries
+    if retries < allowed:
+        then = (f"It is NEW again and will be retried (retry {retries + 1} of {allowed}, "
+                f"{allowed - retries - 1} left after it); a retry never writes its batches twice.")
+    elif retries:
+        then = f"It was retried {retries} times already (lostJobRetries); create the job again to rerun it."
+    else:
+        then = "Create the job again to rerun it."
+    return JobError(
+        code="RUNNER_LOST",
+        msg=f"the runner {runner} stopped renewing its lease on this job (it was killed or lost); "
+        + ("its batches were committed before it was lost. " if batches_committed(config, record)
+           else "nothing was written to the destination. ")
+        + then,
+    )
+
+
 def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
     """Take back running jobs whose runner stopped renewing its lease."""
     now = now_ms()
     taken = []
-    for row in store.expired_leases(now):
+    for row in store.running(lease_expired_before=now):
         record = store.get(row["id"])
         if record.status is JobStatus.CANCELLING:
             final = record.model_copy(update={"status": JobStatus.CANCELLED, "stage": None, "update_time": now})
         else:
-            error = JobError(
-                code="RUNNER_LOST",
-                msg=f"the runner {row['runner']} stopped renewing its lease on this job "
-                f"(it was killed or lost); "
-                + ("its batches were committed before it was lost. " if batches_committed(config, record)
-                   else "nothing was written to the destination. ")
-                + "Create the job again to rerun it.",
-            )
             retries = record.retries or 0
             retry = retries < config.lost_job_retries
             final = record.model_copy(update={
                 "status": JobStatus.NEW if retry else JobStatus.FAILED,
                 "stage": None,
                 "update_time": now,
-                "errors": record.errors + [error],
+                "errors": record.errors + [lost_runner_error(config, record, row["runner"])],
                 "retries": retries + 1 if retry else record.retries,
             })
         try:

@@ -445,6 +445,13 @@ class ComputeGatewayJobId(Record):
     export_job: str = ""
 
 
+class ScheduleRef(Record):
+    """The schedule slot a job was created for; set by the scheduler only, never from a request."""
+
+    id: str
+    slot: int  # epoch ms of the cron slot
+
+
 class JobRecord(Record):
     id: int
     job_type: Literal["BATCH"] = "BATCH"
@@ -469,6 +476,8 @@ class JobRecord(Record):
     # Evaluating jobs: the definitions of the listed segments as they were when the job was
     # created, so that every run of the job (a retry too) evaluates the same expressions.
     segment_definitions: list[DefinitionSnapshot] | None = None
+    # Set for the jobs that a schedule creates (beyond the seed).
+    schedule: ScheduleRef | None = None
     creation_time: int
     update_time: int
     request_id: str

@@ -3,7 +3,8 @@
 `run_job` claims a NEW job, holds its lease while Spark works (jobs.leases),
 honours a cancel, and records the outcome; `run_pending` and `RunnerLoop` (behind
 `serve`) take back lost jobs, create the jobs of due schedules and run NEW jobs
-one at a time, in one Spark session started only when there is work.
+one at a time, in one Spark session started only when there is work; between jobs
+they maintain the job and schedule tables (jobs.tables: compaction, retention).
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobs.clock import from_micros, now_ms
+from jobs.clock import now_ms
 from jobs.config import Config
 from jobs.engine.export import ExportResult, run_export
 from jobs.engine.jobgroup import SparkJobGroup
 from jobs.engine.session import session_for
 from jobs.failures import job_error
 from jobs.leases import JobHandle, LostJob, batches_committed, claim, reap_lost_jobs, runner_id
-from jobs.model import ComputeGatewayJobId, ExcludedGraph, JobRecord, JobStatus, TimeSpan, format_rfc3339
+from jobs.model import ComputeGatewayJobId, ExcludedGraph, JobRecord, JobStatus, TimeSpan
 from jobs.plan import build_plan
-from jobs.schedules import ScheduleStore, create_due_jobs, incremental_from, schedule_of
+from jobs.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
 from jobs.store import JobStore, StatusConflict
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         group.append(SparkJobGroup(session, job_id))
         handle.on_cancel = group[0].cancel
         handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=group[0].application_id),
-                      **_incremental_window(config, handle.record), **_evaluation_time(handle.record))
+                      **incremental_window(ScheduleStore(config.schedule_table_path), handle.record),
+                      **_evaluation_time(handle.record))
         plan = build_plan(handle.record, config)
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
@@ -102,20 +104,11 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
     # SUCCEEDED: a crash in between may fail the job but can never re-export its window.
     # An evaluating run moves the watermark to at least its `now`, so that its own
     # write-back (ingested at `now`) is not new data for the schedule's next run.
-    schedule_id = schedule_of(handle.record)
     evaluated_at = handle.record.evaluation_time
     watermark = max(result.watermark or 0, evaluated_at * 1000 if evaluated_at else 0) or None
-    if schedule_id and watermark is not None:
-        ScheduleStore(config.schedule_table_path).advance_watermark(schedule_id, watermark)
+    if watermark is not None:
+        advance_watermark(ScheduleStore(config.schedule_table_path), handle.record, watermark)
     return handle.finish(JobStatus.SUCCEEDED, metrics=metrics)
-
-
-def _incremental_window(config: Config, record: JobRecord) -> dict[str, object]:
-    """For a job of an incremental schedule: its filter, from the last successful run's watermark."""
-    watermark = incremental_from(ScheduleStore(config.schedule_table_path), record)
-    if watermark is False or watermark is None:
-        return {}
-    return {"filter": {**record.filter, "fromIngestTimestamp": format_rfc3339(from_micros(watermark))}}
 
 
 def _graph_metrics(result: ExportResult) -> dict[str, object]:
@@ -146,13 +139,15 @@ def _by_segment(record: JobRecord, by_batch: dict[str, int]) -> dict[str, dict[s
 
 def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
                 spark_factory: SparkFactory | None = None, runner: str | None = None,
-                stop: threading.Event | None = None) -> list[JobRecord]:
+                stop: threading.Event | None = None, schedules: ScheduleStore | None = None) -> list[JobRecord]:
     """Take back lost jobs, create the jobs of due schedules, then claim and run NEW jobs,
-    oldest first, one at a time, in one session started only if there is work."""
+    oldest first, one at a time, in one session started only if there is work; between jobs,
+    maintain the tables and take back jobs lost meanwhile (another runner died)."""
     runner = runner or runner_id()
     spark = spark_factory or deployment_session(config)
+    schedules = schedules or ScheduleStore(config.schedule_table_path)
     reap_lost_jobs(store, config)
-    create_due_jobs(ScheduleStore(config.schedule_table_path), store, config)
+    create_due_jobs(schedules, store, config)
     done: list[JobRecord] = []
     while max_jobs is None or len(done) < max_jobs:
         if stop is not None and stop.is_set():
@@ -161,7 +156,9 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
         for job_id in store.ids_with_status(JobStatus.NEW):
             try:
                 done.append(run_job(store, config, job_id, runner=runner, spark_factory=spark))
-                store.maintain()
+                for table in (store, schedules):
+                    table.maintain(config.table_retention_hours)
+                reap_lost_jobs(store, config)
                 ran = True
                 break
             except StatusConflict:
@@ -178,6 +175,8 @@ class RunnerLoop:
                  spark_factory: SparkFactory | None = None):
         self.store, self.config, self.poll = store, config, poll_seconds
         self.spark = spark_factory or deployment_session(config)
+        # Kept across polls, so that each table is vacuumed at most every VACUUM_EVERY_SECONDS.
+        self.schedules = ScheduleStore(config.schedule_table_path)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="runner-loop", daemon=True)
 
@@ -185,7 +184,8 @@ class RunnerLoop:
         runner = runner_id()
         while not self._stop.is_set():
             try:
-                run_pending(self.store, self.config, spark_factory=self.spark, runner=runner, stop=self._stop)
+                run_pending(self.store, self.config, spark_factory=self.spark, runner=runner, stop=self._stop,
+                            schedules=self.schedules)
             except Exception:  # keep serving; the next poll tries again
                 log.exception("runner loop")
             self._stop.wait(self.poll)

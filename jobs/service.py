@@ -16,6 +16,7 @@ from jobs.model import (
     JobRecord,
     JobStatus,
     RecordDestination,
+    ScheduleRef,
     dump_definition_part,
     parse_definition,
 )
@@ -37,6 +38,7 @@ def new_record(
     created_ms: int,
     policy: MergePolicy | None = None,
     segment_definitions: list[DefinitionSnapshot] | None = None,
+    schedule: ScheduleRef | None = None,
 ) -> JobRecord:
     """The NEW record for a definition: defaults filled in, batch ids assigned.
 
@@ -76,6 +78,7 @@ def new_record(
         update_time=created_ms,
         request_id=request_id,
         segment_definitions=segment_definitions,
+        schedule=schedule,
     )
 
 
@@ -86,9 +89,12 @@ def create_job(
     org: str,
     sandbox: str,
     request_id: str | None = None,
+    *,
+    schedule: ScheduleRef | None = None,
 ) -> JobRecord:
     """Validate a create request against the config and the lake, then store it as NEW.
 
+    `schedule` is for the scheduler alone (jobs.schedules): a request never sets it.
     Raises RequestRejected (nothing written) when the request is bad.
     """
     definition = parse_definition(body)
@@ -99,7 +105,8 @@ def create_job(
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()
     return store.create(
-        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated)
+        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated,
+                                  schedule)
     )
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import DeltaError
 
 from jobs.model import JobRecord, JobStatus
-from jobs.tables import RETRIES, DeltaRows, retry_commits, sql_text
+from jobs.tables import COMPACT_AFTER_FILES, RETRIES, DeltaRows, retry_commits, sql_text
 
 SCHEMA = pa.schema([
     ("id", pa.int64()),
@@ -33,10 +33,8 @@ SCHEMA = pa.schema([
     ("runner", pa.string()),
     ("leaseUntil", pa.int64()),
 ])
-# Checkpoints keep opening and catching up cheap; compaction (maintain(), run by the
-# runners between jobs, not on the request path) keeps reads to a few files.
+# Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
 CHECKPOINT_EVERY = 10
-COMPACT_AFTER_FILES = 50
 
 
 class JobNotFound(Exception):
@@ -105,12 +103,13 @@ class JobStore(DeltaRows):
         rows = self._query(f"SELECT id FROM jobs WHERE status = {sql_text(status.value)} ORDER BY id")
         return [r["id"] for r in rows]
 
-    def expired_leases(self, now: int) -> builtins.list[dict[str, Any]]:
-        """Running jobs whose runner stopped renewing: id, status, runner, leaseUntil."""
-        return self._query(
-            "SELECT id, status, runner, leaseUntil FROM jobs "
-            f"WHERE status IN ('PROCESSING', 'CANCELLING') AND leaseUntil < {int(now)} ORDER BY id"
-        )
+    def running(self, lease_expired_before: int | None = None) -> builtins.list[dict[str, Any]]:
+        """PROCESSING and CANCELLING jobs (only those whose lease ran out before then, if given):
+        id, status, runner, leaseUntil."""
+        where = "status IN ('PROCESSING', 'CANCELLING')"
+        if lease_expired_before is not None:
+            where += f" AND leaseUntil < {int(lease_expired_before)}"
+        return self._query(f"SELECT id, status, runner, leaseUntil FROM jobs WHERE {where} ORDER BY id")
 
     # -- writes
 
@@ -143,7 +142,9 @@ class JobStore(DeltaRows):
             with self._lock:
                 record = retry_commits(attempt)
             if record is not None:
-                self.maintain()
+                # Every job adds a file: look at the file list every COMPACT_AFTER_FILES commits.
+                if record.id % COMPACT_AFTER_FILES == 0:
+                    self.compact()
                 return record
         raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
 
@@ -179,25 +180,6 @@ class JobStore(DeltaRows):
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)
         return record
-
-    def maintain(self) -> None:
-        """Compact the table's small files once there are many; a lost race here is harmless.
-
-        Creates call it (every job adds a file); it looks at the file list only every
-        COMPACT_AFTER_FILES commits, so most calls cost nothing.
-        """
-        with self._lock:
-            table = self._table()
-            if table is None or table.version() % COMPACT_AFTER_FILES:
-                return
-            if len(table.file_uris()) < COMPACT_AFTER_FILES:
-                return
-            try:
-                table.optimize.compact()
-                table.update_incremental()
-                table.create_checkpoint()
-            except (CommitFailedError, DeltaError):
-                pass
 
 
 def job_row(record: JobRecord) -> dict[str, Any]:

@@ -5,6 +5,12 @@ milliseconds, and Spark and any other Delta reader can still read the tables.
 Every change is a Delta commit; a commit that loses a race to another writer is
 retried (`retry_commits`), and callers make their changes conditional so that a
 retry never overwrites another writer's change.
+
+Every change also rewrites the file that holds the row, so small files and files that
+no version references any more pile up: `compact` merges the small ones (creates call
+it now and then), and `maintain` (run by the runners between jobs, never on the request
+path) also deletes what the retention no longer keeps (README, "Retention of the job and
+schedule tables").
 """
 
 from __future__ import annotations
@@ -16,9 +22,16 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 RETRIES = 20
+# Compaction merges files smaller than the target, once there are COMPACT_AFTER_FILES of them.
+# A small target keeps writes cheap: a change rewrites the whole file that holds its row, so a
+# job's every lease renewal would rewrite the whole table if it were compacted into one file.
+COMPACT_AFTER_FILES = 50
+COMPACT_TARGET_BYTES = 1 << 16
+# Files only become removable once the retention has passed: looking more often gains little.
+VACUUM_EVERY_SECONDS = 3600.0
 T = TypeVar("T")
 
 
@@ -50,6 +63,7 @@ class DeltaRows:
         self.path = path
         self._handle: DeltaTable | None = None
         self._lock = threading.RLock()
+        self._vacuumed_at: float | None = None  # time.monotonic() of this handle's last vacuum
 
     def _table(self) -> DeltaTable | None:
         with self._lock:
@@ -78,3 +92,53 @@ class DeltaRows:
             if table is None:
                 return []
             return pa.table(QueryBuilder().register(self.NAME, table).execute(sql)).to_pylist()
+
+    # -- maintenance: a lost race here is harmless, the next call tries again
+
+    def compact(self) -> None:
+        """Merge the table's small files once there are COMPACT_AFTER_FILES of them, and checkpoint."""
+        with self._lock:
+            table = self._table()
+            if table is None:
+                return
+            sizes = table.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+            if sum(size < COMPACT_TARGET_BYTES for size in sizes) < COMPACT_AFTER_FILES:
+                return
+            try:
+                table.optimize.compact(target_size=COMPACT_TARGET_BYTES)
+                table.update_incremental()
+                table.create_checkpoint()
+            except (CommitFailedError, DeltaError):
+                pass
+
+    def vacuum(self, retention_hours: int) -> list[str]:
+        """Delete the data files that no version of the last `retention_hours` references, and the
+        log entries as old; returns the deleted files.
+
+        The table's own retention properties are set to the same hours, so that its checkpoints
+        stop carrying older removals and other engines' VACUUM keeps the same versions. A reader
+        whose snapshot is older than the retention may lose files: the config keeps the
+        retention at one hour or more (the tables' own readers refresh before every query).
+        """
+        interval = f"interval {retention_hours} hours"
+        retention = {"delta.deletedFileRetentionDuration": interval, "delta.logRetentionDuration": interval}
+        with self._lock:
+            table = self._table()
+            if table is None:
+                return []
+            try:
+                if any(table.metadata().configuration.get(k) != v for k, v in retention.items()):
+                    table.alter.set_table_properties(retention)
+                # full: also files that no commit ever named (written by a writer killed before its commit).
+                deleted = table.vacuum(retention_hours, dry_run=False, enforce_retention_duration=False, full=True)
+                table.cleanup_metadata()
+            except (CommitFailedError, DeltaError):
+                return []
+            self._vacuumed_at = time.monotonic()
+            return deleted
+
+    def maintain(self, retention_hours: int) -> None:
+        """Between jobs: compact, and vacuum if this handle has not for VACUUM_EVERY_SECONDS."""
+        self.compact()
+        if self._vacuumed_at is None or time.monotonic() - self._vacuumed_at >= VACUUM_EVERY_SECONDS:
+            self.vacuum(retention_hours)

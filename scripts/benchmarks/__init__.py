@@ -3,7 +3,7 @@
   export.py   scripts/bench export: our export jobs beside an I/O floor and DuckDB (BENCHMARKS.md)
   tuning.py   scripts/bench settings: each performance setting against Spark's defaults, on a cluster
   scaling.py  scripts/bench scaling: task metrics per lake size on a cluster, and a 100M-profile plan
-  api.py      scripts/bench api: the HTTP API's latency over a large job table
+  api.py      scripts/bench api: the HTTP API's latency over a large job table, and its disk use
 
 The export benchmark's pieces: settings.py (lake shape, fields, Spark settings),
 lake.py (the generated lake), rounds.py (interleaved repetition), ours.py (our jobs),

@@ -3,6 +3,8 @@
 A temporary deployment with an empty lake; the job table is filled in a few bulk
 commits, then a real uvicorn server on 127.0.0.1 is timed with httpx, one request at
 a time. A profile of the same operations in process then shows where their time goes.
+Last, the jobs created over HTTP go through a runner's writes (claim, progress, finish),
+and the job table's disk use is measured before and after maintenance.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from deltalake import DeltaTable, write_deltalake
 from jobs.api import make_server, running
 from jobs.clock import now_ms
 from jobs.config import Config
-from jobs.model import JobRecord, parse_definition
+from jobs.leases import claim
+from jobs.model import JobRecord, JobStatus, parse_definition
 from jobs.sample import empty_deployment
 from jobs.service import create_job, list_jobs, new_record
 from jobs.store import SCHEMA, JobStore, job_row
@@ -67,6 +70,23 @@ def percentiles(times: list[float]) -> tuple[float, float, float, float]:
     """p50, p90, p99 and max."""
     cuts = statistics.quantiles(times, n=100, method="inclusive")
     return cuts[49], cuts[89], cuts[98], max(times)
+
+
+def run_through(store: JobStore, job_ids: range) -> None:
+    """The writes a runner makes for each job, without Spark: claim, two progress updates, finish."""
+    for job_id in job_ids:
+        handle = claim(store, job_id, "bench-runner", 30_000)
+        handle.update(stage="planning")
+        handle.update(stage="exporting: 1/2 tasks")
+        handle.finish(JobStatus.SUCCEEDED)
+
+
+def disk(path: str) -> str:
+    """A table's disk use: total, data files, log."""
+    files = [f for f in Path(path).rglob("*") if f.is_file()]
+    log = sum(f.stat().st_size for f in files if "_delta_log" in f.parts)
+    data = sum(f.stat().st_size for f in files) - log
+    return f"{(data + log) / 1e6:.1f} MB in {len(files)} files (data {data / 1e6:.1f} MB, log {log / 1e6:.1f} MB)"
 
 
 def hot_spots(call: Callable[[], object], count: int = 20, top: int = 5) -> list[tuple[str, float]]:
@@ -120,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             "list (first page)": hot_spots(lambda: list_jobs(store, ORG, SANDBOX, 50)),
         }
 
+        # Every job created over HTTP or while profiling, through a runner's writes.
+        created = range(args.jobs + 1, store.list(ORG, SANDBOX, limit=1)[0].id + 1)
+        run_through(store, created)
+        before = disk(config.job_table_path)
+        store.compact()
+        store.vacuum(retention_hours=0)  # as maintenance does once tableRetentionHours has passed
+        after = disk(config.job_table_path)
+
     print("\nwhere the time goes, profiled in process (own time of the top calls, ms per operation):")
     for operation, calls in spots.items():
         print(f"  {operation}")
@@ -129,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'operation':<20}{'requests':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for name, cuts in summary.items():
         print(f"{name:<20}{args.requests:>9}" + "".join(f"{ms:>9.1f}" for ms in cuts))
+    print(f"\njob table disk after {args.jobs + len(created)} jobs ({len(created)} of them run through a runner's"
+          f" writes): {before}; after compaction and vacuum, once the retention has passed: {after}")
     print("\n" + "; ".join(f"{name} p50 {p50:.1f} ms p99 {p99:.1f} ms" for name, (p50, _, p99, _) in summary.items()))
     return 0
 

@@ -12,6 +12,7 @@ import pytest
 
 from jobs.api import make_server, running
 from jobs.config import load_config
+from jobs.schedules import ScheduleStore, advance_watermark, incremental_window
 from jobs.store import JobStore
 from tests.api.conftest import TENANTS, auth
 
@@ -344,3 +345,29 @@ def test_schedules_can_be_created_listed_read_and_deleted(client):
     assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "cron"
     assert client.delete(f"/config/schedules/{schedule['id']}", headers=auth()).status_code == 200
     assert client.delete(f"/config/schedules/{schedule['id']}", headers=auth()).status_code == 404
+
+
+def test_a_request_id_shaped_like_a_schedules_neither_joins_nor_moves_the_schedule(client, api_config):
+    body = {"cron": "* * * * *", "incremental": True, "job": MINIMAL_BODY}
+    schedule = client.post("/config/schedules", json=body, headers=auth()).json()
+    schedules = ScheduleStore(api_config.schedule_table_path)
+    schedules.advance_watermark(schedule["id"], "orgA", "prod", 1_700_000_000_000_000)  # as after a first run
+    before = client.get(f"/config/schedules/{schedule['id']}", headers=auth()).json()
+    assert before["watermark"] == "2023-11-14T22:13:20Z"
+
+    hijack = f"schedule-{schedule['id']}-60000"
+    response = client.post("/export/jobs", json=MINIMAL_BODY, headers={**auth(), "x-request-id": hijack})
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["requestId"] == hijack and "schedule" not in record
+    assert "fromIngestTimestamp" not in record["filter"]
+
+    # What a runner does with the job: it starts from no watermark and moves none when it succeeds.
+    job = JobStore(api_config.job_table_path).get(record["id"])
+    assert incremental_window(schedules, job) == {}
+    advance_watermark(schedules, job, 1_900_000_000_000_000)
+    assert client.get(f"/config/schedules/{schedule['id']}", headers=auth()).json() == before
+
+    # Nor can the body name a schedule.
+    forged = dict(MINIMAL_BODY, schedule={"id": schedule["id"], "slot": 60000})
+    assert problem(client.post("/export/jobs", json=forged, headers=auth()), 400) == {"schedule": "unknown key"}

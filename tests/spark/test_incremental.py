@@ -8,10 +8,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.config import load_config
+from jobs.definition_store import DefinitionStore, create_definition
 from jobs.model import JobStatus
 from jobs.runner import run_job
 from jobs.sample import LakeSpec, generate, sample_config
 from jobs.schedules import ScheduleStore, create_due_jobs, create_schedule
+from jobs.service import create_job
 from jobs.store import JobStore
 
 from ..reference import read_rows
@@ -31,13 +33,34 @@ def exported(config, record) -> set[str]:
     return {key(r) for r in rows}
 
 
-def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_failed_run(spark, tmp_path):
+def incremental_deployment(spark, tmp_path):
+    """A 100-profile lake with an incremental schedule due every minute: (conf, config, store, schedules)."""
     conf = tmp_path / "export.toml"
     conf.write_text(sample_config(tmp_path, event_datasets=0))
     config = load_config(conf)
     generate(spark, config, LakeSpec(profiles=100, segments=3))
     store, schedules = JobStore(config.job_table_path), ScheduleStore(config.schedule_table_path)
     create_schedule(schedules, config, {"cron": "* * * * *", "incremental": True, "job": JOB}, "demo@Org", "prod")
+    return conf, config, store, schedules
+
+
+def add_later_fragments(spark, config, changed: range, fresh: range, year: int) -> set[str]:
+    """Fragments ingested in `year`: a later one for the profiles `changed`, and new profiles made from
+    the profiles `fresh`; returns the keys whose merged profile changed."""
+    path = config.resolve(config.profile_datasets[0].path)
+    base = spark.read.format("delta").load(path)
+    later = F.lit(datetime(year, 1, 1)).cast("timestamp")
+    ecid = F.col("identityMap")["ECID"][0]["id"]
+    again = base.where(ecid.isin([f"ecid-{i}" for i in changed]))
+    new = base.where(ecid.isin([f"ecid-{i}" for i in fresh])) \
+        .withColumn("identityMap", F.create_map(F.lit("ECID"), F.array(F.struct(
+            F.concat(F.lit(f"new{year}-"), ecid).alias("id"), F.lit(True).alias("primary")))))
+    again.unionByName(new).withColumn("_ingestTime", later).write.format("delta").mode("append").save(path)
+    return {f"ecid-{i}" for i in changed} | {f"new{year}-ecid-{i}" for i in fresh}
+
+
+def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_failed_run(spark, tmp_path):
+    conf, config, store, schedules = incremental_deployment(spark, tmp_path)
     now = datetime.now(UTC)
 
     [first] = create_due_jobs(schedules, store, config, now)
@@ -46,15 +69,7 @@ def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_fail
     assert len(exported(config, first)) == 100
 
     # New data: a later fragment for ten profiles, and five new profiles.
-    path = config.resolve(config.profile_datasets[0].path)
-    base = spark.read.format("delta").load(path)
-    later = F.lit(datetime(2030, 1, 1)).cast("timestamp")
-    changed = base.where(F.col("identityMap")["ECID"][0]["id"].isin([f"ecid-{i}" for i in range(10)]))
-    fresh = base.where(F.col("identityMap")["ECID"][0]["id"].isin([f"ecid-{i}" for i in range(10, 15)])) \
-        .withColumn("identityMap", F.create_map(F.lit("ECID"), F.array(F.struct(
-            F.concat(F.lit("new-"), F.col("identityMap")["ECID"][0]["id"]).alias("id"), F.lit(True).alias("primary")))))
-    changed.unionByName(fresh).withColumn("_ingestTime", later).write.format("delta").mode("append").save(path)
-    expected = {f"ecid-{i}" for i in range(10)} | {f"new-ecid-{i}" for i in range(10, 15)}
+    expected = add_later_fragments(spark, config, range(10), range(10, 15), 2030)
 
     # The next slot's run fails (its lake is broken for it): it must not move the watermark.
     [failing] = create_due_jobs(schedules, store, config, now + timedelta(minutes=1))
@@ -72,3 +87,59 @@ def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_fail
     third = run_job(store, config, third.id, spark)
     assert exported(config, third) == set()  # nothing changed since
     assert schedules.list()[0].watermark.startswith("2030-01-01")
+
+
+def test_a_slot_skipped_while_the_previous_run_is_active_is_covered_by_the_next_run(spark, tmp_path):
+    _, config, store, schedules = incremental_deployment(spark, tmp_path)
+    now = datetime.now(UTC)
+    [first] = create_due_jobs(schedules, store, config, now)
+    during = add_later_fragments(spark, config, range(5), range(20, 23), 2030)  # while the first waits
+
+    assert create_due_jobs(schedules, store, config, now + timedelta(minutes=1)) == []  # first is still NEW
+    assert schedules.list()[0].skipped_slots == 1
+    first = run_job(store, config, first.id, spark)
+    assert first.status is JobStatus.SUCCEEDED, first.errors
+    assert during <= exported(config, first) and len(exported(config, first)) == 103
+    after = add_later_fragments(spark, config, range(3, 8), range(30, 32), 2031)
+
+    [third] = create_due_jobs(schedules, store, config, now + timedelta(minutes=2))
+    third = run_job(store, config, third.id, spark)
+    assert third.status is JobStatus.SUCCEEDED, third.errors
+    # No gap: the skipped slot's data went with the run before it; no overlap: only what came since.
+    assert exported(config, third) == after
+    assert third.filter["fromIngestTimestamp"].startswith("2030-01-01")
+
+
+def test_a_job_whose_request_id_looks_like_a_schedules_runs_as_a_plain_job(spark, tmp_path):
+    _, config, store, schedules = incremental_deployment(spark, tmp_path)
+    [first] = create_due_jobs(schedules, store, config, datetime.now(UTC))
+    assert run_job(store, config, first.id, spark).status is JobStatus.SUCCEEDED
+    add_later_fragments(spark, config, range(3), range(40, 42), 2030)
+    schedule = schedules.list()[0]
+
+    hijack = create_job(store, config, JOB, "demo@Org", "prod", request_id=f"schedule-{schedule.id}-60000")
+    hijack = run_job(store, config, hijack.id, spark)
+    assert hijack.status is JobStatus.SUCCEEDED, hijack.errors
+    assert "fromIngestTimestamp" not in hijack.filter and len(exported(config, hijack)) == 102
+    assert schedules.list()[0] == schedule  # the watermark did not move
+
+
+def test_an_evaluating_incremental_run_moves_the_watermark_to_at_least_its_now(spark, tmp_path):
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(tmp_path, event_datasets=0, segmentation=str(tmp_path / "memberships")))
+    config = load_config(conf)
+    generate(spark, config, LakeSpec(profiles=50, segments=1))
+    store, schedules = JobStore(config.job_table_path), ScheduleStore(config.schedule_table_path)
+    segment = create_definition(DefinitionStore(config.segment_table_path), config, {
+        "name": "gold", "expression": {"type": "PQL", "format": "pql/text", "value": 'loyalty.tier = "gold"'},
+        "schema": {"name": "_xdm.context.profile"}}, "demo@Org", "prod").id
+    body = {**JOB, "filter": {"segments": [{"segmentId": segment}]}, "evaluationInfo": {"segmentation": True}}
+    create_schedule(schedules, config, {"cron": "* * * * *", "incremental": True, "job": body}, "demo@Org", "prod")
+
+    [first] = create_due_jobs(schedules, store, config, datetime.now(UTC))
+    first = run_job(store, config, first.id, spark)
+    assert first.status is JobStatus.SUCCEEDED, first.errors
+    # The lake's data is from 2024; the write-back is ingested at the run's `now`, which the
+    # watermark reaches, so the next run does not export the write-back as a change.
+    evaluated_at = datetime.fromtimestamp(first.evaluation_time / 1000, UTC)
+    assert datetime.fromisoformat(schedules.list()[0].watermark) >= evaluated_at

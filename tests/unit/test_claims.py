@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import time
+from pathlib import Path
 
 from jobs.config import load_config
 from jobs.leases import claim, reap_lost_jobs
@@ -76,9 +79,12 @@ def test_a_lost_job_is_retried_when_configured(config, tmp_path):
     claim(store, job_id, "gone", lease_ms=-1)
     [again] = reap_lost_jobs(store, retrying)
     assert again.status is JobStatus.NEW and again.retries == 1
+    assert "will be retried (retry 1 of 1, 0 left after it)" in again.errors[-1].msg
+    assert "Create the job again" not in again.errors[-1].msg
     claim(store, job_id, "gone-too", lease_ms=-1)
     [failed] = reap_lost_jobs(store, retrying)
     assert failed.status is JobStatus.FAILED and len(failed.errors) == 2
+    assert failed.errors[-1].msg.endswith("retried 1 times already (lostJobRetries); create the job again to rerun it.")
 
 
 def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling(config):
@@ -108,3 +114,32 @@ def test_maintenance_compacts_small_files_and_keeps_every_job(config):
     assert listed == sorted(ids, reverse=True)
     # Another store (another process) sees the compacted table too.
     assert JobStore(store.path).get(ids[0]).id == ids[0]
+
+
+def _orphan(store, name: str, hours_old: float) -> Path:
+    """A data file that no commit names, as a writer killed before its commit leaves it."""
+    path = Path(store.path) / name
+    path.write_bytes(b"PAR1")
+    when = time.time() - hours_old * 3600
+    os.utime(path, (when, when))
+    return path
+
+
+def test_maintenance_vacuums_what_the_retention_no_longer_keeps_at_most_hourly(config):
+    store = JobStore(config.job_table_path)
+    ids = make_jobs(store, config, 3)
+    for job_id in ids:
+        claim(store, job_id, "r", 60_000).finish(JobStatus.SUCCEEDED)  # each change leaves a removed file
+    on_disk = {p.name for p in Path(store.path).glob("*.parquet")}
+    old, recent = _orphan(store, "old.parquet", 2), _orphan(store, "recent.parquet", 0.5)
+
+    store.maintain(retention_hours=1)
+    assert not old.exists() and recent.exists()
+    # Files removed by the changes just made are within the retention: a reader may still need them.
+    assert {p.name for p in Path(store.path).glob("*.parquet")} == on_disk | {"recent.parquet"}
+    assert store._table().metadata().configuration["delta.deletedFileRetentionDuration"] == "interval 1 hours"
+
+    again = _orphan(store, "again.parquet", 2)
+    store.maintain(retention_hours=1)  # within the hour: no second vacuum
+    assert again.exists()
+    assert [r.id for r in store.list("demo@Org", "prod")] == sorted(ids, reverse=True)

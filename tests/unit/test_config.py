@@ -407,3 +407,18 @@ def test_snake_case_key_is_config_error(tmp_path):
     message = config_error(tmp_path, text)
 
     assert "lake_root" in message
+
+
+def test_table_retention_defaults_to_a_week(tmp_path):
+    assert load_config(write(tmp_path, BASE + DEFAULT_POLICY)).table_retention_hours == 168
+
+
+@pytest.mark.parametrize("setting, problem", [
+    ("tableRetentionHours = 0", "greater than or equal to 1"),
+    ("tableRetentionHours = 1.5", "integer"),
+    ("leaseSeconds = 7200\ntableRetentionHours = 2", "must be longer than leaseSeconds (7200 s)"),
+])
+def test_a_table_retention_too_short_for_its_readers_is_config_error(tmp_path, setting, problem):
+    message = config_error(tmp_path, setting + "\n" + BASE + DEFAULT_POLICY)
+
+    assert "tableRetentionHours: " in message and problem in message

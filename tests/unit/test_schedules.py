@@ -1,14 +1,26 @@
-"""Schedules: cron slots, validation, one job per slot across schedulers (no Spark)."""
+"""Schedules: cron slots, validation, one job per slot across schedulers, the schedule a job
+records (never a request), one active run per incremental schedule (no Spark)."""
 
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.model import RequestRejected
-from jobs.schedules import ScheduleStore, create_due_jobs, create_schedule, latest_slot, parse_cron
+from jobs.leases import claim
+from jobs.model import JobStatus, RequestRejected, ScheduleRef
+from jobs.schedules import (
+    CLAIM_GRACE_MS,
+    ScheduleStore,
+    advance_watermark,
+    create_due_jobs,
+    create_schedule,
+    incremental_window,
+    latest_slot,
+    parse_cron,
+)
+from jobs.service import cancel_job, create_job
 from jobs.store import JobStore
 
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
@@ -84,3 +96,136 @@ def test_two_schedulers_create_one_job_per_slot(config, tmp_path):
     assert create_due_jobs(schedules, store, config, now=datetime.fromtimestamp(
         schedules.list()[0].last_slot / 1000, UTC)) == []
     assert schedules.delete(schedule.id, "demo@Org", "prod") and schedules.list() == []
+
+
+# ---------------------------------------------------------------- the schedule of a job
+
+
+INCREMENTAL = {"cron": "* * * * *", "incremental": True, "job": JOB}
+
+
+def minute(n: int, second: int = 0) -> datetime:
+    """A time n minutes from now, at `second` past the minute (after any schedule made now)."""
+    return (datetime.now(UTC) + timedelta(minutes=n + 1)).replace(second=second, microsecond=0)
+
+
+def test_a_scheduled_job_names_its_schedule_and_slot(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    schedule = create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    [record] = create_due_jobs(schedules, store, config, minute(0, 30))
+    slot = int(minute(0).timestamp() * 1000)
+    assert record.schedule == ScheduleRef(id=schedule.id, slot=slot)
+    assert store.get(record.id).to_dict()["schedule"] == {"id": schedule.id, "slot": slot}
+    shown = schedules.get(schedule.id, "demo@Org", "prod").to_dict()
+    assert (shown["lastSlot"], shown["lastJobId"], shown["skippedSlots"]) == (slot, record.id, 0)
+
+
+def test_a_request_id_shaped_like_a_schedules_is_only_stored(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    schedule = create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    schedules.advance_watermark(schedule.id, "demo@Org", "prod", 1_700_000_000_000_000)
+    before = schedules.get(schedule.id, "demo@Org", "prod")
+    record = create_job(store, config, JOB, "demo@Org", "prod", request_id=f"schedule-{schedule.id}-60000")
+
+    assert record.request_id == f"schedule-{schedule.id}-60000" and record.schedule is None
+    assert incremental_window(schedules, record) == {}
+    advance_watermark(schedules, record, 1_900_000_000_000_000)
+    assert schedules.get(schedule.id, "demo@Org", "prod") == before
+
+
+def test_schedule_lookups_stay_in_the_jobs_org_and_sandbox(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    [record] = create_due_jobs(schedules, store, config, minute(0))
+    schedules.advance_watermark(record.schedule.id, "demo@Org", "prod", 1_700_000_000_000_000)
+    assert incremental_window(schedules, record)["filter"]["fromIngestTimestamp"] == "2023-11-14T22:13:20Z"
+
+    for org, sandbox in (("other@Org", "prod"), ("demo@Org", "dev")):
+        elsewhere = record.model_copy(update={"ims_org_id": org, "sandbox_name": sandbox})
+        assert incremental_window(schedules, elsewhere) == {}
+        advance_watermark(schedules, elsewhere, 1_900_000_000_000_000)
+        assert not schedules.delete(record.schedule.id, org, sandbox)
+    assert schedules.list()[0].watermark == "2023-11-14T22:13:20Z"
+
+
+# ---------------------------------------------------------------- one active run per incremental schedule
+
+
+def test_an_incremental_schedule_skips_slots_while_its_previous_run_is_active(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    schedule = create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    [first] = create_due_jobs(schedules, store, config, minute(0))
+
+    assert create_due_jobs(schedules, store, config, minute(1)) == []  # first is NEW
+    assert create_due_jobs(schedules, store, config, minute(1, 40)) == []  # the same slot: counted once
+    handle = claim(store, first.id, "runner", 60_000)
+    assert create_due_jobs(schedules, store, config, minute(2)) == []  # first is PROCESSING
+    shown = schedules.get(schedule.id, "demo@Org", "prod").to_dict()
+    assert (shown["skippedSlots"], shown["lastSkippedSlot"]) == (2, int(minute(2).timestamp() * 1000))
+    assert shown["lastJobId"] == first.id
+
+    handle.finish(JobStatus.SUCCEEDED)
+    assert create_due_jobs(schedules, store, config, minute(2, 30)) == []  # a skipped slot never runs late
+    [second] = create_due_jobs(schedules, store, config, minute(3))
+    assert second.schedule.slot == int(minute(3).timestamp() * 1000)
+    assert schedules.list()[0].skipped_slots == 2
+
+
+@pytest.mark.parametrize("ending", [JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_run_that_ended_otherwise_frees_the_schedule_too(config, ending):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    [first] = create_due_jobs(schedules, store, config, minute(0))
+    if ending is JobStatus.CANCELLED:
+        cancel_job(store, first.id, "demo@Org", "prod")
+    else:
+        claim(store, first.id, "runner", 60_000).finish(ending)
+    assert len(create_due_jobs(schedules, store, config, minute(1))) == 1
+
+
+def test_a_full_schedule_runs_every_slot(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    create_schedule(schedules, config, {"cron": "* * * * *", "job": JOB}, "demo@Org", "prod")
+    assert [len(create_due_jobs(schedules, store, config, minute(n))) for n in range(3)] == [1, 1, 1]
+
+
+def test_a_slot_claimed_by_a_scheduler_that_died_blocks_only_for_the_grace(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    schedule = create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    claimed_at = minute(0, 50)
+    assert schedules.claim_slot(schedule, int(minute(0).timestamp() * 1000), int(claimed_at.timestamp() * 1000))
+
+    # 10 s later, another scheduler may still be creating that slot's job.
+    assert create_due_jobs(schedules, store, config, minute(1)) == []
+    later = claimed_at.timestamp() * 1000 + CLAIM_GRACE_MS
+    [job] = create_due_jobs(schedules, store, config, datetime.fromtimestamp(later / 1000 + 60, UTC))
+    assert schedules.list()[0].skipped_slots == 1 and schedules.list()[0].last_job_id == job.id
+
+
+def _schedule_at(conf_path: str, at: datetime, queue) -> None:
+    from jobs.config import load_config
+
+    config = load_config(conf_path)
+    created = create_due_jobs(ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path), config, at)
+    queue.put([r.id for r in created])
+
+
+def test_schedulers_racing_on_two_slots_start_one_run_of_an_incremental_schedule(config, tmp_path):
+    schedules = ScheduleStore(config.schedule_table_path)
+    create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    conf = str(tmp_path / "export.toml")
+    # Four schedulers within two seconds around a minute's turn: two slots.
+    times = [minute(0, 59), minute(1), minute(1), minute(1, 1)]
+    workers = [ctx.Process(target=_schedule_at, args=(conf, at, queue)) for at in times]
+    for w in workers:
+        w.start()
+    created = [job for _ in workers for job in queue.get(timeout=120)]
+    for w in workers:
+        w.join()
+    # Whichever won, the others found its slot taken, a later slot taken, or its job active.
+    assert len(created) == 1
+    store = JobStore(config.job_table_path)
+    assert [j.id for j in store.list("demo@Org", "prod")] == created
+    assert schedules.list()[0].last_job_id == created[0]

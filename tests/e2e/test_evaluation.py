@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from jobs.config import load_config
 from jobs.sample import sample_config, token_sha256
 
 from ..reference import read_rows
+from .server import wait_until_serving
 from .test_cli import cli
 from .test_serve import HEADERS, free_port
 
@@ -64,14 +64,7 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
                                "--no-runner"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=HEADERS, timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/openapi.json")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.3)
+            wait_until_serving(client)
             bad = client.post("/segment/definitions", json=definition('loyalty.tier = "gold" and loyalty.points > "x"'))
             assert bad.status_code == 400
             [problem] = bad.json()["errors"]

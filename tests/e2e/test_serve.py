@@ -15,6 +15,7 @@ from jobs.config import load_config
 from jobs.sample import sample_config
 
 from ..reference import read_rows
+from .server import wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +42,7 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/openapi.json")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.3)
+            wait_until_serving(client)
             created = client.post("/export/jobs", json=JOB)
             assert created.status_code == 200, created.text
             job_id = created.json()["id"]

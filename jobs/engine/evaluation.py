@@ -3,7 +3,7 @@
 A checked PQL tree (jobs.pql) becomes one boolean Spark column; every test that
 meets a null is false, so `not(...)` and `or` behave as PQL says. The status
 table (jobs.memberships.TRANSITIONS) becomes one CASE per segment, and the
-memberships that changed become the write-back's rows.
+memberships that changed become one map per profile (WRITEBACK), the write-back's rows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from jobs.plan import EvaluatedSegment, EvaluationPlan, ExportPlan
 from jobs.schema import leaf_column
 
 NAMESPACE = "ups"  # evaluated segments live in AEP's own namespace
+WRITEBACK = "_writeback"  # a profile's changed memberships {segment: membership}; null if none changed
 COMPARE: dict[str, Callable[[Column, Column], Column]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -142,13 +143,13 @@ def evaluated_membership(previous: Column, qualifies: Column, now: datetime) -> 
     return case
 
 
-def previous_column(segment_id: str) -> str:
+def _previous_column(segment_id: str) -> str:
     return "_previous" + segment_column(NAMESPACE, segment_id)
 
 
 def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Each evaluated segment's membership column replaced by its evaluated membership (the
-    previous one kept beside it), then segmentMembership rebuilt from them.
+    """Each evaluated segment's membership column replaced by its evaluated membership, the
+    changed ones gathered in WRITEBACK, then segmentMembership rebuilt from them.
 
     A segment whose expression names another evaluated segment in inSegment reads that
     one's new membership: segments are evaluated in levels, one projection per level.
@@ -164,12 +165,14 @@ def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
             if segment is None:
                 columns.append(F.col(name))
                 continue
-            previous = F.col(name)
-            columns.append(previous.alias(previous_column(segment.segment_id)))
-            new = evaluated_membership(previous, condition(segment.expression, scope), evaluation.now)
+            before = F.col(name)
+            columns.append(before.alias(_previous_column(segment.segment_id)))
+            new = evaluated_membership(before, condition(segment.expression, scope), evaluation.now)
             columns.append(new.alias(name))
         profiles = profiles.select(*columns)
-    return profiles.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
+    previous = [_previous_column(s.segment_id) for s in evaluation.segments]
+    return (profiles.withColumn(WRITEBACK, _changed_memberships(evaluation)).drop(*previous)
+            .withColumn("segmentMembership", requested_memberships(plan.segment_refs)))
 
 
 def _levels(evaluation: EvaluationPlan) -> list[list[EvaluatedSegment]]:
@@ -184,20 +187,24 @@ def _levels(evaluation: EvaluationPlan) -> list[list[EvaluatedSegment]]:
     return groups
 
 
-def changed(segment_id: str) -> Column:
-    return ~F.col(segment_column(NAMESPACE, segment_id)).eqNullSafe(F.col(previous_column(segment_id)))
+def _changed(segment_id: str) -> Column:
+    return ~F.col(segment_column(NAMESPACE, segment_id)).eqNullSafe(F.col(_previous_column(segment_id)))
+
+
+def _changed_memberships(evaluation: EvaluationPlan) -> Column:
+    ids = [s.segment_id for s in evaluation.segments]
+    entries = F.array(*[F.when(_changed(i), F.struct(F.lit(i).alias("k"), F.col(segment_column(NAMESPACE, i))
+                                                       .alias("v"))) for i in ids])
+    changed = F.map_from_entries(without_nulls(entries, f"struct<k: string, v: {MEMBERSHIP}>"))
+    return F.when(reduce(lambda a, b: a | b, [_changed(i) for i in ids]), changed)
 
 
 def writeback_rows(profiles: DataFrame, evaluation: EvaluationPlan) -> DataFrame:
-    """One fragment per profile whose membership changed in some evaluated segment: its key as the
+    """One fragment per evaluated profile whose membership changed in some segment: its key as the
     primary identity, ingested `now`, with the changed memberships only."""
-    ids = [s.segment_id for s in evaluation.segments]
-    entries = F.array(*[F.when(changed(i), F.struct(F.lit(i).alias("k"), F.col(segment_column(NAMESPACE, i))
-                                                      .alias("v"))) for i in ids])
-    inner = F.map_from_entries(without_nulls(entries, f"struct<k: string, v: {MEMBERSHIP}>"))
     key = F.array(F.struct(F.col(KEY_ID).alias("id"), F.lit(True).alias("primary")))
-    return profiles.where(reduce(lambda a, b: a | b, [changed(i) for i in ids])).select(
+    return profiles.where(F.col(WRITEBACK).isNotNull()).select(
         F.create_map(F.col(KEY_NS), key).cast(IDENTITY_MAP).alias("identityMap"),
         F.lit(evaluation.now).cast("timestamp").alias("_ingestTime"),
-        F.create_map(F.lit(NAMESPACE), inner).cast(MEMBERSHIP_MAP).alias("segmentMembership"),
+        F.create_map(F.lit(NAMESPACE), F.col(WRITEBACK)).cast(MEMBERSHIP_MAP).alias("segmentMembership"),
     )

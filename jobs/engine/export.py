@@ -6,9 +6,9 @@ load fragments ─▶ merge ─▶ (+ events) ─▶ (evaluate) ─▶ segment m
 Rejected fragments are counted by an observation of the same scan, the exported
 profiles by one of the rows as they are written, and an evaluation's memberships
 by one of the evaluated profiles (metrics.py). An evaluating job writes its two
-commits from one computation of the evaluated profiles, kept (persisted) between
-them. A retry that finds a commit already there does not write it again, and
-reads the figures it needs back from the destination.
+commits from one computation of the evaluated profiles: the columns the commits
+read are kept (persisted) between them. A retry that finds a commit already there
+does not write it again, and reads the figures it needs back from the destination.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import DATASET, IDS, KEY_ID, KEY_NS, REJECT
-from jobs.engine.evaluation import evaluate, writeback_rows
+from jobs.engine.columns import DATASET, HAS_PROFILE, IDS, KEY_ID, KEY_NS, REJECT, segment_column
+from jobs.engine.evaluation import WRITEBACK, evaluate, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
 from jobs.engine.merge import load_fragments, merge_profiles
 from jobs.engine.metrics import (
@@ -39,6 +39,7 @@ from jobs.engine.sink import already_committed, committed, write_batches, write_
 from jobs.engine.stitching import Components, restitched, stitched_components
 from jobs.model import RejectedRecord
 from jobs.plan import ExportPlan
+from jobs.schema import merge_leaves
 
 REJECTED_EXAMPLES = 10
 log = logging.getLogger(__name__)
@@ -107,6 +108,19 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     return result
 
 
+def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
+    """The columns of the evaluated profiles that export_rows and writeback_rows read.
+
+    Keeping only these between the two commits, rather than every leaf and the previous
+    memberships too, is what makes the second commit cheap: building the cache costs in
+    proportion to what it holds.
+    """
+    read = {KEY_NS, KEY_ID, "_ingestTime", HAS_PROFILE, "identityMap", "segmentMembership", EVENTS, WRITEBACK,
+            *(leaf.column for leaf in merge_leaves(plan.projection)),
+            *(segment_column(s.namespace, s.segment_id) for s in plan.segments)}
+    return [c for c in profiles.columns if c in read]
+
+
 def write_observed(
     spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
     export_pending: bool = True, writeback_pending: bool = False, components: Components | None = None,
@@ -133,7 +147,7 @@ def write_observed(
         profiles = evaluation.observe(profiles)
     both = export_pending and writeback_pending
     if both:
-        profiles = profiles.persist(StorageLevel.MEMORY_AND_DISK)
+        profiles = profiles.select(*committed_columns(profiles, plan)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if export_pending:
             write_batches(export_rows(profiles, plan, counters), plan)

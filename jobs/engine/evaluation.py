@@ -3,7 +3,7 @@
 A checked PQL tree (jobs.pql) becomes one boolean Spark column; every test that
 meets a null is false, so `not(...)` and `or` behave as PQL says. The status
 table (jobs.memberships.TRANSITIONS) becomes one CASE per segment, and the
-memberships that changed become one map per profile (WRITEBACK), the write-back's rows.
+memberships that changed (one flag per segment) become the write-back's rows.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from jobs.plan import EvaluatedSegment, EvaluationPlan, ExportPlan
 from jobs.schema import leaf_column
 
 NAMESPACE = "ups"  # evaluated segments live in AEP's own namespace
-WRITEBACK = "_writeback"  # a profile's changed memberships {segment: membership}; null if none changed
 COMPARE: dict[str, Callable[[Column, Column], Column]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -143,13 +142,9 @@ def evaluated_membership(previous: Column, qualifies: Column, now: datetime) -> 
     return case
 
 
-def _previous_column(segment_id: str) -> str:
-    return "_previous" + segment_column(NAMESPACE, segment_id)
-
-
 def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Each evaluated segment's membership column replaced by its evaluated membership, the
-    changed ones gathered in WRITEBACK, then segmentMembership rebuilt from them.
+    """Each evaluated segment's membership column replaced by its evaluated membership, with a
+    flag that says whether it changed (changed_column), then segmentMembership rebuilt from them.
 
     A segment whose expression names another evaluated segment in inSegment reads that
     one's new membership: segments are evaluated in levels, one projection per level.
@@ -166,13 +161,55 @@ def evaluate(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
                 columns.append(F.col(name))
                 continue
             before = F.col(name)
-            columns.append(before.alias(_previous_column(segment.segment_id)))
             new = evaluated_membership(before, condition(segment.expression, scope), evaluation.now)
-            columns.append(new.alias(name))
+            columns += [new.alias(name), (~new.eqNullSafe(before)).alias(changed_column(segment.segment_id))]
         profiles = profiles.select(*columns)
-    previous = [_previous_column(s.segment_id) for s in evaluation.segments]
-    return (profiles.withColumn(WRITEBACK, _changed_memberships(evaluation)).drop(*previous)
-            .withColumn("segmentMembership", requested_memberships(plan.segment_refs)))
+    return with_memberships(profiles, plan)
+
+
+def with_memberships(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
+    return profiles.withColumn("segmentMembership", requested_memberships(plan.segment_refs))
+
+
+def changed_column(segment_id: str) -> str:
+    return "_changed" + segment_column(NAMESPACE, segment_id)
+
+
+def flattened(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
+    """The evaluated profiles in the shape Spark's cache stores compactly: each evaluated membership
+    as its status and time, and no segmentMembership (with_memberships rebuilds it).
+
+    The cache compresses columns of plain values but keeps a struct or a map as an uncompressed
+    row: at 1M profiles and 20 segments the evaluated profiles took 1.46 KB each.
+    """
+    assert plan.evaluation is not None
+    columns = []
+    for name in profiles.columns:
+        if name == "segmentMembership":
+            continue
+        if name in _evaluated_columns(plan.evaluation):
+            columns += [F.col(name)["status"].alias("_status" + name),
+                        F.col(name)["lastQualificationTime"].alias("_time" + name)]
+        else:
+            columns.append(F.col(name))
+    return profiles.select(*columns)
+
+
+def unflattened(flat: DataFrame, plan: ExportPlan) -> DataFrame:
+    """The flattened profiles as evaluate gave them (an evaluated membership has a status or is null)."""
+    assert plan.evaluation is not None
+    columns = []
+    for name in _evaluated_columns(plan.evaluation):
+        status, time = F.col("_status" + name), F.col("_time" + name)
+        value = F.struct(status.alias("status"), time.alias("lastQualificationTime")).cast(MEMBERSHIP)
+        columns.append(F.when(status.isNotNull(), value).alias(name))
+    flat_names = {prefix + n for n in _evaluated_columns(plan.evaluation) for prefix in ("_status", "_time")}
+    kept = [F.col(c) for c in flat.columns if c not in flat_names]
+    return with_memberships(flat.select(*kept, *columns), plan)
+
+
+def _evaluated_columns(evaluation: EvaluationPlan) -> list[str]:
+    return [segment_column(NAMESPACE, s.segment_id) for s in evaluation.segments]
 
 
 def _levels(evaluation: EvaluationPlan) -> list[list[EvaluatedSegment]]:
@@ -187,24 +224,17 @@ def _levels(evaluation: EvaluationPlan) -> list[list[EvaluatedSegment]]:
     return groups
 
 
-def _changed(segment_id: str) -> Column:
-    return ~F.col(segment_column(NAMESPACE, segment_id)).eqNullSafe(F.col(_previous_column(segment_id)))
-
-
-def _changed_memberships(evaluation: EvaluationPlan) -> Column:
-    ids = [s.segment_id for s in evaluation.segments]
-    entries = F.array(*[F.when(_changed(i), F.struct(F.lit(i).alias("k"), F.col(segment_column(NAMESPACE, i))
-                                                       .alias("v"))) for i in ids])
-    changed = F.map_from_entries(without_nulls(entries, f"struct<k: string, v: {MEMBERSHIP}>"))
-    return F.when(reduce(lambda a, b: a | b, [_changed(i) for i in ids]), changed)
-
-
 def writeback_rows(profiles: DataFrame, evaluation: EvaluationPlan) -> DataFrame:
     """One fragment per evaluated profile whose membership changed in some segment: its key as the
     primary identity, ingested `now`, with the changed memberships only."""
+    ids = [s.segment_id for s in evaluation.segments]
+    changed = [F.col(changed_column(i)) for i in ids]
+    entries = F.array(*[F.when(flag, F.struct(F.lit(i).alias("k"), F.col(segment_column(NAMESPACE, i)).alias("v")))
+                        for i, flag in zip(ids, changed, strict=True)])
+    memberships = F.map_from_entries(without_nulls(entries, f"struct<k: string, v: {MEMBERSHIP}>"))
     key = F.array(F.struct(F.col(KEY_ID).alias("id"), F.lit(True).alias("primary")))
-    return profiles.where(F.col(WRITEBACK).isNotNull()).select(
+    return profiles.where(reduce(lambda a, b: a | b, changed)).select(
         F.create_map(F.col(KEY_NS), key).cast(IDENTITY_MAP).alias("identityMap"),
         F.lit(evaluation.now).cast("timestamp").alias("_ingestTime"),
-        F.create_map(F.lit(NAMESPACE), F.col(WRITEBACK)).cast(MEMBERSHIP_MAP).alias("segmentMembership"),
+        F.create_map(F.lit(NAMESPACE), memberships).cast(MEMBERSHIP_MAP).alias("segmentMembership"),
     )

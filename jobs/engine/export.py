@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.engine.columns import DATASET, HAS_PROFILE, IDS, KEY_ID, KEY_NS, REJECT, segment_column
-from jobs.engine.evaluation import WRITEBACK, evaluate, writeback_rows
+from jobs.engine.evaluation import changed_column, evaluate, flattened, unflattened, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
 from jobs.engine.merge import load_fragments, merge_profiles
 from jobs.engine.metrics import (
@@ -111,11 +111,12 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
 def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
     """The columns of the evaluated profiles that export_rows and writeback_rows read.
 
-    Keeping only these between the two commits, rather than every leaf and the previous
-    memberships too, is what makes the second commit cheap: building the cache costs in
-    proportion to what it holds.
+    Keeping only these between the two commits (and flattened: evaluation.flattened) is what
+    makes the second commit cheap: building the cache costs in proportion to what it holds.
     """
-    read = {KEY_NS, KEY_ID, "_ingestTime", HAS_PROFILE, "identityMap", "segmentMembership", EVENTS, WRITEBACK,
+    assert plan.evaluation is not None
+    read = {KEY_NS, KEY_ID, "_ingestTime", HAS_PROFILE, "identityMap", EVENTS,
+            *(changed_column(s.segment_id) for s in plan.evaluation.segments),
             *(leaf.column for leaf in merge_leaves(plan.projection)),
             *(segment_column(s.namespace, s.segment_id) for s in plan.segments)}
     return [c for c in profiles.columns if c in read]
@@ -147,7 +148,9 @@ def write_observed(
         profiles = evaluation.observe(profiles)
     both = export_pending and writeback_pending
     if both:
-        profiles = profiles.select(*committed_columns(profiles, plan)).persist(StorageLevel.MEMORY_AND_DISK)
+        kept = flattened(profiles.select(*committed_columns(profiles, plan)), plan)
+        kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+        profiles = unflattened(kept, plan)
     try:
         if export_pending:
             write_batches(export_rows(profiles, plan, counters), plan)
@@ -156,7 +159,7 @@ def write_observed(
             write_memberships(writeback_rows(profiles, plan.evaluation), plan.evaluation, plan.job_id)
     finally:
         if both:
-            profiles.unpersist()
+            kept.unpersist()
     seen = observed(rejected)
     if seen is None:
         log.info("job %s: Delta skipped the write: another run of this job committed first", plan.job_id)

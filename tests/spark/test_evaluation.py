@@ -18,6 +18,8 @@ from jobs.engine.evaluation import (
     evaluate,
     evaluated_membership,
     event_count_column,
+    flattened,
+    unflattened,
     writeback_rows,
 )
 from jobs.engine.events import events_by_key, keyed_events
@@ -131,3 +133,6 @@ def test_evaluate_replaces_memberships_and_writes_back_what_changed(spark):
         "A": {"gold": "realized", "fan": "realized"}, "B": {"gold": "exited", "fan": "realized"},
         "C": {"fan": "exited"}}
     assert all(r.identityMap["ECID"][0]["primary"] for r in writeback_rows(out, evaluation).collect())
+    # Kept between the two commits in flat columns, the profiles come back as they were.
+    back = unflattened(flattened(out, plan), plan).select(*out.columns)
+    assert sorted(back.collect(), key=lambda r: r[KEY_ID]) == sorted(out.collect(), key=lambda r: r[KEY_ID])

@@ -9,7 +9,8 @@ large-star and small-star rounds on the edge DataFrame (Kiveris et al., "Connect
 Components in MapReduce and Beyond", SoCC 2014; the algorithm GraphFrames runs):
 each half-round is one window over a node's edges, and each round ends with a
 checkpoint, so the plan never grows, and one small aggregation that tells whether
-the edges changed. At the end every non-smallest node has one edge, to its label.
+the edges are stars yet. Then every non-smallest node has one edge, to its label,
+and the graph has converged: the round that would find nothing to change is never run.
 """
 
 from __future__ import annotations
@@ -69,23 +70,25 @@ def _small_star(edges: DataFrame) -> DataFrame:
     return neighbours.unionByName(star.select(F.col("u").alias(SRC), F.col("m").alias(DST))).distinct()
 
 
-def _signature(edges: DataFrame) -> tuple[int, int]:
-    """The count and an order-free checksum of distinct edges (XOR: a sum would overflow under ANSI SQL)."""
-    row = edges.agg(F.count(F.lit(1)).alias("n"), F.bit_xor(F.xxhash64(SRC, DST)).alias("h")).first()
-    assert row is not None, "a global aggregation has one row"
-    return row["n"], row["h"] or 0
+def converged(edges: DataFrame) -> bool:
+    """Whether the edges, after a round, are stars: no node has two edges out, or edges both out and in.
+
+    Small-star points every edge at a smaller node, so each star's centre is then the
+    smallest node of its component, and the stars are the components.
+    """
+    ends = edges.select(F.col(SRC).alias(NODE), F.lit(1).alias("out")).unionByName(
+        edges.select(F.col(DST).alias(NODE), F.lit(0).alias("out")))
+    per_node = ends.groupBy(NODE).agg(F.sum("out").alias("out"), F.count(F.lit(1)).alias("ends"))
+    return per_node.where((F.col("out") > 0) & (F.col("ends") > 1)).isEmpty()
 
 
 def connected_components(edges: DataFrame, max_identities: int, max_rounds: int) -> Components:
     """The components of the graph of `edges`, their sizes and members, and what the cap excludes."""
-    current = edges.distinct().localCheckpoint()
-    signature = _signature(current)
+    current = edges.distinct().localCheckpoint()  # large-star reads it twice
     for round_ in range(1, max_rounds + 1):
         current = _small_star(_large_star(current)).localCheckpoint()
-        now = _signature(current)
-        if now == signature:
+        if converged(current):
             return _components(current, max_identities, round_)
-        signature = now
     raise GraphDidNotConverge(
         f"the identity graph did not converge in {max_rounds} rounds (maxGraphIterations): its components "
         "are unusually long chains; raise maxGraphIterations in the config, or check the links in the lake")
@@ -93,18 +96,16 @@ def connected_components(edges: DataFrame, max_identities: int, max_rounds: int)
 
 def _components(stars: DataFrame, max_identities: int, rounds: int) -> Components:
     """From the converged edges (node → its component's smallest node): every node's label, size, members."""
-    nodes = stars.select(F.col(SRC).alias(NODE), F.col(DST).alias(LABEL))
-    per_label = nodes.groupBy(LABEL).agg(F.count(F.lit(1)).alias("n"), F.collect_list(NODE).alias("others"))
-    components = per_label.select(
-        LABEL, (F.col("n") + 1).alias(SIZE),
-        F.sort_array(F.concat(F.array(F.col(LABEL)), F.col("others"))).alias(MEMBERS),
-    ).localCheckpoint()
-    over = components.where(F.col(SIZE) > max_identities)
+    per_label = stars.groupBy(F.col(DST).alias(LABEL)).agg(F.count(F.lit(1)).alias("n"),
+                                                          F.collect_list(SRC).alias("others"))
+    members = F.sort_array(F.concat(F.array(F.col(LABEL)), F.col("others")))
+    components = per_label.select(LABEL, (F.col("n") + 1).alias(SIZE), members.alias(MEMBERS))
+    # Every member gets its component's row: one shuffle (the grouping), no join.
+    labels = components.select(F.explode(MEMBERS).alias(NODE), LABEL, SIZE, MEMBERS).localCheckpoint()
+    over = labels.where((F.col(NODE) == F.col(LABEL)) & (F.col(SIZE) > max_identities))
     excluded = over.count()
     examples = [(r[LABEL]["ns"], r[LABEL]["id"], r[SIZE]) for r in
                 over.orderBy(F.col(SIZE).desc(), LABEL).limit(EXAMPLES).collect()] if excluded else []
-    labels = (nodes.unionByName(components.select(F.col(LABEL).alias(NODE), LABEL))
-              .join(components, LABEL).localCheckpoint())
     return Components(labels, rounds, excluded, examples, max_identities)
 
 
@@ -114,7 +115,8 @@ def restitched(records: DataFrame, components: Components) -> DataFrame:
     outside every component of two or more identities keeps that key, and MEMBERS is null (the
     record's own identities are its profile's)."""
     key = F.struct(F.col(KEY_NS).alias("ns"), F.col(KEY_ID).alias("id"))
-    joined = records.withColumn(NODE, key).join(components.labels, NODE, "left")
+    # Hashing the labels spares sorting every record by node; the merge sorts them by key after.
+    joined = records.withColumn(NODE, key).join(components.labels.hint("shuffle_hash"), NODE, "left")
     kept = joined.where(F.coalesce(F.col(SIZE), F.lit(1)) <= components.max_identities)
     label = F.coalesce(F.col(LABEL), F.col(NODE))
     return (kept.withColumn(KEY_NS, label["ns"]).withColumn(KEY_ID, label["id"])
@@ -131,7 +133,9 @@ def stitched_components(spark: SparkSession, plan: ExportPlan) -> Components:
     tables += [read_delta(spark, s.path) for s in stitching.event_sources]
     if plan.as_of is not None:
         tables = [t.where(F.col("_ingestTime") < F.lit(plan.as_of)) for t in tables]
-    records = union_all([with_identities(t.select("identityMap")).select(identity_list().alias(IDS)) for t in tables])
+    # Only records with two or more identities link any; counting them needs no lambda.
+    several = [t.select("identityMap").where(F.size(F.flatten(F.map_values("identityMap"))) > 1) for t in tables]
+    records = union_all([with_identities(t).select(identity_list().alias(IDS)) for t in several])
     components = connected_components(links(records), stitching.max_identities, stitching.max_iterations)
     log.info("job %s: the identity graph took %d rounds of large-star and small-star; %d components over %d "
              "identities excluded", plan.job_id, components.rounds, components.excluded, stitching.max_identities)

@@ -1,6 +1,7 @@
 """Segment definitions and evaluating exports as a user drives them, over HTTP and the CLI:
 define → evaluate and export → write-back → a second evaluation gives `existing` with the first
-qualification time kept → a profile that stops qualifying gives `exited`."""
+qualification time kept → a profile that stops qualifying gives `exited`. The server's runner
+runs the jobs, whichever way they were created, in one warm Spark session."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from jobs.config import load_config
 from jobs.sample import sample_config, token_sha256
 
 from ..reference import read_rows
-from .server import wait_until_serving
+from .server import wait_until_done, wait_until_serving
 from .test_cli import cli
 from .test_serve import HEADERS, free_port
 
@@ -31,12 +32,6 @@ def job(segment: str, statuses: list[str]) -> dict:
     return {"fields": "loyalty.tier", "evaluationInfo": {"segmentation": True},
             "filter": {"segments": [{"segmentId": segment, "status": statuses}]},
             "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
-
-
-def run(conf, job_id: int) -> dict:
-    code, out, err = cli(conf, "run", str(job_id))
-    assert code == 0, err
-    return json.loads(out)
 
 
 def batch(config, record) -> dict[str, tuple[str, str]]:
@@ -60,8 +55,8 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
                                   tenants=[("demo@Org", ["prod"], token_sha256("t0ken"))]))
     config = load_config(conf)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port),
-                               "--no-runner"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=HEADERS, timeout=60) as client:
             wait_until_serving(client)
@@ -77,7 +72,7 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
             assert posted.status_code == 200, posted.text
 
             # 1. Evaluate and export: the gold profiles are realized now.
-            first = run(conf, posted.json()["id"])
+            first = wait_until_done(client, posted.json()["id"])
             assert first["status"] == "SUCCEEDED", first.get("errors")
             first_now = first["evaluationInfo"]["evaluationTime"]
             exported = batch(config, first)
@@ -90,7 +85,8 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
             job_file.write_text(json.dumps(job(segment, ["existing"])))
             code, out, err = cli(conf, "create", str(job_file))
             assert code == 0, err
-            second = run(conf, json.loads(out)["id"])
+            second = wait_until_done(client, json.loads(out)["id"])
+            assert second["status"] == "SUCCEEDED", second.get("errors")
             again = batch(config, second)
             assert set(again) == set(exported)
             assert {(status, qualified) for _, status, qualified in again.values()} == {
@@ -104,7 +100,8 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
             assert client.get(f"/segment/definitions/{segment}").json()["expression"]["value"] == \
                 'loyalty.tier = "silver"'
             left = client.post("/export/jobs", json=job(segment, ["exited"]))
-            third = run(conf, left.json()["id"])
+            third = wait_until_done(client, left.json()["id"])
+            assert third["status"] == "SUCCEEDED", third.get("errors")
             gone = batch(config, third)
             assert set(gone) == set(exported) and {s for _, s, _ in gone.values()} == {"exited"}
             by_status = third["metrics"]["segmentedProfileByStatusCounter"][segment]

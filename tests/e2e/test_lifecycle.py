@@ -103,11 +103,11 @@ def test_kill_9_of_a_runner_mid_job_ends_failed_with_no_partial_batch(big_lake, 
     assert not DeltaTable.is_deltatable(destination)
 
 
-def test_two_runner_processes_run_each_of_20_jobs_exactly_once(lake, tmp_path):
+def test_two_runner_processes_run_each_of_8_jobs_exactly_once(lake, tmp_path):
     root, _ = lake
     conf, config = deployment_over(root, tmp_path, lease_seconds=30)
     store = JobStore(config.job_table_path)
-    ids = [create_job(store, config, JOB, "demo@Org", "prod").id for _ in range(20)]
+    ids = [create_job(store, config, JOB, "demo@Org", "prod").id for _ in range(8)]
     runners = [subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "run-pending"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                for _ in range(2)]

@@ -6,7 +6,6 @@ import hashlib
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from jobs.config import load_config
 from jobs.sample import sample_config
 
 from ..reference import read_rows
-from .server import wait_until_serving
+from .server import wait_until_done, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +45,7 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             created = client.post("/export/jobs", json=JOB)
             assert created.status_code == 200, created.text
             job_id = created.json()["id"]
-            deadline, record = time.monotonic() + 240, created.json()
-            while record["status"] in ("NEW", "PROCESSING"):
-                assert time.monotonic() < deadline, record
-                time.sleep(1)
-                record = client.get(f"/export/jobs/{job_id}").json()
+            record = wait_until_done(client, job_id)
             assert record["status"] == "SUCCEEDED", record.get("errors")
             config = load_config(conf)
             rows = read_rows(config.resolve(config.destination_datasets[0].path))

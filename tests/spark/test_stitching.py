@@ -14,7 +14,17 @@ from jobs.engine.events import events_by_key, keyed_events
 from jobs.engine.export import profiles_of
 from jobs.engine.inputs import union_all
 from jobs.engine.merge import keyed_fragments
-from jobs.engine.stitching import LABEL, NODE, SIZE, GraphDidNotConverge, connected_components, links
+from jobs.engine.stitching import (
+    DST,
+    LABEL,
+    NODE,
+    SIZE,
+    SRC,
+    GraphDidNotConverge,
+    connected_components,
+    converged,
+    links,
+)
 from jobs.plan import EventPlan, EventSource, ProfileSource, StitchPlan
 from jobs.schema import projection, struct_of
 
@@ -54,6 +64,19 @@ def test_a_cycle_and_a_long_chain_converge(spark):
     assert set(labels(found).values()) == {("ECID:00", 21)} and found.rounds > 1
     with pytest.raises(GraphDidNotConverge, match="did not converge in 1 rounds"):
         graph(spark, *reversed(chain), rounds=1)
+
+
+def test_the_rounds_stop_once_the_edges_are_stars(spark):
+    one = graph(spark, ["ECID:a", "Email:x", "CRMID:c"], ["Phone:p", "CRMID:c"])
+    assert one.rounds == 1 and set(labels(one).values()) == {("CRMID:c", 4)}
+
+    def stars(*edges: tuple[str, str]) -> bool:
+        schema = f"{SRC} struct<ns: string, id: string>, {DST} struct<ns: string, id: string>"
+        return converged(spark.createDataFrame([(ident(a), ident(b)) for a, b in edges], schema))
+
+    assert stars(("ECID:b", "ECID:a"), ("ECID:c", "ECID:a"), ("ECID:e", "ECID:d"))
+    assert not stars(("ECID:c", "ECID:b"), ("ECID:b", "ECID:a"))  # b has an edge in and one out
+    assert not stars(("ECID:c", "ECID:a"), ("ECID:c", "ECID:b"))  # c has two edges out
 
 
 def test_the_same_id_in_two_namespaces_is_two_nodes(spark):

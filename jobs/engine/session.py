@@ -37,6 +37,11 @@ REQUIRED_CONF: dict[str, str] = {
     # Keep the destination readable by other Delta readers, such as delta-rs.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
+# The Python driver's own settings, in every session. PySpark 4 records the Python call site of
+# every Column operation, for error messages about user code: a walk of the stack and four calls
+# to the JVM each. An evaluating export's plan takes thousands of them, seconds of driver time
+# (README, "Spark settings: embedded and under spark-submit"). PySpark reads it once per process.
+DRIVER_CONF: dict[str, str] = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
 # Performance settings measured on local[2], for embedded sessions only.
 EMBEDDED_TUNING: dict[str, str] = {
     # Delta rebuilds table state with this many tasks; its default of 50 is
@@ -63,6 +68,7 @@ EMBEDDED_TUNING: dict[str, str] = {
 # An embedded session is a library's: no UI on a port of this machine, no progress bar.
 EMBEDDED_CONF: dict[str, str] = {
     **REQUIRED_CONF,
+    **DRIVER_CONF,
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     **EMBEDDED_TUNING,
@@ -176,8 +182,8 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
     Embedded (the CLI, the API's runner, the demo): the config's master and [spark]
     settings over the embedded ones, then `overrides`; quiet unless `verbose`. Under
     spark-submit its settings (and the cluster's defaults) win, and only the required
-    settings, the tuning measured on a cluster and the config's [spark] table fill in
-    what it left unset; Spark's logging is the cluster's.
+    settings, the driver's, the tuning measured on a cluster and the config's [spark]
+    table fill in what it left unset; Spark's logging is the cluster's.
     """
     master, conf = config.spark_conf()
     settings = {**conf, **(overrides or {})}
@@ -189,7 +195,7 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
     SparkContext._ensure_initialized()  # attach to spark-submit's JVM
     submitted = SparkConf()  # what spark-submit passed, from the JVM's system properties
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**REQUIRED_CONF, **SUBMITTED_TUNING, **settings}.items():
+    for key, value in {**REQUIRED_CONF, **DRIVER_CONF, **SUBMITTED_TUNING, **settings}.items():
         if not submitted.contains(key):
             builder = builder.config(key, value)
     return builder.getOrCreate()

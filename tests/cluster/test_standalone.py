@@ -21,7 +21,7 @@ from benchmarks.clustered import ACROSS_HOSTS
 from benchmarks.standalone import standalone_cluster
 from benchmarks.tasks import event_log_conf, events, group_metrics, latest_group
 from jobs.config import load_config
-from jobs.engine.session import EMBEDDED_TUNING, REQUIRED_CONF, SUBMITTED_TUNING
+from jobs.engine.session import DRIVER_CONF, EMBEDDED_TUNING, REQUIRED_CONF, SUBMITTED_TUNING
 from jobs.model import JobStatus
 from jobs.sample import sample_config
 from jobs.service import create_job
@@ -96,11 +96,11 @@ def test_spark_submit_runs_a_job_on_two_workers(cluster, lake, tmp_path):
     # One executor on each worker, and the merge's shuffle fetches blocks from the other one.
     assert all((worker / app).is_dir() for worker in cluster.worker_dirs)
     assert group_metrics(logs, app, latest_group(logs, app, "export-job-")).total("remote_read_bytes") > 0
-    # Under spark-submit: the UI is Spark's (on), the required settings are there, and of the
-    # embedded tuning only what SUBMITTED_TUNING keeps.
+    # Under spark-submit: the UI is Spark's (on), the required and the driver's settings are
+    # there, and of the embedded tuning only what SUBMITTED_TUNING keeps.
     properties = spark_properties(logs, app)
     assert properties.get("spark.ui.enabled", "true") == "true"
-    assert REQUIRED_CONF.items() <= properties.items()
+    assert (REQUIRED_CONF | DRIVER_CONF).items() <= properties.items()
     for key in EMBEDDED_TUNING:
         assert properties.get(key) == SUBMITTED_TUNING.get(key), key
 

@@ -14,6 +14,8 @@ import pytest
     ("spark.sql.codegen.wholeStage", "false"),
     # The merge's aggregation sorts once after its shuffle (README, "Sort aggregation after one shuffle").
     ("spark.sql.execution.useObjectHashAggregateExec", "false"),
+    # PySpark records no Python call site per Column operation (seconds of an evaluating plan's time).
+    ("spark.python.sql.dataFrameDebugging.enabled", "false"),
 ])
 def test_session_settings(spark, key, value):
     assert spark.conf.get(key) == value
@@ -31,3 +33,9 @@ def test_the_required_settings_are_in_every_embedded_session(spark):
 
     assert REQUIRED_CONF.items() <= EMBEDDED_CONF.items()
     assert all(spark.conf.get(key) == value for key, value in REQUIRED_CONF.items())
+
+
+def test_column_operations_do_not_capture_their_call_site(spark):
+    from pyspark.errors.utils import is_debugging_enabled
+
+    assert not is_debugging_enabled()

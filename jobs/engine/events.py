@@ -51,7 +51,8 @@ def keyed_events(df: DataFrame, source: EventSource, plan: EventPlan) -> DataFra
     window = _window(plan)
     if window is not None and not plan.conditions:
         df = df.where(window)
-    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitched), F.col("_ingestTime")]
+    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitched, listed=False),
+               F.col("_ingestTime")]
     if plan.conditions:
         assert plan.before is not None, "only an evaluating job counts events"
         scope = Scope(value=lambda path: column_as(df, path.parts, _event_type(plan, path.parts)), now=plan.before)

@@ -4,8 +4,8 @@ Lambda functions (`transform`, `filter`) run outside Spark's generated code, so
 a record's identities are listed once, in a projection of their own
 (`with_identities`), and everything else reads that list with plain array
 functions (README, "Generated code where it counts"). Under identityGraph none
-the key and the rejection reason come from the identityMap itself, so a record
-that needs no list (an event) is never listed.
+an event's key and rejection reason come from the identityMap itself, so an
+event is listed only if something reads its list.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ def with_identities(df: DataFrame) -> DataFrame:
     return df.select("*", identities(F.col("identityMap")).alias(IDENTITIES))
 
 
-def key_columns(stitched: bool = False) -> list[Column]:
+def key_columns(stitched: bool = False, listed: bool = True) -> list[Column]:
     """REJECT, KEY_NS, KEY_ID and IDS, with plain array functions (generated code).
 
-    Under identityGraph none the key is the one primary identity, read from the identityMap
-    itself, so that a record whose IDS nobody reads (an event) is keyed without IDENTITIES'
-    lambdas. Under pdg (`stitched`) it is
+    Under identityGraph none the key is the one primary identity: read from IDENTITIES when
+    the record's identities are `listed` anyway (a fragment, whose IDS the merge reads), else
+    from the identityMap itself, so that an event is keyed without IDENTITIES' lambdas
+    (its IDS then lists them only if something reads it). Under pdg (`stitched`) it is
     the record's smallest identity, until stitching replaces it by its component's, and the
     record keeps its flagged identities (FLAGGED) for the merged identityMap.
     """
@@ -67,7 +68,12 @@ def key_columns(stitched: bool = False) -> list[Column]:
         reason = F.when(none, F.lit("no identity; under identityGraph pdg a record needs at least one"))
         return [reason.alias(REJECT), smallest["ns"].alias(KEY_NS), smallest["id"].alias(KEY_ID), ids.alias(IDS),
                 F.col(IDENTITIES).alias(FLAGGED)]
-    count, key_ns, key_id = _primary_identity(F.col("identityMap"))
+    if listed:
+        flags = F.col(IDENTITIES)["primary"]
+        key = F.get(F.col(IDENTITIES), F.array_position(flags, True).cast("int") - 1)
+        count, key_ns, key_id = _trues(flags), key["ns"], key["id"]
+    else:
+        count, key_ns, key_id = _primary_identity(F.col("identityMap"))
     return [rejection_reason(count).alias(REJECT), key_ns.alias(KEY_NS), key_id.alias(KEY_ID), ids.alias(IDS)]
 
 

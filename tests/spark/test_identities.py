@@ -36,7 +36,7 @@ def test_the_key_is_the_one_primary_identity_of_narrow_and_wide_maps(spark):
         {},
         None,
     ]
-    keyed = with_identities(spark.createDataFrame([(m,) for m in maps], MAP)).select(*key_columns())
+    records = with_identities(spark.createDataFrame([(m,) for m in maps], MAP))
     expected = spark.createDataFrame([
         (None, "ECID", "e2"),
         (None, "Email", "m2"),
@@ -50,11 +50,14 @@ def test_the_key_is_the_one_primary_identity_of_narrow_and_wide_maps(spark):
         (NONE, None, None),
         (NONE, None, None),
     ], f"{REJECT} string, {KEY_NS} string, {KEY_ID} string")
-    assert_df_equality(keyed.select(REJECT, KEY_NS, KEY_ID), expected, ignore_nullable=True)
+    for listed in (True, False):  # a fragment's key from its listed identities, an event's from its map
+        keyed = records.select(*key_columns(listed=listed)).select(REJECT, KEY_NS, KEY_ID)
+        assert_df_equality(keyed, expected, ignore_nullable=True)
 
 
 def test_a_namespace_with_a_null_list_leaves_no_primary_identity(spark):
     maps = [{"ECID": None, "Email": [i("m", True)]},
             {**wide({0}), "Email": None}]
-    keyed = with_identities(spark.createDataFrame([(m,) for m in maps], MAP)).select(*key_columns())
-    assert [r[REJECT] for r in keyed.collect()] == [NONE, NONE]
+    records = with_identities(spark.createDataFrame([(m,) for m in maps], MAP))
+    for listed in (True, False):
+        assert [r[REJECT] for r in records.select(*key_columns(listed=listed)).collect()] == [NONE, NONE]

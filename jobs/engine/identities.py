@@ -68,12 +68,8 @@ def key_columns(stitched: bool = False, listed: bool = True) -> list[Column]:
         reason = F.when(none, F.lit("no identity; under identityGraph pdg a record needs at least one"))
         return [reason.alias(REJECT), smallest["ns"].alias(KEY_NS), smallest["id"].alias(KEY_ID), ids.alias(IDS),
                 F.col(IDENTITIES).alias(FLAGGED)]
-    if listed:
-        flags = F.col(IDENTITIES)["primary"]
-        key = F.get(F.col(IDENTITIES), F.array_position(flags, True).cast("int") - 1)
-        count, key_ns, key_id = _trues(flags), key["ns"], key["id"]
-    else:
-        count, key_ns, key_id = _primary_identity(F.col("identityMap"))
+    count, key_ns, key_id = (_first_primary(F.col(IDENTITIES)) if listed
+                             else _primary_identity(F.col("identityMap")))
     return [rejection_reason(count).alias(REJECT), key_ns.alias(KEY_NS), key_id.alias(KEY_ID), ids.alias(IDS)]
 
 
@@ -98,12 +94,18 @@ def _primary_identity(identity_map: Column) -> tuple[Column, Column, Column]:
         found = F.coalesce(position > 0, F.lit(False))
         namespaces.append((found, F.get(keys, j)))
         ids.append((found, F.get(entry, position.cast("int") - 1)["id"]))
-    listed = identities(identity_map)
-    first = F.get(listed, F.array_position(listed["primary"], True).cast("int") - 1)
+    wide_count, wide_ns, wide_id = _first_primary(identities(identity_map))
     narrow = size <= UNROLLED_NAMESPACES
-    return (F.when(narrow, count).otherwise(_trues(listed["primary"])),
-            F.when(narrow, _first(namespaces)).otherwise(first["ns"]),
-            F.when(narrow, _first(ids)).otherwise(first["id"]))
+    return (F.when(narrow, count).otherwise(wide_count), F.when(narrow, _first(namespaces)).otherwise(wide_ns),
+            F.when(narrow, _first(ids)).otherwise(wide_id))
+
+
+def _first_primary(listed: Column) -> tuple[Column, Column, Column]:
+    """How many primary identities a list of identities (as `identities` gives) has, and the
+    namespace and id of the first."""
+    flags = listed["primary"]
+    first = F.get(listed, F.array_position(flags, True).cast("int") - 1)
+    return _trues(flags), first["ns"], first["id"]
 
 
 def _trues(flags: Column) -> Column:

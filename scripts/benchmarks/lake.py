@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +32,19 @@ class Lake:
     def event_paths(self) -> list[str]:
         return [str(self.root / "events" / f"events_{i}") for i in range(self.event_datasets)]
 
-    def deployment(self, name: str, segmentation: bool = False) -> Config:
+    def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None) -> Config:
         """A config over this lake with the shared job and segment tables and a destination of its
         own, so that no run appends to another run's table; with `segmentation`, a segmentation
-        dataset of its own too, so that every evaluating run starts from the same memberships."""
+        dataset of its own too, so that every evaluating run starts from the same memberships:
+        none, or a copy of `memberships` (an earlier evaluation's segmentation dataset)."""
         runs = self.root / "runs"
         runs.mkdir(exist_ok=True)
+        own = runs / f"{name}-memberships"
+        if memberships is not None:
+            shutil.copytree(memberships, own)
         conf = runs / f"{name}.toml"
         conf.write_text(sample_config(self.root, event_datasets=self.event_datasets, destination=str(runs / name),
-                                      segmentation=str(runs / f"{name}-memberships") if segmentation else None))
+                                      segmentation=str(own) if segmentation or memberships else None))
         return load_config(conf)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from benchmarks.lake import Lake
@@ -59,15 +60,22 @@ def define_segments(config: Config) -> list[str]:
         for n, value in enumerate(evaluated_expressions())]
 
 
+def evaluated_segments_body(segment_ids: list[str]) -> dict[str, Any]:
+    """The 20-segment combined export of the evaluated segments, without evaluating them: it exports
+    the memberships an earlier evaluation wrote back."""
+    return {**job_body(0), "filter": {"segments": [{"segmentId": s} for s in segment_ids]}}
+
+
 def evaluation_body(segment_ids: list[str]) -> dict[str, Any]:
     """The 20-segment combined export, with the segments evaluated by the job."""
-    return {**job_body(0), "filter": {"segments": [{"segmentId": s} for s in segment_ids]},
-            "evaluationInfo": {"segmentation": True}}
+    return {**evaluated_segments_body(segment_ids), "evaluationInfo": {"segmentation": True}}
 
 
-def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str) -> Sample:
-    """One job, created and run as a user's would be; the figure is its profileExportTime."""
-    config = lake.deployment(name, segmentation=body.get("evaluationInfo", {}).get("segmentation", False))
+def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str, memberships: Path | None = None) -> Sample:
+    """One job, created and run as a user's would be; the figure is its profileExportTime.
+    `memberships`: the segmentation dataset the run starts from (a copy), if not an empty one."""
+    config = lake.deployment(name, segmentation=body.get("evaluationInfo", {}).get("segmentation", False),
+                             memberships=memberships)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, body, config.default_org, config.default_sandbox)
     with memory:
@@ -94,6 +102,13 @@ def _rows(record: JobRecord) -> int:
     return sum(n for segments in by_segment.values() for n in segments.values())
 
 
-def ours(spark, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict) -> Scenario:
-    return Scenario(key, name, "ours", lambda run: run_ours(spark, lake, body, memory, run))
+def ours(spark, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict,
+         memberships: Path | None = None) -> Scenario:
+    return Scenario(key, name, "ours", lambda run: run_ours(spark, lake, body, memory, run, memberships))
+
+
+def written_back(spark, lake: Lake, memory: PeakMemory, segment_ids: list[str]) -> tuple[Sample, Path]:
+    """One evaluation of the segments (a run that is not measured) and the segmentation dataset it wrote."""
+    name = "written-back"
+    return run_ours(spark, lake, evaluation_body(segment_ids), memory, name), lake.root / "runs" / f"{name}-memberships"
 

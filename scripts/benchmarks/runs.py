@@ -12,7 +12,7 @@ from benchmarks.duck import KeyCheck, compare_keys, run_duckdb
 from benchmarks.floor import run_floor
 from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
-from benchmarks.ours import define_segments, evaluation_body, job_body, ours
+from benchmarks.ours import define_segments, evaluated_segments_body, evaluation_body, job_body, ours, written_back
 from benchmarks.rounds import Figure, Sample, Scenario, interleave
 from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS
 from benchmarks.stitching import StitchPoint
@@ -20,7 +20,8 @@ from benchmarks.stitching import StitchPoint
 
 @dataclass(frozen=True)
 class Comparison:
-    figures: dict[str, Figure]  # by key: one, twenty, events, per_segment, evaluated, floor, duck_one, duck_twenty
+    # by key: one, twenty, events, per_segment, evaluated, written_back, floor, duck_one, duck_twenty
+    figures: dict[str, Figure]
     keys: list[KeyCheck]
     memory: PeakMemory
     stitching: list[StitchPoint]  # the first at the comparison's size, then the scaling sizes
@@ -54,12 +55,17 @@ class Comparison:
             "job overhead (s)": self.overhead_s,
         }
 
+    def comparisons(self) -> dict[str, float]:
+        """Ratios reported beside the targets, with no target of their own."""
+        return {"evaluated / the same segments not evaluated": self.ratio("evaluated", "written_back")}
+
 
 def compare(spark, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Comparison:
     memory = PeakMemory(spark)
     con = duckdb.connect()
     con.execute(f"SET threads = {DUCKDB_THREADS}")
     evaluated = define_segments(lake.deployment("definitions"))
+    memberships = written_back(spark, lake, memory, evaluated)[1]
     scenarios = [
         ours(spark, lake, memory, "one", "ours, 1 segment", job_body(1)),
         ours(spark, lake, memory, "twenty", f"ours, {SEGMENTS} segments", job_body(SEGMENTS)),
@@ -68,6 +74,8 @@ def compare(spark, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Compa
              job_body(SEGMENTS, per_segment=True)),
         ours(spark, lake, memory, "evaluated", f"ours, {EVALUATED_SEGMENTS} segments evaluated (10 with events)",
              evaluation_body(evaluated)),
+        ours(spark, lake, memory, "written_back", f"ours, the {EVALUATED_SEGMENTS} evaluated segments, written back",
+             evaluated_segments_body(evaluated), memberships),
         Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
         Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
         Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from deltalake import DeltaTable
 
 from benchmarks.duck import compare_keys, run_duckdb
 from benchmarks.floor import run_floor
 from benchmarks.lake import make_lake, table_stats
 from benchmarks.memory import PeakMemory
-from benchmarks.ours import job_body, run_ours
+from benchmarks.ours import define_segments, evaluated_segments_body, job_body, run_ours, written_back
 from benchmarks.settings import SEGMENTS
 
 pytestmark = pytest.mark.spark
@@ -44,3 +45,25 @@ def test_the_io_floor_writes_every_fragment(spark, bench_lake):
     sample = run_floor(spark, bench_lake, "floor")
     fragments = sum(table_stats(path)[0] for path in bench_lake.profile_paths)
     assert sample.rows == fragments
+
+
+def _exported(output: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Each exported row's identities and the statuses of its memberships, sorted."""
+    rows = DeltaTable(output).to_pyarrow_table(columns=["identityMap", "segmentMembership"]).to_pylist()
+    def statuses(row: dict) -> tuple[str, ...]:
+        return tuple(sorted(f"{s}={m['status']}" for s, m in dict(row["segmentMembership"])["ups"]))
+
+    return sorted((str(sorted(r["identityMap"])), statuses(r)) for r in rows)
+
+
+def test_written_back_memberships_export_what_the_evaluation_exports(spark, tmp_path):
+    """The like-for-like baseline of the evaluated export: the same segments, not evaluated,
+    exported from what one evaluation wrote back, selects the same profiles and memberships."""
+    lake = make_lake(spark, tmp_path / "lake", 400, events=True)
+    memory = PeakMemory(spark)
+    ids = define_segments(lake.deployment("definitions"))
+    evaluated, memberships = written_back(spark, lake, memory, ids)
+    exported = run_ours(spark, lake, evaluated_segments_body(ids), memory, "written-back-export", memberships)
+    assert evaluated.rows > 0
+    assert exported.rows == evaluated.rows
+    assert _exported(exported.output) == _exported(evaluated.output)

@@ -112,7 +112,7 @@ def report(args: argparse.Namespace, spark, lake: Lake, result: Comparison, scal
         "",
         *[f"{name}: {value:.2f} (no target). " for name, value in result.comparisons().items()],
         "The evaluated segments exported without evaluating them, from the memberships one evaluation wrote back "
-        "(each run starts from a copy of that segmentation dataset): the same segments and about the same rows as "
+        "(each run starts from a copy of that segmentation dataset): the same segments and the same rows as "
         "the evaluated export, which reads the events instead and writes the memberships back. The target's "
         "baseline exports the lake's own 20 segments.",
         "",

@@ -32,6 +32,10 @@ class Lake:
     def event_paths(self) -> list[str]:
         return [str(self.root / "events" / f"events_{i}") for i in range(self.event_datasets)]
 
+    def memberships_path(self, name: str) -> Path:
+        """The segmentation dataset of the deployment `name`."""
+        return self.root / "runs" / f"{name}-memberships"
+
     def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None) -> Config:
         """A config over this lake with the shared job and segment tables and a destination of its
         own, so that no run appends to another run's table; with `segmentation`, a segmentation
@@ -39,7 +43,7 @@ class Lake:
         none, or a copy of `memberships` (an earlier evaluation's segmentation dataset)."""
         runs = self.root / "runs"
         runs.mkdir(exist_ok=True)
-        own = runs / f"{name}-memberships"
+        own = self.memberships_path(name)
         if memberships is not None:
             shutil.copytree(memberships, own)
         conf = runs / f"{name}.toml"

@@ -110,5 +110,5 @@ def ours(spark, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict,
 def written_back(spark, lake: Lake, memory: PeakMemory, segment_ids: list[str]) -> tuple[Sample, Path]:
     """One evaluation of the segments (a run that is not measured) and the segmentation dataset it wrote."""
     name = "written-back"
-    return run_ours(spark, lake, evaluation_body(segment_ids), memory, name), lake.root / "runs" / f"{name}-memberships"
+    return run_ours(spark, lake, evaluation_body(segment_ids), memory, name), lake.memberships_path(name)
 

@@ -50,6 +50,7 @@ def test_the_io_floor_writes_every_fragment(spark, bench_lake):
 def _exported(output: str) -> list[tuple[str, tuple[str, ...]]]:
     """Each exported row's identities and the statuses of its memberships, sorted."""
     rows = DeltaTable(output).to_pyarrow_table(columns=["identityMap", "segmentMembership"]).to_pylist()
+
     def statuses(row: dict) -> tuple[str, ...]:
         return tuple(sorted(f"{s}={m['status']}" for s, m in dict(row["segmentMembership"])["ups"]))
 

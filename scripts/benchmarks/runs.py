@@ -14,7 +14,7 @@ from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
 from benchmarks.ours import define_segments, evaluated_segments_body, evaluation_body, job_body, ours, written_back
 from benchmarks.rounds import Figure, Sample, Scenario, interleave
-from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS
+from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS, TARGETS
 from benchmarks.stitching import StitchPoint
 
 
@@ -54,6 +54,10 @@ class Comparison:
             "pdg / none, 20 segments (linked lake)": self.stitching[0].ratio,
             "job overhead (s)": self.overhead_s,
         }
+
+    def limited(self) -> list[tuple[str, float, float]]:
+        """Each target's name, measured value and the most it may be."""
+        return [(name, value, TARGETS[name]) for name, value in self.targets().items()]
 
     def comparisons(self) -> dict[str, float]:
         """Ratios reported beside the targets, with no target of their own."""

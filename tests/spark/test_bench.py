@@ -58,7 +58,7 @@ def _exported(output: str) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_written_back_memberships_export_what_the_evaluation_exports(spark, tmp_path):
-    """The like-for-like baseline of the evaluated export: the same segments, not evaluated,
+    """The evaluation target's baseline, the same job with evaluation off: the same segments,
     exported from what one evaluation wrote back, selects the same profiles and memberships."""
     lake = make_lake(spark, tmp_path / "lake", 400, events=True)
     memory = PeakMemory(spark)

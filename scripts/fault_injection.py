@@ -1,6 +1,6 @@
 """A fault-injection run (scripts/faults): export jobs whose runners are killed with SIGKILL at random moments.
 
-A temporary deployment over a sample lake (generated with `python -m jobs.sample`, or given) with two
+A temporary deployment over a sample lake (generated with `scripts/sample_lake.py`, or given) with two
 destinations, a short lease and `lostJobRetries`. N jobs are created, then R `export-jobs run-pending`
 processes run them while this process kills one of them (its Python and its JVM) at random moments, and
 starts a new one when one ends and there is work. A kill lands just after a claim (mostly while Spark
@@ -37,14 +37,12 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
-from jobs.config import Config, load_config
-from jobs.engine.sink import already_committed
-from jobs.logs import setup_logging
-from jobs.model import JobRecord, JobStatus
-from jobs.plan import ExportPlan, build_plan
-from jobs.sample import sample_config
-from jobs.service import create_job
-from jobs.store import JobNotFound, JobStore
+from jobs.control import JobNotFound, JobStore, create_job
+from jobs.engine import already_committed
+from jobs.planner import ExportPlan, build_plan
+from jobs.shells import setup_logging
+from jobs.spec import Config, JobRecord, JobStatus, load_config
+from sample_lake import sample_config
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = {"fields": "personalEmail.address", "filter": {"segments": [{"segmentId": "segment-01"}]},
@@ -88,8 +86,9 @@ def generate_lake(root: Path, profiles: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "lake.toml"
     conf.write_text(sample_config(root))
-    subprocess.run([sys.executable, "-m", "jobs.sample", "--conf", str(conf), "--profiles", str(profiles),
-                    "--bad-fragments", "3"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(Path(__file__).with_name("sample_lake.py")), "--conf", str(conf),
+                    "--profiles", str(profiles), "--bad-fragments", "3"],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL)
 
 
 class Runners:
@@ -108,7 +107,7 @@ class Runners:
         if len(self.processes) < self.count and time.monotonic() - self._last_start >= self.pace:
             self._last_start = time.monotonic()
             self.started += 1
-            with open(self.logs / f"runner-{self.started}.log", "wb") as out:
+            with (self.logs / f"runner-{self.started}.log").open("wb") as out:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "jobs", "--conf", str(self.conf), "run-pending"],
                     cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
@@ -250,7 +249,8 @@ def check(config: Config, store: JobStore, ids: list[int]) -> dict[str, Any]:
     commits, rows = destination_counts(config)
     counted = Counter(r.metrics.total_exported_profile_counter for r in records.values())
     expected = counted.most_common(1)[0][0] if counted else None
-    lost, duplicated = {i for i in ids if i not in records}, set()
+    lost: set[int] = {i for i in ids if i not in records}
+    duplicated: set[int] = set()
     for job_id, record in records.items():
         in_batch = rows.get(record.destination.batch_id or "", 0)
         if record.status is not JobStatus.SUCCEEDED:
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=200,
                         help="profiles of the generated lake (default: %(default)s)")
     parser.add_argument("--lake", type=Path,
-                        help="use this sample lake (made by jobs.sample) instead of generating one")
+                        help="use this sample lake (made by scripts/sample_lake.py) instead of generating one")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (runner logs, tables)")
     args = parser.parse_args(argv)
     setup_logging()

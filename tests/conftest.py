@@ -22,7 +22,7 @@ TEST_CONF = {
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.engine.session import build_session
+    from jobs.engine import build_session
 
     session = build_session("local[2]", "export-jobs-tests", TEST_CONF)
     session.sparkContext.setLogLevel("ERROR")
@@ -33,8 +33,8 @@ def spark():
 @pytest.fixture(scope="session")
 def lake(spark, tmp_path_factory):
     """A small generated lake shared by the export tests: (root, LakeSpec)."""
-    from jobs.config import load_config
-    from jobs.sample import LakeSpec, generate, sample_config
+    from jobs.spec import load_config
+    from sample_lake import LakeSpec, generate, sample_config
 
     root = tmp_path_factory.mktemp("lake")
     spec = LakeSpec(profiles=200, segments=4, events_per_profile=2, fragments_per_profile=2,
@@ -48,7 +48,7 @@ def lake(spark, tmp_path_factory):
 @pytest.fixture
 def deployment(lake, tmp_path):
     """A config over the shared lake with its own job table and destination."""
-    from jobs.sample import sample_config
+    from sample_lake import sample_config
 
     root, _ = lake
     conf = tmp_path / "export.toml"

@@ -1,7 +1,7 @@
 """A plain-Python reference of the export, to check the Spark engine on tiny lakes.
 
 Deliberately naive (row by row, no Spark): it reads the Delta tables with the
-deltalake package and applies the README's merge and filter rules literally.
+deltalake package and applies the merge and filter rules of docs/reference/job-definition.md literally.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def latest_values(fragment_paths: list[str], column: str, field: str) -> dict[tu
             if key is None or value is None:
                 continue
             ingest = _utc(row["_ingestTime"])
+            assert ingest is not None, f"a fragment of {path} has no _ingestTime"
             if key not in latest or latest[key][0] < ingest:
                 latest[key] = (ingest, value)
     return {key: value for key, (_, value) in latest.items()}

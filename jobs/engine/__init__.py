@@ -1,1 +1,178 @@
-"""The Spark engine: every module that touches Spark. It knows nothing of the job table or the shells."""
+"""The Spark engine: every module that touches Spark. It runs an export plan (jobs.planner) and knows
+nothing of the job table or the shells; this face is what the layers above and the tests use."""
+
+from __future__ import annotations
+
+from jobs.engine import export, probe, segments
+from jobs.engine.columns import (
+    BATCH,
+    IDS,
+    KEY_ID,
+    KEY_NS,
+    MEMBERSHIP,
+    REJECT,
+    segment_column,
+)
+from jobs.engine.conform import (
+    spark_type,
+)
+from jobs.engine.errors import (
+    is_analysis_error,
+    spark_message,
+)
+from jobs.engine.evaluation import (
+    Scope,
+    condition,
+    evaluate,
+    evaluated_membership,
+    event_count_column,
+    flattened,
+    unflattened,
+    writeback_rows,
+)
+from jobs.engine.events import (
+    EVENT_IDENTITIES,
+    EVENTS,
+    events_by_key,
+    keyed_events,
+    load_events,
+)
+from jobs.engine.export import (
+    ExportResult,
+    profiles_of,
+    run_export,
+)
+from jobs.engine.identities import (
+    UNROLLED_NAMESPACES,
+    key_columns,
+    with_identities,
+)
+from jobs.engine.inputs import (
+    union_all,
+)
+from jobs.engine.jobgroup import (
+    SparkJobGroup,
+)
+from jobs.engine.merge import (
+    keyed_fragments,
+    load_fragments,
+    merge_profiles,
+)
+from jobs.engine.metrics import (
+    ExportCounters,
+    ExportedCounts,
+    observed,
+)
+from jobs.engine.probe import (
+    FragmentProbe,
+    probe_fragments,
+)
+from jobs.engine.projection import (
+    project,
+    projected_columns,
+)
+from jobs.engine.segments import (
+    any_segment,
+    candidate_filter,
+    is_narrow,
+    select_members,
+    tag_batches,
+)
+from jobs.engine.session import (
+    DRIVER_CONF,
+    EMBEDDED_CONF,
+    EMBEDDED_TUNING,
+    REQUIRED_CONF,
+    SUBMITTED_TUNING,
+    build_session,
+    delta_coordinates,
+    session_for,
+)
+from jobs.engine.sink import (
+    DestinationConflict,
+    already_committed,
+    write_batches,
+)
+from jobs.engine.stitching import (
+    DST,
+    LABEL,
+    NODE,
+    SIZE,
+    SRC,
+    GraphDidNotConverge,
+    connected_components,
+    converged,
+    links,
+)
+
+__all__ = [
+    "DRIVER_CONF",
+    "EMBEDDED_CONF",
+    "EMBEDDED_TUNING",
+    "REQUIRED_CONF",
+    "SUBMITTED_TUNING",
+    "BATCH",
+    "DST",
+    "DestinationConflict",
+    "EVENTS",
+    "EVENT_IDENTITIES",
+    "ExportCounters",
+    "ExportResult",
+    "ExportedCounts",
+    "FragmentProbe",
+    "GraphDidNotConverge",
+    "IDS",
+    "KEY_ID",
+    "KEY_NS",
+    "LABEL",
+    "MEMBERSHIP",
+    "NODE",
+    "REJECT",
+    "SIZE",
+    "SRC",
+    "Scope",
+    "SparkJobGroup",
+    "UNROLLED_NAMESPACES",
+    "already_committed",
+    "any_segment",
+    "build_session",
+    "candidate_filter",
+    "condition",
+    "connected_components",
+    "converged",
+    "delta_coordinates",
+    "evaluate",
+    "evaluated_membership",
+    "event_count_column",
+    "events_by_key",
+    "export",
+    "flattened",
+    "is_analysis_error",
+    "is_narrow",
+    "key_columns",
+    "keyed_events",
+    "keyed_fragments",
+    "links",
+    "load_events",
+    "load_fragments",
+    "merge_profiles",
+    "observed",
+    "probe",
+    "probe_fragments",
+    "profiles_of",
+    "project",
+    "projected_columns",
+    "run_export",
+    "segment_column",
+    "segments",
+    "select_members",
+    "session_for",
+    "spark_message",
+    "spark_type",
+    "tag_batches",
+    "unflattened",
+    "union_all",
+    "with_identities",
+    "write_batches",
+    "writeback_rows",
+]

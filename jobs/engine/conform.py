@@ -1,7 +1,7 @@
 """Delta JSON types as Spark types, and one dataset's columns as the merged schema's types.
 
 Datasets of one kind may differ in their columns and nested fields; the merged
-schema is their union by name (jobs.schema), and every dataset's rows are read
+schema is their union by name (jobs.spec.schema), and every dataset's rows are read
 as that union, with nulls where a dataset lacks a field.
 """
 
@@ -11,7 +11,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructType
 
-from jobs.schema import JsonType
+from jobs.spec import JsonType
 
 
 def spark_type(t: JsonType) -> DataType:

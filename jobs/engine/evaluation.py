@@ -1,8 +1,8 @@
-"""Segment evaluation on merged profiles, in the export's pass (README, "Segment evaluation").
+"""Segment evaluation on merged profiles, in the export's pass (docs/reference/segments.md#segment-evaluation).
 
-A checked PQL tree (jobs.pql) becomes one boolean Spark column; every test that
+A checked PQL tree (jobs.spec.pql) becomes one boolean Spark column; every test that
 meets a null is false, so `not(...)` and `or` behave as PQL says. The status
-table (jobs.memberships.TRANSITIONS) becomes one CASE per segment, and the
+table (jobs.spec.memberships.TRANSITIONS) becomes one CASE per segment, and the
 memberships that changed (one flag per segment) become the write-back's rows.
 """
 
@@ -17,12 +17,10 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs import pql
 from jobs.engine.columns import IDENTITY_MAP, KEY_ID, KEY_NS, MEMBERSHIP, MEMBERSHIP_MAP, segment_column
 from jobs.engine.merge import requested_memberships, without_nulls
-from jobs.memberships import QUALIFIED, TRANSITIONS
-from jobs.plan import EvaluatedSegment, EvaluationPlan, ExportPlan
-from jobs.schema import leaf_column
+from jobs.planner import EvaluatedSegment, EvaluationPlan, ExportPlan
+from jobs.spec import QUALIFIED, TRANSITIONS, leaf_column, pql
 
 NAMESPACE = "ups"  # evaluated segments live in AEP's own namespace
 COMPARE: dict[str, Callable[[Column, Column], Column]] = {
@@ -180,7 +178,7 @@ def flattened(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
     as its status and time, and no segmentMembership (with_memberships rebuilds it).
 
     The cache compresses columns of plain values but keeps a struct or a map as an uncompressed
-    row: at 1M profiles and 20 segments the evaluated profiles took 1.46 KB each.
+    row, so the evaluated profiles with their maps were large to keep (docs/performance.md#segment-evaluation).
     """
     evaluated = set(_evaluated_columns(plan))
     columns = []

@@ -22,8 +22,8 @@ from jobs.engine.identities import flagged_primary, identity_map, key_columns, k
 from jobs.engine.inputs import read_delta, union_all
 from jobs.engine.projection import project
 from jobs.engine.stitching import Components, restitched
-from jobs.plan import EventPlan, EventSource
-from jobs.schema import fields_of, type_at
+from jobs.planner import EventPlan, EventSource
+from jobs.spec import fields_of, type_at
 
 EVENT, EVENTS, EVENT_IDENTITIES = "_event", "_events", "_eventIdentityMap"
 IN_WINDOW = "_inWindow"  # with conditions: the event is in the window of the events column

@@ -37,9 +37,8 @@ from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, select_members, tag_batches
 from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
 from jobs.engine.stitching import Components, restitched, stitched_components
-from jobs.model import RejectedRecord
-from jobs.plan import ExportPlan
-from jobs.schema import merge_leaves
+from jobs.planner import ExportPlan
+from jobs.spec import RejectedRecord, merge_leaves
 
 REJECTED_EXAMPLES = 10
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Lambda functions (`transform`, `filter`) run outside Spark's generated code, so
 a record's identities are listed once, in a projection of their own
 (`with_identities`), and everything else reads that list with plain array
-functions (README, "Generated code where it counts"). Under identityGraph none
+functions (docs/design.md#generated-code-where-it-counts). Under identityGraph none
 an event's key and rejection reason come from the identityMap itself, so an
 event is listed only if something reads its list.
 """
@@ -77,7 +77,7 @@ def _primary_identity(identity_map: Column) -> tuple[Column, Column, Column]:
     """How many primary identities an identityMap has, and the namespace and id of the first.
 
     Events need only these, and listing their identities with lambdas took most of the time
-    of keying them (10M events grouped by key: 23 s, 10 s without), so a map of up to
+    of keying them (docs/performance.md#generated-code-where-it-counts), so a map of up to
     UNROLLED_NAMESPACES namespaces is read one entry at a time with plain array functions;
     only a wider one is listed. A namespace with a null list counts as no primary identity
     at all, as in `identities`, whose list is then null.

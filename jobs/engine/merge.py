@@ -1,4 +1,4 @@
-"""Profile fragments → merged profiles, in one aggregation (README, "One scan, one shuffle").
+"""Profile fragments → merged profiles, in one aggregation (docs/design.md#one-scan-one-shuffle).
 
 Each fragment gets its profile key (its one primary identity) and a rank once;
 then a single groupBy by key takes, for every leaf attribute and every requested
@@ -31,7 +31,7 @@ from jobs.engine.columns import (
 from jobs.engine.conform import column_as
 from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
 from jobs.engine.inputs import read_delta, union_all
-from jobs.plan import ExportPlan, ProfileSource
+from jobs.planner import ExportPlan, ProfileSource
 
 
 def keyed_fragments(

@@ -1,4 +1,4 @@
-"""The exported rows' counters (README, "What a run records"): distinct profiles, profiles per identity
+"""The exported rows' counters (docs/reference/job-record.md): distinct profiles, profiles per identity
 namespace, rows per batch; and an evaluating job's memberships by segment and status.
 
 They are counted from the rows the job writes, in the same pass, by an Observation
@@ -21,7 +21,7 @@ from jobs.engine.columns import BATCH, segment_column
 from jobs.engine.evaluation import NAMESPACE
 from jobs.engine.identities import profile_key
 from jobs.engine.segments import matched
-from jobs.plan import ExportPlan
+from jobs.planner import ExportPlan
 
 
 @dataclass(frozen=True)

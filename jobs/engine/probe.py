@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from jobs.engine.columns import IDS
 from jobs.engine.segments import any_segment
-from jobs.plan import ExportPlan
+from jobs.planner import ExportPlan
 
 PROBE_FRAGMENTS = 10_000
 

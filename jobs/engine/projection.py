@@ -1,4 +1,4 @@
-"""The requested `fields` as one `select`, keeping XDM nesting (README, "A job definition").
+"""The requested `fields` as one `select`, keeping XDM nesting (docs/reference/job-definition.md#fields).
 
 The merge yields one flat column per leaf attribute; the projection rebuilds
 only the requested structs from them. A struct whose fields are all null is
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.schema import Leaf, Node, is_array
+from jobs.spec import Leaf, Node, is_array
 
 
 def _struct(fields: list[Column], names: list[str]) -> Column:

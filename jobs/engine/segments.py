@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from jobs.engine.columns import BATCH, HAS_PROFILE, segment_column
 from jobs.engine.merge import without_nulls
-from jobs.plan import ExportPlan, SegmentSpec
+from jobs.planner import ExportPlan, SegmentSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,8 @@ def any_segment(plan: ExportPlan) -> Column:
 
 # A job whose segments take in at most this share of the fragments merges only its
 # candidate keys (merge_profiles). Measured at 1M profiles with the sort aggregation
-# (README, "Selective jobs merge only candidate keys"): 1 segment (5% of the fragments
-# qualify) 11.2 -> 9.2 s that way; 20 segments
-# (63%) 25.6 -> 26.6 s.
+# (docs/performance.md#selective-jobs-merge-only-candidate-keys): faster for 1 segment, whose
+# members are a small share of the fragments; slower for 20 segments, where most qualify.
 NARROW_SHARE = 0.25
 
 

@@ -11,8 +11,10 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from jobs.config import Config
+    from jobs.spec import Config
 
 SCALA_VERSION = "2.13"
 DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "jars"
@@ -28,7 +30,7 @@ DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 # An embedded session stays on loopback; under spark-submit the cluster decides.
 LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 # What the export needs to be correct in every session, embedded or under spark-submit
-# (README, "Spark settings: embedded and under spark-submit"); the jars come with them
+# (docs/operations.md#spark-settings-embedded-and-under-spark-submit); the jars come with them
 # (spark.jars here, --jars from scripts/submit).
 REQUIRED_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -40,7 +42,7 @@ REQUIRED_CONF: dict[str, str] = {
 # The Python driver's own settings, in every session. PySpark 4 records the Python call site of
 # every Column operation, for error messages about user code: a walk of the stack and four calls
 # to the JVM each. An evaluating export's plan takes thousands of them, seconds of driver time
-# (README, "Spark settings: embedded and under spark-submit"). PySpark reads it once per process.
+# (docs/design.md#no-python-call-site-per-column). PySpark reads it once per process.
 DRIVER_CONF: dict[str, str] = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
 # Performance settings measured on local[2], for embedded sessions only.
 EMBEDDED_TUNING: dict[str, str] = {
@@ -50,14 +52,14 @@ EMBEDDED_TUNING: dict[str, str] = {
     # Whole-stage codegen fuses the scan's wide projection (identities, leaves, one
     # column per segment) into one method too large for the JIT, which then
     # interprets it; per-operator codegen keeps methods small. Measured at 1M
-    # profiles (README, "Whole-stage code generation is off"): exports and the
+    # profiles (docs/performance.md#whole-stage-code-generation-is-off): exports and the
     # plain read+write floor are both faster without it.
     "spark.sql.codegen.wholeStage": "false",
     # The merge's aggregation (collect_list and max_by over strings and structs) cannot
     # use HashAggregate; ObjectHashAggregate falls back to sorting after 128 keys on
     # both sides of the shuffle and shuffles its buffers. A sort aggregation over input
     # that merge_profiles sorts once, after the shuffle, does half the work
-    # (README, "Sort aggregation after one shuffle").
+    # (docs/design.md#sort-aggregation-after-one-shuffle-16-mb-partitions).
     "spark.sql.execution.useObjectHashAggregateExec": "false",
     # AQE coalesces shuffle partitions to 64 MB, which gave the merge's CPU-heavy
     # reduce stage 3 or 4 tasks on 2 cores, one of them idle at the end; 16 MB keeps
@@ -74,16 +76,17 @@ EMBEDDED_CONF: dict[str, str] = {
     **EMBEDDED_TUNING,
 }
 # The tuning kept under spark-submit: what paid on a standalone cluster of two one-core
-# executors at 1M profiles (`scripts/bench settings`; README, "Spark settings: embedded and
-# under spark-submit"). With 4 snapshot tasks rather than Delta's 50, the 1- and 20-segment
-# exports took 0.67x and 0.89x the time; the other settings of EMBEDDED_TUNING did not pay
-# there (mixed, 0.91x to 1.66x), so they are left to Spark's defaults.
+# executors at 1M profiles (`scripts/bench settings`; docs/performance.md#spark-settings-on-a-cluster).
+# With 4 snapshot tasks rather than Delta's 50, the 1- and 20-segment exports were both
+# faster; the other settings of EMBEDDED_TUNING did not pay there (even, mixed or slower),
+# so they are left to Spark's defaults.
 SUBMITTED_TUNING: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": EMBEDDED_TUNING["spark.databricks.delta.snapshotPartitions"],
 }
 # Embedded sessions start quietly: Spark logs errors only, and the JVM's notice about its
-# incubator modules is dropped (README, "Quiet start-up"); `verbose` keeps Spark's own logging.
-QUIET_LOG4J = Path(__file__).resolve().parents[2] / "conf" / "log4j2-quiet.properties"
+# incubator modules is dropped (docs/operations.md#quiet-start-up); `verbose` keeps Spark's own logging.
+# The log4j file ships in the package (package data), so an installed package or a PEX finds it too.
+QUIET_LOG4J = "log4j2-quiet.properties"
 INCUBATOR_NOTICE = b"WARNING: Using incubator modules"
 
 
@@ -135,12 +138,23 @@ def build_session(
     return builder.getOrCreate()
 
 
+def quiet_log4j() -> Path:
+    """The package's quiet log4j configuration as a file the JVM can read."""
+    resource = resources.files("jobs.engine").joinpath(QUIET_LOG4J)
+    if isinstance(resource, Path):
+        return resource
+    # Inside a zip (spark-submit's --py-files archive): the JVM needs a file of its own.
+    copy = Path(tempfile.gettempdir()) / f"export-jobs-{QUIET_LOG4J}"
+    copy.write_bytes(resource.read_bytes())
+    return copy
+
+
 def quiet_java_options(settings: Mapping[str, str]) -> str:
     """The driver's Java options with the quiet log4j configuration, unless they name one."""
     options = settings.get("spark.driver.extraJavaOptions", "")
-    if "log4j2.configurationFile" in options or not QUIET_LOG4J.is_file():
+    if "log4j2.configurationFile" in options:
         return options
-    return f"{options} -Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}".strip()
+    return f"{options} -Dlog4j2.configurationFile={quiet_log4j().as_uri()}".strip()
 
 
 def _start_quiet_jvm(master: str, app_name: str, settings: Mapping[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""The destination: one atomic, idempotent Delta commit per job (README, "Atomic and idempotent output")."""
+"""The destination: one atomic, idempotent Delta commit per job (docs/design.md#atomic-and-idempotent-output)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 
 from jobs.engine.errors import CONCURRENT_COMMIT
-from jobs.plan import EvaluationPlan, ExportPlan
-from jobs.schema import SchemaConflict, read_delta_schema, union_schemas
+from jobs.planner import EvaluationPlan, ExportPlan
+from jobs.spec import JobFailure, SchemaConflict, read_delta_schema, union_schemas
 
 TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
 WRITE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 
-class DestinationConflict(Exception):
+class DestinationConflict(JobFailure):
     """The job's rows do not fit the destination's existing columns."""
+
+    code = "DESTINATION_SCHEMA_CONFLICT"
 
 
 def check_destination(rows: DataFrame, plan: ExportPlan) -> None:

@@ -1,4 +1,4 @@
-"""Identity stitching (identityGraph pdg, README "Identity stitching"): a profile is a connected
+"""Identity stitching (identityGraph pdg, docs/reference/identity-stitching.md): a profile is a connected
 component of the identity graph, keyed by its smallest identity.
 
 Nodes are identities `(ns, id)`, compared as structs, so the smallest node of a
@@ -24,7 +24,8 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import IDS, KEY_ID, KEY_NS, MEMBERS, SEGMENTATION_SCHEMA
 from jobs.engine.identities import identity_list, with_identities
 from jobs.engine.inputs import read_delta, union_all
-from jobs.plan import ExportPlan
+from jobs.planner import ExportPlan
+from jobs.spec import JobFailure
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ NODE, LABEL, SIZE = "_node", "_label", "_size"  # an identity, its component's s
 EXAMPLES = 10
 
 
-class GraphDidNotConverge(Exception):
+class GraphDidNotConverge(JobFailure):
     """The identity graph needs more rounds than maxGraphIterations allows."""
+
+    code = "IDENTITY_GRAPH"
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from jobs.api import make_server, running
-from jobs.clock import now_ms
-from jobs.config import Config
-from jobs.leases import claim
-from jobs.model import JobRecord, JobStatus, parse_definition
-from jobs.sample import empty_deployment
-from jobs.service import create_job, list_jobs, new_record
-from jobs.store import SCHEMA, JobStore, job_row
+from jobs.control import JOB_TABLE_SCHEMA, JobStore, claim, create_job, job_row, list_jobs, new_record
+from jobs.shells.http import make_server, running
+from jobs.spec import Config, JobRecord, JobStatus, now_ms, parse_definition
+from sample_lake import empty_deployment
 
 ORG, SANDBOX, TOKEN = "bench@Org", "prod", "bench-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "x-api-key": "bench", "x-gw-ims-org-id": ORG,
@@ -49,7 +46,7 @@ def fill(config: Config, jobs: int) -> list[JobRecord]:
                for i in range(jobs)]
     for first in range(0, jobs, COMMIT_ROWS):
         rows = [job_row(r) for r in records[first:first + COMMIT_ROWS]]
-        write_deltalake(config.job_table_path, pa.Table.from_pylist(rows, schema=SCHEMA), mode="append")
+        write_deltalake(config.job_table_path, pa.Table.from_pylist(rows, schema=JOB_TABLE_SCHEMA), mode="append")
     return records
 
 
@@ -94,7 +91,9 @@ def hot_spots(call: Callable[[], object], count: int = 20, top: int = 5) -> list
     where a request's time goes, without the HTTP layer and without knowing the store's insides."""
     profiler = cProfile.Profile()
     profiler.runcall(lambda: [call() for _ in range(count)])
-    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (calls, ncalls, tottime, cumtime, callers)
+    # (file, line, name) -> (calls, ncalls, tottime, cumtime, callers); typeshed's Stats omits this attribute.
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, dict[Any, Any]]]
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
     return [(_label(key), entry[2] * 1000 / count) for key, entry in ranked]
 

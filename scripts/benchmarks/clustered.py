@@ -9,10 +9,15 @@ SUBMITTED_TUNING, and Spark's defaults for the rest of the embedded tuning.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from benchmarks.memory import jvm
 from benchmarks.standalone import Cluster
 from benchmarks.tasks import event_log_conf
-from jobs.engine.session import EMBEDDED_TUNING, SUBMITTED_TUNING, build_session
+from jobs.engine import EMBEDDED_TUNING, SUBMITTED_TUNING, build_session
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 WORKERS = 2
 WORKER_CORES = 1
@@ -31,7 +36,7 @@ def executor_conf() -> dict[str, str]:
             "spark.cores.max": str(WORKERS * WORKER_CORES), "spark.driver.memory": DRIVER_MEMORY, **ACROSS_HOSTS}
 
 
-def as_submitted(spark) -> None:
+def as_submitted(spark: SparkSession) -> None:
     """Spark's defaults for the embedded tuning, then the tuning kept under spark-submit."""
     for key in EMBEDDED_TUNING:
         spark.conf.unset(key)
@@ -39,7 +44,7 @@ def as_submitted(spark) -> None:
         spark.conf.set(key, value)
 
 
-def cluster_session(cluster: Cluster, app_name: str, event_logs: Path):
+def cluster_session(cluster: Cluster, app_name: str, event_logs: Path) -> SparkSession:
     """A session on the cluster as under spark-submit, with an event log in `event_logs`."""
     spark = build_session(cluster.url, app_name, {**executor_conf(), **event_log_conf(event_logs)})
     spark.sparkContext.setLogLevel("ERROR")
@@ -47,6 +52,6 @@ def cluster_session(cluster: Cluster, app_name: str, event_logs: Path):
     return spark
 
 
-def forget_delta_state(spark) -> None:
+def forget_delta_state(spark: SparkSession) -> None:
     """Drops Delta's cached table snapshots, so that a run rebuilds them as a fresh driver does."""
-    spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    jvm(spark).org.apache.spark.sql.delta.DeltaLog.clearCache()

@@ -12,8 +12,8 @@ from deltalake import DeltaTable, QueryBuilder
 from benchmarks.lake import Lake
 from benchmarks.rounds import Sample
 from benchmarks.settings import STATUSES
-from jobs.sample import segment_id
-from jobs.tables import sql_text
+from jobs.control import literal
+from sample_lake import segment_id
 
 # The merged leaves of FIELDS and the projection rebuilt from them: a hand-written
 # twin of jobs.projection for this one field list (a struct whose fields are all null is null).
@@ -42,18 +42,18 @@ ROW_KEY = """flatten(list_transform(map_entries(identityMap), lambda e: list_tra
 
 
 def sql_list(values: list[str] | tuple[str, ...]) -> str:
-    return "[" + ", ".join(sql_text(v) for v in values) + "]"
+    return "[" + ", ".join(literal(v) for v in values) + "]"
 
 
 def duckdb_export_sql(files: list[str], refs: list[tuple[str, str]], batch_id: str) -> str:
     """Our combined-batch export as one statement: key = the one primary identity, latest
     non-null value per leaf and latest membership per segment by _ingestTime, status filter,
     projection."""
-    members = {f"_m{i}": f"segmentMembership[{sql_text(ns)}][{sql_text(seg)}]" for i, (ns, seg) in enumerate(refs)}
+    members = {f"_m{i}": f"segmentMembership[{literal(ns)}][{literal(seg)}]" for i, (ns, seg) in enumerate(refs)}
     picked = {**DUCKDB_LEAVES, **members}
     keyed = ", ".join(f"{expr} AS {name}" for name, expr in picked.items())
     latest = ",\n    ".join(f"arg_max({n}, _ingestTime) FILTER (WHERE {n} IS NOT NULL) AS {n}" for n in picked)
-    statuses = ", ".join(sql_text(s) for s in STATUSES)
+    statuses = ", ".join(literal(s) for s in STATUSES)
     matched = " OR ".join(f"coalesce({n}.status IN ({statuses}), false)" for n in members)
     return f"""
 WITH fragments AS (
@@ -67,7 +67,7 @@ WITH fragments AS (
     {latest}
   FROM keyed GROUP BY _keyNs, _keyId
 )
-SELECT {sql_text(batch_id)} AS _batchId, {IDENTITY_MAP} AS identityMap,
+SELECT {literal(batch_id)} AS _batchId, {IDENTITY_MAP} AS identityMap,
   {membership_map(refs)} AS segmentMembership, {DUCKDB_PROJECTION}
 FROM merged WHERE {matched}"""
 
@@ -76,9 +76,9 @@ def membership_map(refs: list[tuple[str, str]]) -> str:
     """{ns: {segment: latest membership}} of the requested segments the profile has."""
     by_namespace: dict[str, list[str]] = {}
     for i, (ns, seg) in enumerate(refs):
-        by_namespace.setdefault(ns, []).append(f"{{'key': {sql_text(seg)}, 'value': _m{i}}}")
+        by_namespace.setdefault(ns, []).append(f"{{'key': {literal(seg)}, 'value': _m{i}}}")
     entries = ", ".join(
-        f"{{'key': {sql_text(ns)}, 'value': map_from_entries(list_filter([{', '.join(items)}], "
+        f"{{'key': {literal(ns)}, 'value': map_from_entries(list_filter([{', '.join(items)}], "
         "lambda e: e.value IS NOT NULL))}"
         for ns, items in by_namespace.items()
     )
@@ -87,7 +87,7 @@ def membership_map(refs: list[tuple[str, str]]) -> str:
 
 def run_duckdb(con: duckdb.DuckDBPyConnection, lake: Lake, segments: int, name: str) -> Sample:
     """List the tables' files (from their Delta logs) and export to one Parquet file."""
-    out = sql_text(str(lake.root / "runs" / f"{name}.parquet"))
+    out = literal(str(lake.root / "runs" / f"{name}.parquet"))
     started = time.perf_counter()
     files = [uri for path in lake.profile_paths for uri in DeltaTable(path).file_uris()]
     refs = [("ups", segment_id(i)) for i in range(segments)]
@@ -118,7 +118,7 @@ def compare_keys(con: duckdb.DuckDBPyConnection, name: str, destination: str, du
     try:
         counts = con.execute(f"""
             WITH o AS (SELECT DISTINCT {ROW_KEY} AS k FROM ours_rows),
-                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM read_parquet({sql_text(duck_output)}))
+                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM read_parquet({literal(duck_output)}))
             SELECT count(o.k), count(d.k), count(*) FILTER (WHERE d.k IS NULL), count(*) FILTER (WHERE o.k IS NULL)
             FROM o FULL OUTER JOIN d ON o.k = d.k""").fetchall()[0]
     finally:

@@ -1,6 +1,6 @@
 """Export throughput (scripts/bench export): our export jobs beside an I/O floor and DuckDB.
 
-One generated lake (jobs.sample: every profile in profiles_0, about half of them again
+One generated lake (scripts/sample_lake.py: every profile in profiles_0, about half of them again
 in the later profiles_1, 20 segments, 0-3 memberships per fragment, 10 events per
 profile) and one SparkSession (local[2]) for every Spark run. Each figure is the median
 of --runs warm runs after one warm-up run; the runs go in rounds (one run of every figure
@@ -20,7 +20,7 @@ per round), so that a change in the machine's load touches every figure alike:
 
 `--scaling SIZES` also runs our 1- and 20-segment exports at each size (lakes without
 events) and records time per profile and the driver's peak memory. It writes
-BENCHMARKS.md and a chart beside it, and prints the ratios against their targets last.
+docs/benchmarks-report.md and a chart beside it, and prints the ratios against their targets last.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from benchmarks.runs import compare, scale_point
 from benchmarks.scaling import HEADING as SCALING
 from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
 from benchmarks.stitching import stitch_point
-from jobs.engine.session import build_session
+from jobs.engine import build_session
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per figure (default: %(default)s)")
     parser.add_argument("--scaling", type=parse_sizes, nargs="?", const=parse_sizes(DEFAULT_SCALING),
                         metavar="SIZES", help=f"also time our export at these sizes (default: {DEFAULT_SCALING})")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "BENCHMARKS.md",
-                        help="the report; the chart is written beside it as .png (default: BENCHMARKS.md)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs/benchmarks-report.md",
+                        help="the report; the chart is written beside it as .png (default: docs/benchmarks-report.md)")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.runs < 1:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from functools import reduce
 
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks.lake import Lake, table_stats
 from benchmarks.rounds import Sample
 from benchmarks.settings import FIELDS
-from jobs.engine.projection import project
-from jobs.model import parse_field_list
-from jobs.schema import projection
+from jobs.engine import project
+from jobs.spec import parse_field_list, projection
 
 
-def floor_frame(spark, path: str):
+def floor_frame(spark: SparkSession, path: str) -> DataFrame:
     """One fragment table's identityMap, segmentMembership and requested fields, as stored."""
     df = spark.read.format("delta").load(path)
     paths = [p for p in parse_field_list(FIELDS) if p[0] in df.columns]
@@ -23,7 +23,7 @@ def floor_frame(spark, path: str):
     return df.select("identityMap", "segmentMembership", *[project(n, df[n.name]).alias(n.name) for n in nodes])
 
 
-def run_floor(spark, lake: Lake, name: str) -> Sample:
+def run_floor(spark: SparkSession, lake: Lake, name: str) -> Sample:
 
     destination = str(lake.root / "runs" / name)
     started = time.perf_counter()

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def python_rss_mb() -> float:
@@ -14,9 +19,17 @@ def python_rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def jvm_heap_mb(spark) -> tuple[float, float]:
+def jvm(spark: SparkSession) -> Any:
+    """The driver JVM's py4j view, to call Java classes through (`jvm(spark).java.lang.System`)."""
+    view = spark.sparkContext._jvm
+    if view is None:
+        raise RuntimeError("the SparkContext has no JVM gateway")
+    return view
+
+
+def jvm_heap_mb(spark: SparkSession) -> tuple[float, float]:
     """(used, max) heap of the driver JVM, which in local mode also runs the tasks."""
-    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
+    runtime = jvm(spark).java.lang.Runtime.getRuntime()
     return (runtime.totalMemory() - runtime.freeMemory()) / 2**20, runtime.maxMemory() / 2**20
 
 
@@ -26,7 +39,7 @@ class PeakMemory:
 
     INTERVAL_S = 0.2
 
-    def __init__(self, spark):
+    def __init__(self, spark: SparkSession) -> None:
         self.spark, self.python_mb, self.jvm_mb = spark, 0.0, 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,7 +57,8 @@ class PeakMemory:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 

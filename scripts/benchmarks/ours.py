@@ -5,19 +5,18 @@ from __future__ import annotations
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.lake import Lake
 from benchmarks.memory import PeakMemory
 from benchmarks.rounds import Sample, Scenario
 from benchmarks.settings import DESTINATION_ID, EVALUATED_SEGMENTS, EVENT_FIELDS, FIELDS, SCHEMA_NAME
-from jobs.config import Config
-from jobs.definition_store import DefinitionStore, create_definition
-from jobs.model import JobRecord, JobStatus
-from jobs.runner import run_job
-from jobs.sample import segment_id
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, SegmentStore, create_job, create_segment, run_job
+from jobs.spec import Config, JobRecord, JobStatus
+from sample_lake import segment_id
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def job_body(segments: int, per_segment: bool = False, events: bool = False) -> dict:
@@ -53,8 +52,8 @@ def evaluated_expressions() -> list[str]:
 
 def define_segments(config: Config) -> list[str]:
     """The evaluated segments' definitions, stored in the lake's segment table; their ids."""
-    store = DefinitionStore(config.segment_table_path)
-    return [create_definition(store, config, {
+    store = SegmentStore(config.segment_table_path)
+    return [create_segment(store, config, {
         "name": f"evaluated {n}", "expression": {"type": "PQL", "format": "pql/text", "value": value},
         "schema": {"name": SCHEMA_NAME}}, config.default_org, config.default_sandbox).id
         for n, value in enumerate(evaluated_expressions())]
@@ -71,7 +70,8 @@ def evaluation_body(segment_ids: list[str]) -> dict[str, Any]:
     return {**evaluated_segments_body(segment_ids), "evaluationInfo": {"segmentation": True}}
 
 
-def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str, memberships: Path | None = None) -> Sample:
+def run_ours(spark: SparkSession, lake: Lake, body: dict, memory: PeakMemory, name: str,
+             memberships: Path | None = None) -> Sample:
     """One job, created and run as a user's would be; the figure is its profileExportTime.
     `memberships`: the segmentation dataset the run starts from (a copy), if not an empty one."""
     config = lake.deployment(name, segmentation=body.get("evaluationInfo", {}).get("segmentation", False),
@@ -85,7 +85,10 @@ def run_ours(spark, lake: Lake, body: dict, memory: PeakMemory, name: str, membe
     if final.status is not JobStatus.SUCCEEDED:
         raise RuntimeError(f"{name}: job {final.id} ended {final.status.value}: {final.errors}")
     export = _span_s(final, "profile_export_time")
-    return Sample(export, _rows(final), config.resolve(config.destination(DESTINATION_ID).path),
+    destination = config.destination(DESTINATION_ID)
+    if destination is None:
+        raise RuntimeError(f"{name}: the deployment has no destination {DESTINATION_ID}")
+    return Sample(export, _rows(final), config.resolve(destination.path),
                   wall - export, _span_s(final, "total_time") - export, final.id,
                   final.metrics.identity_graph_rounds)
 
@@ -97,17 +100,19 @@ def _span_s(record: JobRecord, name: str) -> float:
 def _rows(record: JobRecord) -> int:
     """Rows written: one per profile, or one per profile and segment in per-segment jobs."""
     by_segment = record.metrics.exported_profile_by_segment_counter
-    if by_segment is None:
-        return record.metrics.total_exported_profile_counter
-    return sum(n for segments in by_segment.values() for n in segments.values())
+    if by_segment is not None:
+        return sum(n for segments in by_segment.values() for n in segments.values())
+    if record.metrics.total_exported_profile_counter is None:
+        raise RuntimeError(f"job {record.id} reported no exported profile count")
+    return record.metrics.total_exported_profile_counter
 
 
-def ours(spark, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict,
+def ours(spark: SparkSession, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict,
          memberships: Path | None = None) -> Scenario:
     return Scenario(key, name, "ours", lambda run: run_ours(spark, lake, body, memory, run, memberships))
 
 
-def written_back(spark, lake: Lake, memory: PeakMemory, segment_ids: list[str]) -> tuple[Sample, Path]:
+def written_back(spark: SparkSession, lake: Lake, memory: PeakMemory, segment_ids: list[str]) -> tuple[Sample, Path]:
     """One evaluation of the segments (a run that is not measured) and the segmentation dataset it wrote."""
     name = "written-back"
     return run_ours(spark, lake, evaluation_body(segment_ids), memory, name), lake.memberships_path(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -16,6 +17,9 @@ from benchmarks.ours import define_segments, evaluated_segments_body, evaluation
 from benchmarks.rounds import Figure, Sample, Scenario, interleave
 from benchmarks.settings import DUCKDB_THREADS, EVALUATED_SEGMENTS, SEGMENTS, TARGETS
 from benchmarks.stitching import StitchPoint
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,12 @@ class Comparison:
     @property
     def overhead_s(self) -> float:
         """Median over all our measured runs of run_job's wall time minus profileExportTime."""
-        return statistics.median(s.overhead_s for s in self.job_samples)
+        return statistics.median(s.overhead_s for s in self.job_samples if s.overhead_s is not None)
 
     @property
     def record_overhead_s(self) -> float:
         """The same from the records alone: totalTime minus profileExportTime."""
-        return statistics.median(s.record_overhead_s for s in self.job_samples)
+        return statistics.median(s.record_overhead_s for s in self.job_samples if s.record_overhead_s is not None)
 
     def targets(self) -> dict[str, float]:
         """The measured value of each of TARGETS."""
@@ -64,7 +68,7 @@ class Comparison:
         return {"evaluated / the lake's own 20 segments": self.ratio("evaluated", "twenty")}
 
 
-def compare(spark, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Comparison:
+def compare(spark: SparkSession, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Comparison:
     memory = PeakMemory(spark)
     con = duckdb.connect()
     con.execute(f"SET threads = {DUCKDB_THREADS}")
@@ -104,7 +108,7 @@ class ScalePoint:
         return figure.median / self.profiles * 1e6
 
 
-def scale_point(spark, base: Path, profiles: int, runs: int) -> ScalePoint:
+def scale_point(spark: SparkSession, base: Path, profiles: int, runs: int) -> ScalePoint:
     lake = make_lake(spark, base / f"scale-{profiles}", profiles, events=False)
     memory = PeakMemory(spark)
     figures = interleave([

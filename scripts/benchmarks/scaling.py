@@ -1,5 +1,5 @@
 """Spark's task metrics of our export at several lake sizes, and a plan for 100M profiles
-(scripts/bench scaling; BENCHMARKS.md's SCALING section).
+(scripts/bench scaling; the SCALING section of docs/benchmarks-report.md).
 
 On a standalone cluster of two one-core executors (benchmarks.clustered, settings as under
 spark-submit), a lake per size (no events) and the 20-segment export, a warm-up run and
@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.clustered import EXECUTOR_MEMORY, WORKER_CORES, WORKER_MEMORY, WORKERS, cluster_session
 from benchmarks.lake import make_lake, table_stats
@@ -30,7 +31,10 @@ from benchmarks.report import replace_section
 from benchmarks.rounds import interleave, parse_sizes, say
 from benchmarks.settings import SEGMENTS
 from benchmarks.standalone import standalone_cluster
-from benchmarks.tasks import GroupMetrics, group_metrics, latest_group
+from benchmarks.tasks import GroupMetrics, StageMetrics, group_metrics, latest_group
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 HEADING = "## SCALING"
 TARGET_PROFILES = 100_000_000
@@ -59,7 +63,7 @@ class Point:
         return self.metrics.total("run_ms") / 1000
 
 
-def measure(spark, base: Path, events: Path, profiles: int, runs: int) -> Point:
+def measure(spark: SparkSession, base: Path, events: Path, profiles: int, runs: int) -> Point:
     lake = make_lake(spark, base / f"lake-{profiles}", profiles, events=False)
     figure = interleave([ours(spark, lake, PeakMemory(spark), "twenty", f"{profiles:,}: {SEGMENTS} segments",
                               job_body(SEGMENTS))], runs)["twenty"]
@@ -99,11 +103,10 @@ def stage_lines(point: Point) -> list[str]:
     lines = ["| stage | tasks | executor s | wall s | input MiB | shuffle read MiB | shuffle written MiB | "
              "spill MiB | peak memory / task MiB | output MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     big = [s for s in point.metrics.stages if s.run_ms >= 1000]
-    for s in big:
-        lines.append(f"| {s.stage_id}: `{s.name[:50]}` | {s.tasks} | {s.run_ms / 1000:.1f} | {s.wall_ms / 1000:.1f} | "
-                     f"{_mb(s.input_bytes)} | {_mb(s.shuffle_read_bytes)} | {_mb(s.shuffle_write_bytes)} | "
-                     f"{_mb(s.spill_memory_bytes + s.spill_disk_bytes)} | {_mb(s.peak_task_memory_bytes)} | "
-                     f"{_mb(s.output_bytes)} |")
+    lines.extend(f"| {s.stage_id}: `{s.name[:50]}` | {s.tasks} | {s.run_ms / 1000:.1f} | {s.wall_ms / 1000:.1f} | "
+                 f"{_mb(s.input_bytes)} | {_mb(s.shuffle_read_bytes)} | {_mb(s.shuffle_write_bytes)} | "
+                 f"{_mb(s.spill_memory_bytes + s.spill_disk_bytes)} | {_mb(s.peak_task_memory_bytes)} | "
+                 f"{_mb(s.output_bytes)} |" for s in big)
     rest = [s for s in point.metrics.stages if s not in big]
     lines.append(f"| {len(rest)} other stages (probe, Delta log) | {sum(s.tasks for s in rest)} | "
                  f"{sum(s.run_ms for s in rest) / 1000:.1f} | {sum(s.wall_ms for s in rest) / 1000:.1f} | | | | | | |")
@@ -121,12 +124,12 @@ class Plan:
         return TARGET_PROFILES / self.point.profiles
 
     @property
-    def scan(self):
+    def scan(self) -> StageMetrics:
         """The stage that reads the fragments and writes the merge's shuffle."""
         return max(self.point.metrics.stages, key=lambda s: s.shuffle_write_bytes)
 
     @property
-    def reduce(self):
+    def reduce(self) -> StageMetrics:
         """The stage that reads the merge's shuffle and writes the batches."""
         return max(self.point.metrics.stages, key=lambda s: s.shuffle_read_bytes)
 
@@ -152,7 +155,7 @@ class Plan:
     def seconds_on(self, cores: int, cpu: bool = False) -> float:
         """Fixed time, then each stage in waves of `cores` tasks, a task as long as measured per byte
         (its executor run time, or with `cpu` its CPU time: what it takes on a core of its own)."""
-        def task_s(stage) -> float:
+        def task_s(stage: StageMetrics) -> float:
             return (stage.cpu_ms if cpu else stage.run_ms) / 1000 / stage.tasks
 
         scan_task_s = task_s(self.scan) * self.scan.tasks / self.point.lake_bytes * 128 * MB
@@ -240,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench scaling", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("1M,4M"), help="lake sizes (default: 1M,4M)")
     parser.add_argument("--runs", type=int, default=1, help="measured runs per size (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "BENCHMARKS.md",
-                        help="the report whose SCALING section is replaced (default: BENCHMARKS.md)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs/benchmarks-report.md",
+                        help="the report whose SCALING section is replaced (default: docs/benchmarks-report.md)")
     args = parser.parse_args(argv)
     if len(args.sizes) < 2:
         parser.error("--sizes needs two sizes at least, to check that the rates scale")

@@ -29,7 +29,7 @@ class Cluster:
 def spark_home() -> str:
     import pyspark
 
-    return os.path.dirname(pyspark.__file__)
+    return str(Path(pyspark.__file__).parent)
 
 
 def free_port() -> int:
@@ -62,13 +62,13 @@ def standalone_cluster(base: Path, workers: int = 2, cores: int = 1, memory: str
     even when starting failed half-way. Logs go to `base`."""
     base.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPARK_HOME": spark_home(), "SPARK_LOCAL_IP": "127.0.0.1"}
-    spark_class = os.path.join(spark_home(), "bin", "spark-class")
+    spark_class = str(Path(spark_home()) / "bin" / "spark-class")
     port = free_port()
     started: list[subprocess.Popen] = []
 
     def start(name: str, args: list[str], extra_env: dict[str, str]) -> Path:
         log = base / f"{name}.log"
-        with open(log, "w") as out:
+        with log.open("w") as out:
             started.append(subprocess.Popen([spark_class, *args], env={**env, **extra_env}, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True))
         return log

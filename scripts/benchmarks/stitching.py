@@ -21,7 +21,7 @@ from benchmarks.settings import (
     MAX_MEMBERSHIPS,
     SEGMENTS,
 )
-from jobs.sample import LakeSpec
+from sample_lake import LakeSpec
 
 POLICIES = {"none": "timestampOrdered-none-mp", "pdg": "timestampOrdered-pdg-mp"}
 

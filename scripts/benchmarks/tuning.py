@@ -16,15 +16,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.clustered import WORKER_MEMORY, WORKERS, cluster_session, forget_delta_state
-from benchmarks.lake import make_lake
+from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
 from benchmarks.ours import job_body, run_ours
-from benchmarks.rounds import Figure, Scenario, interleave, parse_size, say
+from benchmarks.rounds import Figure, Sample, Scenario, interleave, parse_size, say
 from benchmarks.settings import SEGMENTS
 from benchmarks.standalone import standalone_cluster
-from jobs.engine.session import EMBEDDED_TUNING, SUBMITTED_TUNING
+from jobs.engine import EMBEDDED_TUNING, SUBMITTED_TUNING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 JOBS = {"one": 1, "twenty": SEGMENTS}
 
@@ -34,8 +38,9 @@ def variants() -> dict[str, dict[str, str]]:
     return {"Spark's defaults": {}, **{f"{k}={v}": {k: v} for k, v in EMBEDDED_TUNING.items()}}
 
 
-def scenario(spark, lake, memory: PeakMemory, name: str, settings: dict[str, str], job: str) -> Scenario:
-    def run(output: str):
+def scenario(spark: SparkSession, lake: Lake, memory: PeakMemory, name: str, settings: dict[str, str],
+             job: str) -> Scenario:
+    def run(output: str) -> Sample:
         for key in EMBEDDED_TUNING:
             spark.conf.unset(key)
         for key, value in settings.items():
@@ -63,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="measured rounds (default: %(default)s)")
     args = parser.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    with tempfile.TemporaryDirectory(prefix="export-jobs-settings-") as tmp:
-        with standalone_cluster(Path(tmp) / "cluster", workers=WORKERS, memory=WORKER_MEMORY) as cluster:
-            spark = cluster_session(cluster, "export-jobs-bench-settings", Path(tmp) / "events")
-            lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=False)
-            memory = PeakMemory(spark)
-            figures = interleave([scenario(spark, lake, memory, name, settings, job)
-                                  for name, settings in variants().items() for job in JOBS], args.runs)
-            spark.stop()
+    with (tempfile.TemporaryDirectory(prefix="export-jobs-settings-") as tmp,
+          standalone_cluster(Path(tmp) / "cluster", workers=WORKERS, memory=WORKER_MEMORY) as cluster):
+        spark = cluster_session(cluster, "export-jobs-bench-settings", Path(tmp) / "events")
+        lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=False)
+        memory = PeakMemory(spark)
+        figures = interleave([scenario(spark, lake, memory, name, settings, job)
+                              for name, settings in variants().items() for job in JOBS], args.runs)
+        spark.stop()
     say(f"{args.profiles:,} profiles, {WORKERS} workers x 1 core; kept now: {SUBMITTED_TUNING or 'none'}")
     print("\n".join(table(figures)))
     return 0

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from jobs.api import make_server, running
-from jobs.config import Config
-from jobs.sample import empty_deployment
+from jobs.shells.http import make_server, running
+from jobs.spec import Config
+from sample_lake import empty_deployment
 
 # org → (token, sandboxes)
 TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}

@@ -1,4 +1,4 @@
-"""The HTTP API against a real server (README "HTTP API" and the seeds' shapes); no Spark."""
+"""The HTTP API against a real server (docs/reference/http-api.md and the seeds' shapes); no Spark."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import copy
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from jobs.api import make_server, running
-from jobs.config import load_config
-from jobs.schedules import ScheduleStore, advance_watermark, incremental_window
-from jobs.store import JobStore
+from jobs.control import JobStore, ScheduleStore, advance_watermark, incremental_window
+from jobs.shells.http import make_server, running
+from jobs.spec import load_config
 from tests.api.conftest import TENANTS, auth
 
 # The seeds' POST body, with the test config's destination and an event field it has.
@@ -39,7 +39,7 @@ SEED_BODY = {
     "evaluationInfo": {"segmentation": True},
 }
 MINIMAL_BODY = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
-# The keys of the seeds' NEW record, and the ones ours adds (README, "What a run records").
+# The keys of the seeds' NEW record, and the ones ours adds (docs/reference/job-record.md#what-a-run-records).
 SEED_RECORD_KEYS = {
     "id", "jobType", "destination", "fields", "schema", "imsOrgId", "status", "filter", "additionalFields",
     "mergePolicy", "profileInstanceId", "metrics", "computeGatewayJobId", "creationTime", "updateTime",
@@ -242,7 +242,7 @@ def changed(path: str, value) -> dict:
     """The seed body (without segmentation) with the value at a dot path replaced."""
     body = copy.deepcopy({k: v for k, v in SEED_BODY.items() if k != "evaluationInfo"})
     *parents, last = path.split(".")
-    target = body
+    target: Any = body
     for key in parents:
         target = target[key]
     target[last] = value
@@ -364,7 +364,7 @@ def test_a_request_id_shaped_like_a_schedules_neither_joins_nor_moves_the_schedu
 
     # What a runner does with the job: it starts from no watermark and moves none when it succeeds.
     job = JobStore(api_config.job_table_path).get(record["id"])
-    assert incremental_window(schedules, job) == {}
+    assert incremental_window(schedules, job) == job
     advance_watermark(schedules, job, 1_900_000_000_000_000)
     assert client.get(f"/config/schedules/{schedule['id']}", headers=auth()).json() == before
 

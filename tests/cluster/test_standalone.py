@@ -20,12 +20,10 @@ import pytest
 from benchmarks.clustered import ACROSS_HOSTS
 from benchmarks.standalone import standalone_cluster
 from benchmarks.tasks import event_log_conf, events, group_metrics, latest_group
-from jobs.config import load_config
-from jobs.engine.session import DRIVER_CONF, EMBEDDED_TUNING, REQUIRED_CONF, SUBMITTED_TUNING
-from jobs.model import JobStatus
-from jobs.sample import sample_config
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, create_job
+from jobs.engine import DRIVER_CONF, EMBEDDED_TUNING, REQUIRED_CONF, SUBMITTED_TUNING
+from jobs.spec import JobStatus, load_config
+from sample_lake import sample_config
 
 from ..reference import read_rows
 
@@ -125,7 +123,7 @@ def test_the_packed_environment_runs_from_another_folder(packed, tmp_path):
 
 
 def test_the_packed_driver_runs_a_job_in_client_mode(cluster, packed, lake, tmp_path):
-    conf, config, store, record = a_job(lake, tmp_path)
+    conf, config, _, record = a_job(lake, tmp_path)
     logs = tmp_path / "event-logs"
     [done] = submit(cluster, conf, record.id, logs, "--pex")
 

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from jobs.config import load_config
+from jobs.spec import load_config
 
 from ..reference import read_rows
 
 pytestmark = pytest.mark.e2e
 
-# What Spark and the JVM print while starting, unless `--verbose` (README, "Quiet start-up").
+# What Spark and the JVM print while starting, unless `--verbose` (docs/operations.md#quiet-start-up).
 STARTUP_NOISE = ("WARNING: Using incubator modules", "NativeCodeLoader", "log4j", "Setting default log level", " WARN ")
 JOB = {
     "fields": "identities.id,personalEmail.address",
@@ -69,7 +69,7 @@ def test_create_run_get_through_the_cli(deployment, tmp_path):
 def test_a_rejected_request_exits_2_and_names_each_field(deployment):
     bad = dict(JOB, fields="identities.id,nope.missing", destination={"datasetId": "unknown"}, extra=1)
     code, out, err = cli(deployment, "create", "-", stdin=json.dumps(bad))
-    assert code == 2
+    assert code == 2, err
     problem = json.loads(out)
     assert problem["status"] == 400
     assert {e["path"] for e in problem["errors"]} == {"extra"}  # schema errors first; nothing stored
@@ -85,7 +85,8 @@ def test_a_rejected_request_exits_2_and_names_each_field(deployment):
 
 
 def test_get_of_an_unknown_job_or_another_org_is_not_found(deployment, tmp_path):
-    code, out, _ = cli(deployment, "create", "-", stdin=json.dumps(JOB))
+    code, out, err = cli(deployment, "create", "-", stdin=json.dumps(JOB))
+    assert code == 0, err
     job_id = str(json.loads(out)["id"])
     assert cli(deployment, "--org", "other@Org", "get", job_id)[0] == 2
     assert cli(deployment, "get", "999")[0] == 2

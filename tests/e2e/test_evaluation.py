@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import httpx
 import pytest
 
-from jobs.config import load_config
-from jobs.sample import sample_config, token_sha256
+from jobs.spec import load_config
+from sample_lake import sample_config, token_sha256
 
 from ..reference import read_rows
 from .server import wait_until_done, wait_until_serving
@@ -34,11 +35,11 @@ def job(segment: str, statuses: list[str]) -> dict:
             "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 
 
-def batch(config, record) -> dict[str, tuple[str, str]]:
-    """The job's exported rows: profile key → (tier, membership status)."""
+def batch(config, record) -> dict[str, tuple[str | None, str, datetime]]:
+    """The job's exported rows: profile key → (tier, membership status, lastQualificationTime)."""
     rows = read_rows(config.resolve(config.destination_datasets[0].path),
                      f"_batchId = '{record['destination']['batchId']}'")
-    out = {}
+    out: dict[str, tuple[str | None, str, datetime]] = {}
     for row in rows:
         key = next(i["id"] for _, items in row["identityMap"] for i in items if i["primary"])
         [(_, inner)] = row["segmentMembership"]

@@ -13,13 +13,9 @@ import time
 import pytest
 from deltalake import DeltaTable
 
-from jobs.config import load_config
-from jobs.leases import reap_lost_jobs
-from jobs.model import JobStatus
-from jobs.runner import run_job
-from jobs.sample import LakeSpec, generate, sample_config
-from jobs.service import cancel_job, create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, cancel_job, create_job, reap_lost_jobs, run_job
+from jobs.spec import JobRecord, JobStatus, load_config
+from sample_lake import LakeSpec, generate, sample_config
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +60,7 @@ def test_cancel_of_a_running_job_stops_spark_and_writes_nothing(spark, big_lake,
     _, config = deployment_over(big_lake, tmp_path)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, JOB, "demo@Org", "prod")
-    outcome = {}
+    outcome: dict[str, JobRecord] = {}
     runner = threading.Thread(target=lambda: outcome.update(r=run_job(store, config, record.id, spark)))
     runner.start()
     wait_for(lambda: exporting(store, record.id))

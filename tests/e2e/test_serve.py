@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from jobs.config import load_config
-from jobs.sample import sample_config
+from jobs.spec import load_config
+from sample_lake import sample_config
 
 from ..reference import read_rows
 from .server import wait_until_done, wait_until_serving

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from jobs.plan import ExportPlan, ProfileSource, SegmentSpec
-from jobs.schema import merge_leaves, projection
+from jobs.planner import ExportPlan, ProfileSource, SegmentSpec
+from jobs.spec import merge_leaves, projection
 
 FRAGMENT = (
     "identityMap map<string, array<struct<id: string, primary: boolean>>>, "
@@ -40,7 +41,7 @@ def member(status: str, qualified: datetime | None = None) -> dict:
 def make_plan(
     schema_json: dict,
     fields: list[tuple[str, ...]] | None = None,
-    segments: list[SegmentSpec] = (),
+    segments: Sequence[SegmentSpec] = (),
     merge: str = "timestampOrdered",
     sources: tuple[ProfileSource, ...] = (ProfileSource("a", "unused", 0),),
     per_segment: bool = False,

@@ -10,22 +10,23 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs import pql
-from jobs.engine.columns import KEY_ID, KEY_NS, segment_column
-from jobs.engine.evaluation import (
+from jobs.engine import (
+    KEY_ID,
+    KEY_NS,
     Scope,
     condition,
     evaluate,
     evaluated_membership,
     event_count_column,
+    events_by_key,
     flattened,
+    keyed_events,
+    segment_column,
     unflattened,
     writeback_rows,
 )
-from jobs.engine.events import events_by_key, keyed_events
-from jobs.memberships import TRANSITIONS, Membership, next_membership
-from jobs.plan import EvaluatedSegment, EvaluationPlan, EventPlan, EventSource, SegmentSpec
-from jobs.schema import leaf_column, projection, struct_of
+from jobs.planner import EvaluatedSegment, EvaluationPlan, EventPlan, EventSource, SegmentSpec
+from jobs.spec import TRANSITIONS, Membership, leaf_column, next_membership, pql, projection, struct_of
 
 from .helpers import ids, make_plan, schema_of, ts
 

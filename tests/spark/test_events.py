@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 from chispa import assert_df_equality
 
-from jobs.engine.columns import KEY_ID, REJECT
-from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, keyed_events
-from jobs.model import parse_field_list
-from jobs.plan import EventPlan, EventSource
-from jobs.schema import EVENT_SYSTEM_COLUMNS, projection
+from jobs.engine import EVENT_IDENTITIES, EVENTS, KEY_ID, REJECT, events_by_key, keyed_events
+from jobs.planner import EventPlan, EventSource
+from jobs.spec import EVENT_SYSTEM_COLUMNS, parse_field_list, projection
 
 from .helpers import ids, ts
 

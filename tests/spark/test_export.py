@@ -7,12 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.config import load_config
+from jobs.control import JobStore, create_job, run_job
 from jobs.engine import export, segments
-from jobs.model import JobStatus
-from jobs.runner import run_job
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.spec import JobStatus, load_config
 
 from ..reference import expected_members, read_rows
 
@@ -71,15 +68,19 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
     assert {r["_batchId"] for r in rows} == {record.destination.batch_id}
     metrics = done.metrics
     assert metrics.total_exported_profile_counter == len(rows) == len(both)
-    namespaces = {}
+    namespaces: dict[str, int] = {}
     for row in rows:
         for ns, _ in row["identityMap"]:
             namespaces[ns] = namespaces.get(ns, 0) + 1
     assert metrics.exported_profile_by_namespace_counter == namespaces
     assert metrics.rejected_record_counter == 3
+    assert metrics.rejected_records is not None
     assert len(metrics.rejected_records) == 3
     assert done.compute_gateway_job_id.export_job == spark.sparkContext.applicationId
-    assert metrics.total_time.total_time_in_ms >= metrics.profile_export_time.total_time_in_ms > 0
+    assert metrics.total_time is not None and metrics.profile_export_time is not None
+    total_ms, export_ms = metrics.total_time.total_time_in_ms, metrics.profile_export_time.total_time_in_ms
+    assert total_ms is not None and export_ms is not None
+    assert total_ms >= export_ms > 0
     # Only the requested fields, nested; only the requested segments' memberships.
     sample = rows[0]
     assert set(sample) == {"_batchId", "identityMap", "segmentMembership", "identities", "personalEmail", "person"}
@@ -101,6 +102,7 @@ def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, de
     path = config.resolve(config.destination_datasets[0].path)
     rows = read_rows(path)
     both, one, two = reference(config)
+    assert record.destination.batches is not None
     b1, b2 = (b.batch_id for b in record.destination.batches)
     assert {key_of(r) for r in rows if r["_batchId"] == b1} == one
     assert {key_of(r) for r in rows if r["_batchId"] == b2} == two
@@ -115,7 +117,7 @@ def test_rerun_after_a_crash_between_commit_and_record_does_not_duplicate(spark,
     record = create_job(store, config, definition(), "demo@Org", "prod")
     first = run_job(store, config, record.id, spark)
     # The crash: the commit happened but the record never left NEW.
-    store.replace(record.model_copy(update={"update_time": record.update_time + 1}),
+    store.replace(record.updated(update_time=record.update_time + 1),
                   expected=[JobStatus.SUCCEEDED])
     again = run_job(store, config, record.id, spark)
 
@@ -133,13 +135,14 @@ def test_a_run_whose_write_delta_skips_reports_the_committed_figures(spark, depl
     store = JobStore(config.job_table_path)
     record = create_job(store, config, definition(per_segment=True), "demo@Org", "prod")
     first = run_job(store, config, record.id, spark)
-    store.replace(record.model_copy(update={"update_time": record.update_time + 1}),
+    store.replace(record.updated(update_time=record.update_time + 1),
                   expected=[JobStatus.SUCCEEDED])
     monkeypatch.setattr(export, "already_committed", lambda plan: False)
     again = run_job(store, config, record.id, spark)
 
     assert again.status is JobStatus.SUCCEEDED, again.errors
     rows = read_rows(config.resolve(config.destination_datasets[0].path))
+    assert first.metrics.exported_profile_by_segment_counter is not None
     assert len(rows) == sum(first.metrics.exported_profile_by_segment_counter["ups"].values())
     for name in ("total_exported_profile_counter", "exported_profile_by_namespace_counter",
                  "exported_profile_by_segment_counter", "rejected_record_counter"):
@@ -178,7 +181,7 @@ def test_events_and_empty_profiles_are_exported_with_each_profile(spark, deploym
         "destination": {"datasetId": "audience"},
         "schema": {"name": "_xdm.context.profile"},
     }
-    config, record, done = run(spark, deployment, body)
+    config, _, done = run(spark, deployment, body)
     assert done.status is JobStatus.SUCCEEDED, done.errors
     rows = read_rows(config.resolve(config.destination_datasets[0].path))
     assert len(rows) == spec.profiles + spec.empty_profiles == done.metrics.total_exported_profile_counter

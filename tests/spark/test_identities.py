@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from chispa import assert_df_equality
 
-from jobs.engine.columns import KEY_ID, KEY_NS, REJECT
-from jobs.engine.identities import UNROLLED_NAMESPACES, key_columns, with_identities
+from jobs.engine import KEY_ID, KEY_NS, REJECT, UNROLLED_NAMESPACES, key_columns, with_identities
 
 MAP = "identityMap map<string, array<struct<id: string, primary: boolean>>>"
 TWO = "2 primary identities; a fragment needs exactly one"

@@ -7,14 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.config import load_config
-from jobs.definition_store import DefinitionStore, create_definition
-from jobs.model import JobStatus
-from jobs.runner import run_job
-from jobs.sample import LakeSpec, generate, sample_config
-from jobs.schedules import ScheduleStore, create_due_jobs, create_schedule
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import (
+    JobStore,
+    ScheduleStore,
+    SegmentStore,
+    create_due_jobs,
+    create_job,
+    create_schedule,
+    create_segment,
+    run_job,
+)
+from jobs.spec import JobStatus, load_config
+from sample_lake import LakeSpec, generate, sample_config
 
 from ..reference import read_rows
 
@@ -81,7 +85,7 @@ def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_fail
     second = run_job(store, config, second.id, spark)
     assert second.status is JobStatus.SUCCEEDED, second.errors
     assert exported(config, second) == expected
-    assert second.filter["fromIngestTimestamp"].startswith("2024-")  # the first run's watermark
+    assert second.to_dict()["filter"]["fromIngestTimestamp"].startswith("2024-")  # the first run's watermark
 
     [third] = create_due_jobs(schedules, store, config, now + timedelta(minutes=3))
     third = run_job(store, config, third.id, spark)
@@ -107,7 +111,7 @@ def test_a_slot_skipped_while_the_previous_run_is_active_is_covered_by_the_next_
     assert third.status is JobStatus.SUCCEEDED, third.errors
     # No gap: the skipped slot's data went with the run before it; no overlap: only what came since.
     assert exported(config, third) == after
-    assert third.filter["fromIngestTimestamp"].startswith("2030-01-01")
+    assert third.to_dict()["filter"]["fromIngestTimestamp"].startswith("2030-01-01")
 
 
 def test_a_job_whose_request_id_looks_like_a_schedules_runs_as_a_plain_job(spark, tmp_path):
@@ -120,7 +124,7 @@ def test_a_job_whose_request_id_looks_like_a_schedules_runs_as_a_plain_job(spark
     hijack = create_job(store, config, JOB, "demo@Org", "prod", request_id=f"schedule-{schedule.id}-60000")
     hijack = run_job(store, config, hijack.id, spark)
     assert hijack.status is JobStatus.SUCCEEDED, hijack.errors
-    assert "fromIngestTimestamp" not in hijack.filter and len(exported(config, hijack)) == 102
+    assert hijack.filter.from_ingest_timestamp is None and len(exported(config, hijack)) == 102
     assert schedules.list()[0] == schedule  # the watermark did not move
 
 
@@ -130,7 +134,7 @@ def test_an_evaluating_incremental_run_moves_the_watermark_to_at_least_its_now(s
     config = load_config(conf)
     generate(spark, config, LakeSpec(profiles=50, segments=1))
     store, schedules = JobStore(config.job_table_path), ScheduleStore(config.schedule_table_path)
-    segment = create_definition(DefinitionStore(config.segment_table_path), config, {
+    segment = create_segment(SegmentStore(config.segment_table_path), config, {
         "name": "gold", "expression": {"type": "PQL", "format": "pql/text", "value": 'loyalty.tier = "gold"'},
         "schema": {"name": "_xdm.context.profile"}}, "demo@Org", "prod").id
     body = {**JOB, "filter": {"segments": [{"segmentId": segment}]}, "evaluationInfo": {"segmentation": True}}
@@ -141,5 +145,8 @@ def test_an_evaluating_incremental_run_moves_the_watermark_to_at_least_its_now(s
     assert first.status is JobStatus.SUCCEEDED, first.errors
     # The lake's data is from 2024; the write-back is ingested at the run's `now`, which the
     # watermark reaches, so the next run does not export the write-back as a change.
+    assert first.evaluation_time is not None
     evaluated_at = datetime.fromtimestamp(first.evaluation_time / 1000, UTC)
-    assert datetime.fromisoformat(schedules.list()[0].watermark) >= evaluated_at
+    watermark = schedules.list()[0].watermark
+    assert watermark is not None
+    assert datetime.fromisoformat(watermark) >= evaluated_at

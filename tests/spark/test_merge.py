@@ -6,11 +6,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import KEY_ID, REJECT, segment_column
-from jobs.engine.inputs import union_all
-from jobs.engine.merge import keyed_fragments, merge_profiles
-from jobs.engine.segments import any_segment
-from jobs.plan import ProfileSource, SegmentSpec
+from jobs.engine import KEY_ID, REJECT, any_segment, keyed_fragments, merge_profiles, segment_column, union_all
+from jobs.planner import ProfileSource, SegmentSpec
 
 from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
 
@@ -140,7 +137,7 @@ def test_datasets_with_different_attribute_columns_are_merged_by_name(spark):
             "personalEmail struct<address: string, type: string>"
     a_df = spark.createDataFrame([fragment(ids("A"), ts(1), first="Ada")], FRAGMENT)
     b_df = spark.createDataFrame([(ids("A"), ts(2), {"address": "new@x.org", "type": "work"})], other)
-    from jobs.schema import union_schemas
+    from jobs.spec import union_schemas
 
     schema = union_schemas([("a", a_df.schema.jsonValue()), ("b", b_df.schema.jsonValue())])
     plan = make_plan(schema)
@@ -150,6 +147,7 @@ def test_datasets_with_different_attribute_columns_are_merged_by_name(spark):
         "__person__name__firstName", "__personalEmail__address", "__personalEmail__type",
         F.size("segmentMembership").alias("n"),
     ).first()
+    assert row is not None
     assert (row[0], row[1], row[2]) == ("Ada", "new@x.org", "work")
 
 

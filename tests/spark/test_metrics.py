@@ -6,9 +6,8 @@ import pytest
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import MEMBERSHIP, segment_column
-from jobs.engine.metrics import ExportCounters, ExportedCounts, observed
-from jobs.plan import SegmentSpec
+from jobs.engine import MEMBERSHIP, ExportCounters, ExportedCounts, observed, segment_column
+from jobs.planner import SegmentSpec
 
 from .helpers import ids, make_plan, member, ts
 

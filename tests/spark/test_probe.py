@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.engine import probe
-from jobs.engine.merge import keyed_fragments
-from jobs.engine.probe import FragmentProbe, probe_fragments
-from jobs.engine.segments import candidate_filter, is_narrow
-from jobs.plan import ProfileSource, SegmentSpec
+from jobs.engine import FragmentProbe, candidate_filter, is_narrow, keyed_fragments, probe, probe_fragments
+from jobs.planner import ProfileSource, SegmentSpec
 
 from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
 
@@ -37,7 +34,7 @@ def test_the_probe_measures_the_qualifying_share_and_the_namespaces(spark):
 def test_the_probe_reads_only_the_first_fragments(spark, monkeypatch):
     monkeypatch.setattr(probe, "PROBE_FRAGMENTS", 1)
     plan = make_plan(schema_of(spark), segments=[S1])
-    rows = [(ids("A"), {"ups": {"s1": member("realized", ts(1))}})]
+    rows: list[tuple[dict, dict | None]] = [(ids("A"), {"ups": {"s1": member("realized", ts(1))}})]
     rows += [(ids(f"k{i}", Email="e"), None) for i in range(9)]
     df = fragments(spark, plan, rows).coalesce(1)  # one partition: "first" is the first row
     assert probe_fragments(df, plan) == FragmentProbe(1.0, ("ECID",))

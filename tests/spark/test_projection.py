@@ -6,10 +6,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql.types import StructField, StructType
 
-from jobs.engine.conform import spark_type
-from jobs.engine.projection import projected_columns
-from jobs.model import parse_field_list
-from jobs.schema import merge_leaves, projection
+from jobs.engine import projected_columns, spark_type
+from jobs.spec import merge_leaves, parse_field_list, projection
 
 pytestmark = pytest.mark.spark
 
@@ -38,8 +36,8 @@ def test_nested_struct_path_keeps_its_parents(spark):
 
 
 def test_two_paths_under_one_parent_share_one_struct(spark):
-    out, leaves = project(spark, "person.name.firstName, person.birthYear , personalEmail.address",
-                          [("Ada", 1815, "ada@x.org")])
+    out, _ = project(spark, "person.name.firstName, person.birthYear , personalEmail.address",
+                     [("Ada", 1815, "ada@x.org")])
     expected = spark.createDataFrame(
         [({"name": {"firstName": "Ada"}, "birthYear": 1815}, {"address": "ada@x.org"})],
         "person struct<name: struct<firstName: string>, birthYear: int>, personalEmail struct<address: string>",
@@ -64,7 +62,7 @@ def test_struct_with_only_null_fields_is_null(spark):
 
 
 def test_no_fields_exports_every_attribute_whole(spark):
-    out, leaves = project(spark, None, [("Ada", "Lovelace", 1815, "ada@x.org", [("e", "ECID")])])
+    out, _ = project(spark, None, [("Ada", "Lovelace", 1815, "ada@x.org", [("e", "ECID")])])
     expected = spark.createDataFrame(
         [({"name": {"firstName": "Ada", "lastName": "Lovelace"}, "birthYear": 1815}, {"address": "ada@x.org"},
           [("e", "ECID")])],

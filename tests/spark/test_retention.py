@@ -10,12 +10,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, QueryBuilder
 
-from jobs.config import load_config
-from jobs.leases import claim
-from jobs.model import JobStatus
-from jobs.schedules import ScheduleStore, create_due_jobs, create_schedule
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, ScheduleStore, claim, create_due_jobs, create_job, create_schedule
+from jobs.spec import JobStatus, load_config
 
 pytestmark = pytest.mark.spark
 

@@ -10,17 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from deltalake import DeltaTable
 
-from jobs.config import load_config
-from jobs.definition_store import DefinitionStore, create_definition
-from jobs.engine import export
-from jobs.engine.events import load_events
-from jobs.engine.merge import load_fragments
-from jobs.model import JobStatus
-from jobs.plan import build_plan
-from jobs.runner import run_job
-from jobs.sample import sample_config
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, SegmentStore, create_job, create_segment, run_job
+from jobs.engine import export, load_events, load_fragments
+from jobs.planner import build_plan
+from jobs.spec import JobStatus, load_config
+from sample_lake import sample_config
 
 from ..reference import event_counts, latest_values, read_rows
 
@@ -44,7 +38,7 @@ def config(lake, tmp_path):
 def define(config, value: str) -> str:
     body = {"name": "gold buyers", "expression": {"type": "PQL", "format": "pql/text", "value": value},
             "schema": {"name": "_xdm.context.profile"}}
-    return create_definition(DefinitionStore(config.segment_table_path), config, body, ORG, SANDBOX).id
+    return create_segment(SegmentStore(config.segment_table_path), config, body, ORG, SANDBOX).id
 
 
 def job(segment: str, statuses=("realized", "existing"), events: bool = False) -> dict:
@@ -123,7 +117,7 @@ def test_a_crash_between_the_two_commits_is_repaired_by_a_rerun_that_writes_noth
     failed = run_job(store, config, record.id, spark)
     assert failed.status is JobStatus.FAILED
     monkeypatch.setattr(export, "write_memberships", real)
-    store.replace(failed.model_copy(update={"status": JobStatus.NEW, "update_time": failed.update_time + 1}),
+    store.replace(failed.updated(status=JobStatus.NEW, update_time=failed.update_time + 1),
                   expected=[JobStatus.FAILED])  # as lostJobRetries would
     again = run_job(store, config, record.id, spark)
     assert again.status is JobStatus.SUCCEEDED, again.errors
@@ -137,7 +131,7 @@ def test_a_crash_between_the_two_commits_is_repaired_by_a_rerun_that_writes_noth
     assert [json.loads(h["userMetadata"])["jobId"] for h in history] == [record.id]
 
     # A rerun after both commits writes neither again, and still reports the evaluation.
-    store.replace(again.model_copy(update={"status": JobStatus.NEW, "update_time": again.update_time + 1}),
+    store.replace(again.updated(status=JobStatus.NEW, update_time=again.update_time + 1),
                   expected=[JobStatus.SUCCEEDED])
     once_more = run_job(store, config, record.id, spark)
     assert once_more.status is JobStatus.SUCCEEDED, once_more.errors
@@ -150,7 +144,7 @@ def test_events_are_read_once_for_both_counts_and_the_events_column(spark, confi
     segment = define(config, GOLD_BUYERS)
     store = JobStore(config.job_table_path)
     record = create_job(store, config, job(segment, events=True), ORG, SANDBOX)
-    record = record.model_copy(update={"evaluation_info": {"segmentation": True, "evaluationTime": 1_800_000_000_000}})
+    record = record.evaluated_at(1_800_000_000_000)
     plan = build_plan(record, config)
     assert plan.events is not None
     rows = export.export_rows(export.profiles_of(load_fragments(spark, plan), plan, load_events(spark, plan.events)),

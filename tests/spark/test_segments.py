@@ -6,9 +6,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import BATCH, MEMBERSHIP, segment_column
-from jobs.engine.segments import select_members, tag_batches
-from jobs.plan import SegmentSpec
+from jobs.engine import BATCH, MEMBERSHIP, segment_column, select_members, tag_batches
+from jobs.planner import SegmentSpec
 
 from .helpers import make_plan, member, ts
 

@@ -10,9 +10,10 @@ import pytest
     ("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"),
     ("spark.sql.session.timeZone", "UTC"),
     ("spark.driver.bindAddress", "127.0.0.1"),
-    # Off on purpose (README, "Whole-stage code generation is off"): the fused scan method is too large for the JIT.
+    # Off on purpose (docs/design.md#whole-stage-code-generation-is-off): the fused scan is too large for the JIT.
     ("spark.sql.codegen.wholeStage", "false"),
-    # The merge's aggregation sorts once after its shuffle (README, "Sort aggregation after one shuffle").
+    # The merge's aggregation sorts once after its shuffle
+    # (docs/design.md#sort-aggregation-after-one-shuffle-16-mb-partitions).
     ("spark.sql.execution.useObjectHashAggregateExec", "false"),
     # PySpark records no Python call site per Column operation (seconds of an evaluating plan's time).
     ("spark.python.sql.dataFrameDebugging.enabled", "false"),
@@ -22,14 +23,14 @@ def test_session_settings(spark, key, value):
 
 
 def test_caller_settings_override_the_base(spark):
-    from jobs.engine.session import EMBEDDED_CONF
+    from jobs.engine import EMBEDDED_CONF
 
     assert EMBEDDED_CONF["spark.databricks.delta.snapshotPartitions"] == "4"
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "2"  # TEST_CONF's
 
 
 def test_the_required_settings_are_in_every_embedded_session(spark):
-    from jobs.engine.session import EMBEDDED_CONF, REQUIRED_CONF
+    from jobs.engine import EMBEDDED_CONF, REQUIRED_CONF
 
     assert REQUIRED_CONF.items() <= EMBEDDED_CONF.items()
     assert all(spark.conf.get(key) == value for key, value in REQUIRED_CONF.items())

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from deltalake import DeltaTable
 
-from jobs.engine.sink import write_batches
+from jobs.engine import write_batches
 
 from .helpers import make_plan, schema_of
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.config import load_config
-from jobs.model import JobStatus
-from jobs.runner import run_job
-from jobs.sample import LakeSpec, generate, sample_config
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control import JobStore, create_job, run_job
+from jobs.spec import JobRecord, JobStatus, load_config
+from sample_lake import LakeSpec, generate, sample_config
 
 from ..reference import expected_members, read_rows, stitched_members
 
@@ -37,7 +34,7 @@ def deployment(root, tmp_path, name: str, cap: int = 50):
     return load_config(conf)
 
 
-def export(spark, config, policy: str, **changes) -> tuple[object, list[dict]]:
+def export(spark, config, policy: str, **changes) -> tuple[JobRecord, list[dict]]:
     body = {"fields": "personalEmail.address", "mergePolicy": {"id": policy, "version": 1},
             "filter": {"segments": [{"segmentId": s} for _, s, _ in SEGMENTS]},
             "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}, **changes}
@@ -57,7 +54,7 @@ def test_pdg_exports_components_where_none_exports_primary_identities(spark, lin
     fragments = [config.resolve(d.path) for d in config.profile_datasets]
     everything = fragments + [config.resolve(d.path) for d in config.event_datasets]
 
-    none, none_rows = export(spark, config, "timestampOrdered-none-mp")
+    _, none_rows = export(spark, config, "timestampOrdered-none-mp")
     primaries = {next((ns, i["id"]) for ns, items in r["identityMap"] for i in items if i["primary"])
                  for r in none_rows}
     assert primaries == expected_members(fragments, SEGMENTS)
@@ -85,16 +82,18 @@ def test_components_over_the_cap_are_excluded_and_counted(spark, linked_lake, tm
     everything = fragments + [config.resolve(d.path) for d in config.event_datasets]
     record, rows = export(spark, config, "timestampOrdered-pdg-mp")
     assert {smallest(r) for r in rows} == stitched_members(fragments, everything, SEGMENTS, 2)
+    assert record.metrics.excluded_graph_counter is not None
     assert record.metrics.excluded_graph_counter > 0
     examples = record.metrics.excluded_graphs
+    assert examples is not None
     assert 0 < len(examples) <= 10 and all(e.size > 2 for e in examples)
     assert [e.size for e in examples] == sorted((e.size for e in examples), reverse=True)
 
 
 def test_events_and_empty_profiles_under_pdg(spark, linked_lake, tmp_path):
     config = deployment(linked_lake, tmp_path, "events")
-    record, rows = export(spark, config, "timestampOrdered-pdg-mp",
-                          additionalFields={"eventList": {"fields": "_id"}})
+    _, rows = export(spark, config, "timestampOrdered-pdg-mp",
+                     additionalFields={"eventList": {"fields": "_id"}})
     # Each profile gets the events of every identity of its component.
     events_by_identity: dict[tuple[str, str], set[str]] = {}
     for event in read_rows(config.resolve(config.event_datasets[0].path)):

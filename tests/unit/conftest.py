@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from jobs.config import load_config
-from jobs.sample import empty_table, sample_config
+from jobs.spec.config import load_config
+from sample_lake import empty_table, sample_config
 
 
 @pytest.fixture

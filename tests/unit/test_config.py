@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import ConfigError, load_config
+from jobs.spec.config import load_config
+from jobs.spec.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXPORT_TOML = REPO / "conf" / "export.toml"
@@ -76,6 +77,7 @@ def test_shipped_config_loads():
     assert config.segment_table_path == str(REPO / "data" / "system" / "segment_definitions")
     assert [d.id for d in config.event_datasets] == ["web_events"]
     destination = config.destination("5b7c86968f7b6501e21ba9df")
+    assert destination is not None
     assert destination.schema_name == "_xdm.context.profile"
     assert config.destination("nope") is None
 
@@ -88,6 +90,7 @@ def test_shipped_config_merge_policies():
         "timestampOrdered-none-mp", 1, "timestampOrdered"
     )
     precedence = config.policy("loyalty-first-mp", 1)
+    assert precedence is not None
     assert precedence.attribute_merge == "dataSetPrecedence"
     assert precedence.order == ["loyalty_profiles", "crm_profiles"]
     assert config.policy("loyalty-first-mp", 2) is None
@@ -359,7 +362,9 @@ order = ["loyalty", "crm"]
 """
     config = load_config(write(tmp_path, BASE + DEFAULT_POLICY + policy))
 
-    assert config.policy("prec", 2).order == ["loyalty", "crm"]
+    loaded = config.policy("prec", 2)
+    assert loaded is not None
+    assert loaded.order == ["loyalty", "crm"]
 
 
 def test_unknown_attribute_merge_is_config_error(tmp_path):

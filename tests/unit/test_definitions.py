@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.definition_store import (
-    DefinitionConflict,
-    DefinitionNotFound,
-    DefinitionStore,
-    create_definition,
-    delete_definition,
-    list_definitions,
-    update_definition,
+from jobs.control.segments import (
+    SegmentConflict,
+    SegmentNotFound,
+    SegmentStore,
+    create_segment,
+    delete_segment,
+    list_segments,
+    update_segment,
 )
-from jobs.model import RequestRejected
+from jobs.spec.errors import RequestRejected
 
 ORG, SANDBOX = "demo@Org", "prod"
 
@@ -25,8 +25,8 @@ def body(value: str, **changes) -> dict:
 
 
 @pytest.fixture
-def store(config) -> DefinitionStore:
-    return DefinitionStore(config.segment_table_path)
+def store(config) -> SegmentStore:
+    return SegmentStore(config.segment_table_path)
 
 
 def rejected(call) -> dict[str, str]:
@@ -36,11 +36,11 @@ def rejected(call) -> dict[str, str]:
 
 
 def test_a_definition_is_stored_with_an_id_and_the_default_policy(store, config):
-    created = create_definition(store, config, body('person.name = "Ada"', description="d"), ORG, SANDBOX)
+    created = create_segment(store, config, body('person.name = "Ada"', description="d"), ORG, SANDBOX)
     assert created.merge_policy_id == "timestampOrdered-none-mp" and created.description == "d"
     assert store.get(created.id, ORG, SANDBOX) == created
     assert created.to_dict()["expression"] == {"type": "PQL", "format": "pql/text", "value": 'person.name = "Ada"'}
-    with pytest.raises(DefinitionNotFound):
+    with pytest.raises(SegmentNotFound):
         store.get(created.id, "otherOrg", SANDBOX)
 
 
@@ -58,16 +58,16 @@ def test_a_definition_is_stored_with_an_id_and_the_default_policy(store, config)
     ({"colour": "red"}, "colour", "unknown key"),
 ])
 def test_a_bad_definition_is_rejected_by_path_and_nothing_is_stored(store, config, changes, path, words):
-    problems = rejected(lambda: create_definition(store, config, {**body('person.name = "Ada"'), **changes},
+    problems = rejected(lambda: create_segment(store, config, {**body('person.name = "Ada"'), **changes},
                                                   ORG, SANDBOX))
     assert path in problems and words in problems[path]
     assert store.all(ORG, SANDBOX) == {}
 
 
 def test_inSegment_names_stored_segments_and_a_cycle_is_refused(store, config):
-    a = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
-    b = create_definition(store, config, body(f'inSegment("{a.id}")'), ORG, SANDBOX)
-    problems = rejected(lambda: update_definition(
+    a = create_segment(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    b = create_segment(store, config, body(f'inSegment("{a.id}")'), ORG, SANDBOX)
+    problems = rejected(lambda: update_segment(
         store, config, a.id, {"expression": {"type": "PQL", "format": "pql/text",
                                              "value": f'person.name = "x" or inSegment("{b.id}")'}}, ORG, SANDBOX))
     assert "makes a cycle of inSegment references" in problems["expression.value"]
@@ -76,39 +76,39 @@ def test_inSegment_names_stored_segments_and_a_cycle_is_refused(store, config):
 
 
 def test_a_partial_update_changes_only_what_it_names(store, config):
-    created = create_definition(store, config, body('person.name = "Ada"', description="old"), ORG, SANDBOX)
-    renamed = update_definition(store, config, created.id, {"name": "Adas"}, ORG, SANDBOX)
+    created = create_segment(store, config, body('person.name = "Ada"', description="old"), ORG, SANDBOX)
+    renamed = update_segment(store, config, created.id, {"name": "Adas"}, ORG, SANDBOX)
     assert (renamed.name, renamed.description, renamed.pql) == ("Adas", "old", 'person.name = "Ada"')
     assert renamed.update_time > created.update_time and store.get(created.id, ORG, SANDBOX) == renamed
-    assert "$" in rejected(lambda: update_definition(store, config, created.id, {}, ORG, SANDBOX))
+    assert "$" in rejected(lambda: update_segment(store, config, created.id, {}, ORG, SANDBOX))
 
 
 def test_a_definition_used_by_another_cannot_be_deleted(store, config):
-    a = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
-    b = create_definition(store, config, body(f'inSegment("{a.id}")', name="users of a"), ORG, SANDBOX)
-    with pytest.raises(DefinitionConflict, match="users of a"):
-        delete_definition(store, a.id, ORG, SANDBOX)
-    delete_definition(store, b.id, ORG, SANDBOX)
-    delete_definition(store, a.id, ORG, SANDBOX)
+    a = create_segment(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    b = create_segment(store, config, body(f'inSegment("{a.id}")', name="users of a"), ORG, SANDBOX)
+    with pytest.raises(SegmentConflict, match="users of a"):
+        delete_segment(store, a.id, ORG, SANDBOX)
+    delete_segment(store, b.id, ORG, SANDBOX)
+    delete_segment(store, a.id, ORG, SANDBOX)
     assert store.all(ORG, SANDBOX) == {}
-    with pytest.raises(DefinitionNotFound):
-        delete_definition(store, a.id, ORG, SANDBOX)
+    with pytest.raises(SegmentNotFound):
+        delete_segment(store, a.id, ORG, SANDBOX)
 
 
 def test_a_stale_update_loses(store, config):
-    created = create_definition(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
-    update_definition(store, config, created.id, {"name": "first"}, ORG, SANDBOX)
-    with pytest.raises(DefinitionConflict, match="changed meanwhile"):
-        store.replace(created.model_copy(update={"name": "second", "update_time": created.update_time + 5}),
+    created = create_segment(store, config, body('person.name = "Ada"'), ORG, SANDBOX)
+    update_segment(store, config, created.id, {"name": "first"}, ORG, SANDBOX)
+    with pytest.raises(SegmentConflict, match="changed meanwhile"):
+        store.replace(created.updated(name="second", update_time=created.update_time + 5),
                       created.update_time)
 
 
 def test_the_list_pages_newest_first(store, config):
-    ids = [create_definition(store, config, body('person.name = "Ada"', name=f"n{i}"), ORG, SANDBOX).id
+    ids = [create_segment(store, config, body('person.name = "Ada"', name=f"n{i}"), ORG, SANDBOX).id
            for i in range(3)]
-    first = list_definitions(store, ORG, SANDBOX, limit=2)
+    first = list_segments(store, ORG, SANDBOX, limit=2)
     assert len(first["segments"]) == 2 and first["page"]["pageSize"] == 2
     offset = first["link"]["next"].split("offset=")[1]
-    second = list_definitions(store, ORG, SANDBOX, limit=2, offset=offset)
+    second = list_segments(store, ORG, SANDBOX, limit=2, offset=offset)
     seen = [d["id"] for d in first["segments"] + second["segments"]]
     assert sorted(seen) == sorted(ids) and second["link"] == {}

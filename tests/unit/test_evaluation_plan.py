@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from jobs.config import load_config
-from jobs.definition_store import DefinitionStore, create_definition
-from jobs.model import JobStatus, RequestRejected
-from jobs.plan import LakeError, build_plan, dependency_order
-from jobs.sample import empty_table, sample_config
-from jobs.service import create_job
-from jobs.store import JobStore
+from jobs.control.jobs import JobStore, create_job
+from jobs.control.segments import SegmentStore, create_segment
+from jobs.planner.build import build_plan, dependency_order
+from jobs.spec.config import load_config
+from jobs.spec.errors import LakeError, RequestRejected
+from jobs.spec.jobs import JobStatus
+from sample_lake import empty_table, sample_config
 
 ORG, SANDBOX = "demo@Org", "prod"
 
@@ -34,7 +34,7 @@ def config(tmp_path):
 def define(config, value: str, policy: str | None = None) -> str:
     body = {"name": value, "expression": {"type": "PQL", "format": "pql/text", "value": value},
             "schema": {"name": "_xdm.context.profile"}, **({"mergePolicyId": policy} if policy else {})}
-    return create_definition(DefinitionStore(config.segment_table_path), config, body, ORG, SANDBOX).id
+    return create_segment(SegmentStore(config.segment_table_path), config, body, ORG, SANDBOX).id
 
 
 def job(*segment_ids: str, **changes) -> dict:
@@ -83,7 +83,8 @@ def test_evaluation_needs_a_segmentation_dataset(config, tmp_path):
 def test_a_job_without_a_policy_takes_its_segments_and_keeps_their_definitions(config):
     segment = define(config, "loyalty.tier = \"gold\"", policy="dataSetPrecedence-mp")
     record = create_job(JobStore(config.job_table_path), config, job(segment), ORG, SANDBOX)
-    assert record.merge_policy == {"id": "dataSetPrecedence-mp", "version": 1}
+    assert record.to_dict()["mergePolicy"] == {"id": "dataSetPrecedence-mp", "version": 1}
+    assert record.segment_definitions is not None
     assert [(d.id, d.expression) for d in record.segment_definitions] == [(segment, 'loyalty.tier = "gold"')]
 
 
@@ -95,8 +96,7 @@ def test_the_run_plan_merges_what_the_expressions_read(config):
     record = create_job(JobStore(config.job_table_path), config, job(buyer, gold, fields="person.name"), ORG,
                         SANDBOX)
     now = datetime(2024, 6, 1, tzinfo=UTC)
-    record = record.model_copy(update={"evaluation_info": {"segmentation": True,
-                                                           "evaluationTime": int(now.timestamp() * 1000)}})
+    record = record.evaluated_at(int(now.timestamp() * 1000))
     plan = build_plan(record, config)
     assert plan.evaluation is not None and plan.evaluation.now == now and plan.as_of == now
     assert [s.segment_id for s in plan.evaluation.segments] == [gold, buyer]  # references first

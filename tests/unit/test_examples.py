@@ -6,10 +6,10 @@ import ast
 import json
 from pathlib import Path
 
-from jobs import pql
-from jobs.definitions import parse_request
 from jobs.engine.session import delta_coordinates
-from jobs.model import parse_definition
+from jobs.spec import pql
+from jobs.spec.jobs import parse_definition
+from jobs.spec.segments import SegmentRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "conf" / "examples"
@@ -17,7 +17,7 @@ EXAMPLES = ROOT / "conf" / "examples"
 
 def _submit_arguments(args: list[str]) -> None:
     """The arguments must be accepted by jobs/submit.py's parser."""
-    from jobs import submit
+    from jobs.shells import submit
 
     assert args[:1] == ["--conf"] and (ROOT / "conf" / Path(args[1]).name).exists()
     parser_args = ["--conf", "x.toml", *args[2:]]
@@ -32,8 +32,9 @@ def test_airflow_dag_parses_and_submits_the_entry_point_with_the_jars():
     keywords = {k.arg: k.value for k in call.keywords}
     assert ast.unparse(keywords["application"]).endswith("/jobs/submit.py'")
     assert (ROOT / "jobs" / "submit.py").exists()
-    args = [ast.literal_eval(e) if isinstance(e, ast.Constant) else "export.toml"
-            for e in keywords["application_args"].elts]
+    application_args = keywords["application_args"]
+    assert isinstance(application_args, ast.List)
+    args = [ast.literal_eval(e) if isinstance(e, ast.Constant) else "export.toml" for e in application_args.elts]
     _submit_arguments(args)
     jars = ast.unparse(keywords["jars"])
     for coordinate in delta_coordinates():
@@ -56,7 +57,8 @@ def test_example_job_definition_is_valid():
 
 
 def test_example_segment_and_evaluating_job_are_valid():
-    segment = parse_request((EXAMPLES / "segment.json").read_text())
+    segment = SegmentRequest.parse((EXAMPLES / "segment.json").read_text())
     pql.parse(segment.expression.value)
     job = parse_definition((EXAMPLES / "evaluating-job.json").read_text())
-    assert job.evaluation_info.segmentation and job.filter.segments[0].segment_id == "SEGMENT_ID"
+    assert job.evaluation_info.segmentation and job.filter.segments is not None
+    assert job.filter.segments[0].segment_id == "SEGMENT_ID"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.memberships import Membership, next_membership
+from jobs.spec.memberships import Membership, next_membership
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 EARLIER = datetime(2024, 1, 1, tzinfo=UTC)

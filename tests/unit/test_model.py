@@ -8,15 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs.model import (
-    JobDefinition,
-    RequestRejected,
-    SegmentStatus,
-    json_path,
-    parse_definition,
-    parse_field_list,
-    parse_rfc3339,
-)
+from jobs.spec.errors import RequestRejected, json_path
+from jobs.spec.jobs import JobDefinition, SegmentStatus, parse_definition, parse_field_list
+from jobs.spec.times import parse_rfc3339
 
 # Verbatim from /work/shared/seeds/000_f2b43f2e193f6e98.txt, the body of `curl -X POST`.
 SEED_POST_BODY = """
@@ -104,13 +98,16 @@ def test_seed_post_body_parses():
 
     assert isinstance(definition, JobDefinition)
     assert definition.fields == "identities.id,personalEmail.address"
+    assert definition.merge_policy is not None
     assert definition.merge_policy.id == "timestampOrdered-none-mp"
     assert definition.merge_policy.version == 1
+    assert definition.filter.segments is not None
     [segment] = definition.filter.segments
     assert segment.segment_id == "52c26d0d-45f2-47a2-ab30-ed06abc981ff"
     assert segment.segment_ns == "ups"
     assert segment.status == [SegmentStatus.REALIZED]
     window = definition.filter.segment_qualification_time
+    assert window is not None
     assert window.start_time == datetime(2018, 1, 1, tzinfo=UTC)
     assert window.end_time == datetime(2018, 2, 1, tzinfo=UTC)
     assert definition.filter.from_ingest_timestamp == datetime(2018, 1, 1, tzinfo=UTC)
@@ -125,8 +122,11 @@ def test_seed_post_body_keeps_options_the_planner_rejects():
     definition = parse_definition(SEED_POST_BODY)
 
     assert definition.evaluation_info.segmentation is True
+    assert definition.additional_fields is not None
     event_list = definition.additional_fields.event_list
+    assert event_list is not None
     assert event_list.fields == "string"
+    assert event_list.filter is not None
     assert event_list.filter.from_ingest_timestamp == datetime(2018, 1, 1, tzinfo=UTC)
     assert event_list.filter.to_ingest_timestamp == datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -158,6 +158,7 @@ def test_minimal_definition_gets_defaults():
 def test_segment_defaults_to_ups_namespace_and_realized_existing():
     definition = parse_definition(body(filter={"segments": [{"segmentId": "s1"}]}))
 
+    assert definition.filter.segments is not None
     [segment] = definition.filter.segments
     assert segment.segment_ns == "ups"
     assert segment.status == [SegmentStatus.REALIZED, SegmentStatus.EXISTING]
@@ -168,6 +169,7 @@ def test_status_given_as_single_string_becomes_a_list():
         body(filter={"segments": [{"segmentId": "s1", "segmentNs": "AdCloud", "status": "exited"}]})
     )
 
+    assert definition.filter.segments is not None
     [segment] = definition.filter.segments
     assert segment.status == [SegmentStatus.EXITED]
     assert segment.segment_ns == "AdCloud"
@@ -178,6 +180,7 @@ def test_all_three_statuses_accepted():
         body(filter={"segments": [{"segmentId": "s1", "status": ["realized", "existing", "exited"]}]})
     )
 
+    assert definition.filter.segments is not None
     assert [s.value for s in definition.filter.segments[0].status] == [
         "realized", "existing", "exited"
     ]
@@ -189,6 +192,7 @@ def test_same_segment_id_in_two_namespaces_is_allowed():
         {"segmentId": "s1", "segmentNs": "AdCloud"},
     ]}))
 
+    assert definition.filter.segments is not None
     assert len(definition.filter.segments) == 2
 
 
@@ -204,6 +208,7 @@ def test_segment_per_batch_with_segments_is_accepted():
 def test_fields_with_spaces_around_commas_accepted():
     definition = parse_definition(body(fields=" identities.id , personalEmail.address,person.name.firstName "))
 
+    assert definition.fields is not None
     assert parse_field_list(definition.fields) == [
         ("identities", "id"), ("personalEmail", "address"), ("person", "name", "firstName")
     ]
@@ -226,7 +231,9 @@ def test_timestamp_with_offset_normalises_to_utc():
 
     value = definition.filter.from_ingest_timestamp
     assert value == datetime(2018, 1, 1, 0, 0, 0, tzinfo=UTC)
-    assert value.utcoffset().total_seconds() == 0
+    offset = value.utcoffset()
+    assert offset is not None
+    assert offset.total_seconds() == 0
 
 
 def test_timestamp_with_negative_offset_crosses_midnight():
@@ -255,12 +262,17 @@ def test_start_equal_to_end_is_accepted():
     definition = parse_definition(window("2018-01-01T00:00:00Z", "2018-01-01T01:00:00+01:00"))
 
     times = definition.filter.segment_qualification_time
+    assert times is not None
     assert times.start_time == times.end_time
 
 
 def test_window_with_only_one_end_is_accepted():
-    assert parse_definition(window(start="2018-01-01T00:00:00Z")).filter.segment_qualification_time.end_time is None
-    assert parse_definition(window(end="2018-01-01T00:00:00Z")).filter.segment_qualification_time.start_time is None
+    from_start = parse_definition(window(start="2018-01-01T00:00:00Z")).filter.segment_qualification_time
+    to_end = parse_definition(window(end="2018-01-01T00:00:00Z")).filter.segment_qualification_time
+    assert from_start is not None
+    assert from_start.end_time is None
+    assert to_end is not None
+    assert to_end.start_time is None
 
 
 def test_start_after_end_is_compared_in_utc():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from jobs.config import load_config
-from jobs.model import RequestRejected, parse_definition
-from jobs.plan import LakeError, check_definition
-from jobs.sample import empty_table, sample_config
+from jobs.planner.build import check_job
+from jobs.spec.config import load_config
+from jobs.spec.errors import LakeError, RequestRejected
+from jobs.spec.jobs import parse_definition
+from sample_lake import empty_table, sample_config
 
 
 def body(**changes):
@@ -18,12 +19,12 @@ def body(**changes):
 
 def problems(definition, config):
     with pytest.raises(RequestRejected) as caught:
-        check_definition(definition, config)
+        check_job(definition, config)
     return {p.path: p.message for p in caught.value.problems}
 
 
 def test_a_valid_definition_passes(config):
-    check_definition(body(fields="person.name, personalEmail.address",
+    check_job(body(fields="person.name, personalEmail.address",
                           additionalFields={"eventList": {"fields": "_id, web.url"}}), config)
 
 
@@ -66,9 +67,9 @@ def test_event_list_needs_event_datasets(config, tmp_path):
 
 def test_a_missing_table_or_conflicting_types_are_lake_errors(config, tmp_path):
     empty_table(tmp_path / "profiles/profiles_1", person=pa.string())
-    with pytest.raises(LakeError, match="person.*'profiles_0' and 'profiles_1'"):
-        check_definition(body(), config)
+    with pytest.raises(LakeError, match=r"person.*'profiles_0' and 'profiles_1'"):
+        check_job(body(), config)
     conf = tmp_path / "missing.toml"
     conf.write_text(sample_config(tmp_path, profile_datasets=3))
-    with pytest.raises(LakeError, match="profiles_2.*no Delta table"):
-        check_definition(body(), load_config(conf))
+    with pytest.raises(LakeError, match=r"profiles_2.*no Delta table"):
+        check_job(body(), load_config(conf))

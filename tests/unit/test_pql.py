@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from jobs import pql
-from jobs.pql import (
+from jobs.spec import pql
+from jobs.spec.pql import (
     And,
     Compare,
     EventCount,
@@ -26,7 +26,7 @@ from jobs.pql import (
     StringTest,
     Truth,
 )
-from jobs.schema import struct_of
+from jobs.spec.schema import struct_of
 
 PROFILE = struct_of({
     "person": struct_of({"name": struct_of({"firstName": "string"}), "birthYear": "integer",

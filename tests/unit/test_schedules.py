@@ -8,20 +8,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.leases import claim
-from jobs.model import JobStatus, RequestRejected, ScheduleRef
-from jobs.schedules import (
+from jobs.control.jobs import JobStore, cancel_job, create_job
+from jobs.control.leases import claim
+from jobs.control.schedules import (
     CLAIM_GRACE_MS,
+    ScheduleNotFound,
     ScheduleStore,
     advance_watermark,
     create_due_jobs,
     create_schedule,
     incremental_window,
-    latest_slot,
-    parse_cron,
 )
-from jobs.service import cancel_job, create_job
-from jobs.store import JobStore
+from jobs.spec.errors import RequestRejected
+from jobs.spec.jobs import JobStatus, ScheduleRef
+from jobs.spec.schedules import latest_slot, parse_cron
 
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 T = datetime(2026, 3, 4, 10, 37, tzinfo=UTC)  # a Wednesday
@@ -47,7 +47,7 @@ def test_no_slot_before_the_schedule_existed():
 
 @pytest.mark.parametrize("cron", ["* * *", "61 * * * *", "a * * * *", "5-1 * * * *", "*/0 * * * *"])
 def test_bad_cron_is_rejected(cron):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cron"):
         parse_cron(cron)
 
 
@@ -68,7 +68,7 @@ def test_schedule_validation_names_the_field(config):
 
 
 def _schedule_once(conf_path: str, queue) -> None:
-    from jobs.config import load_config
+    from jobs.spec.config import load_config
 
     config = load_config(conf_path)
     created = create_due_jobs(ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path), config)
@@ -93,9 +93,13 @@ def test_two_schedulers_create_one_job_per_slot(config, tmp_path):
     if len(jobs) == 2:  # the minute turned between the two: two slots, never one slot twice
         assert len({j.request_id for j in jobs}) == 2
     assert all(j.request_id.startswith(f"schedule-{schedule.id}-") for j in jobs)
-    assert create_due_jobs(schedules, store, config, now=datetime.fromtimestamp(
-        schedules.list()[0].last_slot / 1000, UTC)) == []
-    assert schedules.delete(schedule.id, "demo@Org", "prod") and schedules.list() == []
+    last_slot = schedules.list()[0].last_slot
+    assert last_slot is not None
+    assert create_due_jobs(schedules, store, config, now=datetime.fromtimestamp(last_slot / 1000, UTC)) == []
+    schedules.delete(schedule.id, "demo@Org", "prod")
+    assert schedules.list() == []
+    with pytest.raises(ScheduleNotFound):
+        schedules.delete(schedule.id, "demo@Org", "prod")
 
 
 # ---------------------------------------------------------------- the schedule of a job
@@ -128,7 +132,7 @@ def test_a_request_id_shaped_like_a_schedules_is_only_stored(config):
     record = create_job(store, config, JOB, "demo@Org", "prod", request_id=f"schedule-{schedule.id}-60000")
 
     assert record.request_id == f"schedule-{schedule.id}-60000" and record.schedule is None
-    assert incremental_window(schedules, record) == {}
+    assert incremental_window(schedules, record) == record
     advance_watermark(schedules, record, 1_900_000_000_000_000)
     assert schedules.get(schedule.id, "demo@Org", "prod") == before
 
@@ -137,14 +141,16 @@ def test_schedule_lookups_stay_in_the_jobs_org_and_sandbox(config):
     schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
     create_schedule(schedules, config, INCREMENTAL, "demo@Org", "prod")
     [record] = create_due_jobs(schedules, store, config, minute(0))
+    assert record.schedule is not None
     schedules.advance_watermark(record.schedule.id, "demo@Org", "prod", 1_700_000_000_000_000)
-    assert incremental_window(schedules, record)["filter"]["fromIngestTimestamp"] == "2023-11-14T22:13:20Z"
+    assert incremental_window(schedules, record).to_dict()["filter"]["fromIngestTimestamp"] == "2023-11-14T22:13:20Z"
 
     for org, sandbox in (("other@Org", "prod"), ("demo@Org", "dev")):
-        elsewhere = record.model_copy(update={"ims_org_id": org, "sandbox_name": sandbox})
-        assert incremental_window(schedules, elsewhere) == {}
+        elsewhere = record.updated(ims_org_id=org, sandbox_name=sandbox)
+        assert incremental_window(schedules, elsewhere) == elsewhere
         advance_watermark(schedules, elsewhere, 1_900_000_000_000_000)
-        assert not schedules.delete(record.schedule.id, org, sandbox)
+        with pytest.raises(ScheduleNotFound):
+            schedules.delete(record.schedule.id, org, sandbox)
     assert schedules.list()[0].watermark == "2023-11-14T22:13:20Z"
 
 
@@ -167,6 +173,7 @@ def test_an_incremental_schedule_skips_slots_while_its_previous_run_is_active(co
     handle.finish(JobStatus.SUCCEEDED)
     assert create_due_jobs(schedules, store, config, minute(2, 30)) == []  # a skipped slot never runs late
     [second] = create_due_jobs(schedules, store, config, minute(3))
+    assert second.schedule is not None
     assert second.schedule.slot == int(minute(3).timestamp() * 1000)
     assert schedules.list()[0].skipped_slots == 2
 
@@ -203,7 +210,7 @@ def test_a_slot_claimed_by_a_scheduler_that_died_blocks_only_for_the_grace(confi
 
 
 def _schedule_at(conf_path: str, at: datetime, queue) -> None:
-    from jobs.config import load_config
+    from jobs.spec.config import load_config
 
     config = load_config(conf_path)
     created = create_due_jobs(ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path), config, at)

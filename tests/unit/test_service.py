@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load_config
-from jobs.model import (
-    JobError,
-    JobRecord,
-    JobStatus,
-    Metrics,
-    SegmentStatus,
-    TimeSpan,
-    parse_definition,
-)
-from jobs.service import new_batch_id, new_record
+from jobs.control.jobs import new_batch_id, new_record
+from jobs.spec.config import load_config
+from jobs.spec.jobs import JobError, JobRecord, JobStatus, Metrics, SegmentStatus, TimeSpan, parse_definition
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(REPO / "conf" / "export.toml")
@@ -96,6 +88,7 @@ def test_combined_mode_has_one_32_hex_batch_id():
 
     assert record.destination.dataset_id == DATASET
     assert record.destination.segment_per_batch is False
+    assert record.destination.batch_id is not None
     assert HEX32.fullmatch(record.destination.batch_id)
     assert record.destination.batches is None
     assert record.destination.batch_ids() == [record.destination.batch_id]
@@ -115,11 +108,11 @@ def test_combined_mode_keeps_definition_parts():
     record = record_for(SEED_BODY)
 
     assert record.fields == "identities.id,personalEmail.address"
-    assert record.schema_ == {"name": SCHEMA}
-    assert record.merge_policy == {"id": "timestampOrdered-none-mp", "version": 1}
-    assert record.evaluation_info == {"segmentation": True}
-    assert record.filter == SEED_BODY["filter"]
-    assert record.additional_fields == SEED_BODY["additionalFields"]
+    assert record.to_dict()["schema"] == {"name": SCHEMA}
+    assert record.to_dict()["mergePolicy"] == {"id": "timestampOrdered-none-mp", "version": 1}
+    assert record.to_dict()["evaluationInfo"] == {"segmentation": True}
+    assert record.to_dict()["filter"] == SEED_BODY["filter"]
+    assert record.to_dict()["additionalFields"] == SEED_BODY["additionalFields"]
 
 
 def test_defaults_filled_in_filter():
@@ -127,34 +120,34 @@ def test_defaults_filled_in_filter():
         {**MINIMAL_BODY, "filter": {"segments": [{"segmentId": "s1"}]}}
     )
 
-    assert record.filter == {
+    assert record.to_dict()["filter"] == {
         "segments": [{"segmentId": "s1", "segmentNs": "ups", "status": ["realized", "existing"]}],
         "emptyProfiles": False,
     }
-    assert record.evaluation_info == {"segmentation": False}
+    assert record.to_dict()["evaluationInfo"] == {"segmentation": False}
 
 
 def test_minimal_definition_record():
     record = record_for(MINIMAL_BODY)
 
     assert record.fields is None
-    assert record.filter == {"emptyProfiles": False}
+    assert record.to_dict()["filter"] == {"emptyProfiles": False}
     assert record.additional_fields is None
-    assert record.evaluation_info == {"segmentation": False}
+    assert record.to_dict()["evaluationInfo"] == {"segmentation": False}
 
 
 def test_default_merge_policy_filled_in_when_none_given():
     record = record_for(MINIMAL_BODY)
 
     default = CONFIG.default_policy()
-    assert record.merge_policy == {"id": default.id, "version": default.version}
-    assert record.merge_policy == {"id": "timestampOrdered-none-mp", "version": 1}
+    assert record.to_dict()["mergePolicy"] == {"id": default.id, "version": default.version}
+    assert record.to_dict()["mergePolicy"] == {"id": "timestampOrdered-none-mp", "version": 1}
 
 
 def test_given_merge_policy_kept():
     record = record_for({**MINIMAL_BODY, "mergePolicy": {"id": "loyalty-first-mp", "version": 1}})
 
-    assert record.merge_policy == {"id": "loyalty-first-mp", "version": 1}
+    assert record.to_dict()["mergePolicy"] == {"id": "loyalty-first-mp", "version": 1}
 
 
 def test_timestamps_stored_in_utc_rfc3339():
@@ -163,8 +156,8 @@ def test_timestamps_stored_in_utc_rfc3339():
         "segmentQualificationTime": {"endTime": "2018-01-31T19:00:00-05:00"},
     }})
 
-    assert record.filter["fromIngestTimestamp"] == "2018-01-01T00:00:00.250000Z"
-    assert record.filter["segmentQualificationTime"] == {"endTime": "2018-02-01T00:00:00Z"}
+    assert record.to_dict()["filter"]["fromIngestTimestamp"] == "2018-01-01T00:00:00.250000Z"
+    assert record.to_dict()["filter"]["segmentQualificationTime"] == {"endTime": "2018-02-01T00:00:00Z"}
 
 
 # ---------------------------------------------------------------- per-segment mode
@@ -176,6 +169,7 @@ def test_per_segment_mode_has_one_batch_per_segment():
     destination = record.destination
     assert destination.segment_per_batch is True
     assert destination.batch_id is None
+    assert destination.batches is not None
     assert [(b.segment_id, b.segment_ns, b.status) for b in destination.batches] == [
         ("segment1", "ups", [SegmentStatus.REALIZED]),
         ("segment2", "AdCloud", [SegmentStatus.EXITED]),
@@ -242,16 +236,16 @@ def test_to_dict_matches_seed_response_parts():
 
 
 def test_to_dict_metrics_and_errors_use_camel_case():
-    record = record_for(MINIMAL_BODY).model_copy(update={
-        "status": JobStatus.FAILED,
-        "metrics": Metrics(
+    record = record_for(MINIMAL_BODY).updated(
+        status=JobStatus.FAILED,
+        metrics=Metrics(
             total_time=TimeSpan(start_time_in_ms=1000).finish(3500),
             total_exported_profile_counter=7,
             exported_profile_by_namespace_counter={"ECID": 7},
             rejected_record_counter=0,
         ),
-        "errors": [JobError(code="EXPORT_FAILED", msg="boom", call_stack="ValueError: boom")],
-    })
+        errors=[JobError(code="EXPORT_FAILED", msg="boom", call_stack="ValueError: boom")],
+    )
 
     data = record.to_dict()
 
@@ -303,9 +297,10 @@ def test_record_definition_has_default_policy_filled_in():
 
     restored = record.definition()
 
+    assert restored.merge_policy is not None
     assert restored.merge_policy.id == "timestampOrdered-none-mp"
     assert restored.merge_policy.version == 1
-    assert restored.model_copy(update={"merge_policy": None}) == definition
+    assert restored.updated(merge_policy=None) == definition
 
 
 def test_record_definition_round_trips_offset_timestamps():

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from jobs.config import load_config
-from jobs.model import JobRecord, JobStatus, parse_definition
-from jobs.service import new_record
-from jobs.store import JobNotFound, JobStore, StatusConflict
+from jobs.control.jobs import JobNotFound, JobStore, StatusConflict, new_record
+from jobs.spec.config import load_config
+from jobs.spec.jobs import JobRecord, JobStatus, parse_definition
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(REPO / "conf" / "export.toml")
@@ -161,7 +160,7 @@ def test_list_pages_with_before_cursor_without_skips_or_repeats(store):
     pages = []
     before = None
     while True:
-        page = store.list(ORG, SANDBOX, limit=3, before=before)
+        page = store.list(ORG, SANDBOX, limit=3, after=before)
         if not page:
             break
         pages.append(ids(page))
@@ -174,16 +173,16 @@ def test_list_before_cursor_excludes_the_cursor_job(store):
     for _ in range(3):
         create(store, created_ms=1_000)
 
-    assert ids(store.list(ORG, SANDBOX, before=(1_000, 2))) == [1]
-    assert ids(store.list(ORG, SANDBOX, before=(1_001, 0))) == [3, 2, 1]
-    assert store.list(ORG, SANDBOX, before=(1_000, 1)) == []
+    assert ids(store.list(ORG, SANDBOX, after=(1_000, 2))) == [1]
+    assert ids(store.list(ORG, SANDBOX, after=(1_001, 0))) == [3, 2, 1]
+    assert store.list(ORG, SANDBOX, after=(1_000, 1)) == []
 
 
 def test_list_filters_by_status(store):
     for _ in range(3):
         create(store)
     second = store.get(2)
-    store.replace(second.model_copy(update={"status": JobStatus.PROCESSING}), [JobStatus.NEW])
+    store.replace(second.updated(status=JobStatus.PROCESSING), [JobStatus.NEW])
 
     assert ids(store.list(ORG, SANDBOX, status=JobStatus.PROCESSING)) == [2]
     assert ids(store.list(ORG, SANDBOX, status=JobStatus.NEW)) == [3, 1]
@@ -196,7 +195,7 @@ def test_list_filters_by_status(store):
 
 def test_replace_with_expected_status_succeeds(store):
     created = create(store)
-    claimed = created.model_copy(update={"status": JobStatus.PROCESSING, "update_time": 2_000, "stage": "exporting"})
+    claimed = created.updated(status=JobStatus.PROCESSING, update_time=2_000, stage="exporting")
 
     returned = store.replace(claimed, [JobStatus.NEW])
 
@@ -210,7 +209,7 @@ def test_replace_with_expected_status_succeeds(store):
 
 def test_replace_accepts_any_of_several_expected_statuses(store):
     created = create(store)
-    cancelled = created.model_copy(update={"status": JobStatus.CANCELLED})
+    cancelled = created.updated(status=JobStatus.CANCELLED)
 
     store.replace(cancelled, [JobStatus.PROCESSING, JobStatus.NEW])
 
@@ -220,7 +219,7 @@ def test_replace_accepts_any_of_several_expected_statuses(store):
 def test_replace_with_wrong_expected_status_conflicts_and_changes_nothing(store):
     created = create(store)
     version_before = DeltaTable(store.path).version()
-    finished = created.model_copy(update={"status": JobStatus.SUCCEEDED, "update_time": 9_000})
+    finished = created.updated(status=JobStatus.SUCCEEDED, update_time=9_000)
 
     with pytest.raises(StatusConflict) as caught:
         store.replace(finished, [JobStatus.PROCESSING, JobStatus.CANCELLING])
@@ -234,14 +233,14 @@ def test_replace_with_wrong_expected_status_conflicts_and_changes_nothing(store)
 def test_replace_only_touches_its_own_job(store):
     first, second = create(store), create(store)
 
-    store.replace(first.model_copy(update={"status": JobStatus.PROCESSING}), [JobStatus.NEW])
+    store.replace(first.updated(status=JobStatus.PROCESSING), [JobStatus.NEW])
 
     assert store.get(second.id) == second
 
 
 def test_second_claim_of_same_job_conflicts(store):
     created = create(store)
-    claim = created.model_copy(update={"status": JobStatus.PROCESSING})
+    claim = created.updated(status=JobStatus.PROCESSING)
     store.replace(claim, [JobStatus.NEW])
 
     with pytest.raises(StatusConflict):
@@ -252,4 +251,4 @@ def test_replace_unknown_job_is_not_found(store):
     created = create(store)
 
     with pytest.raises(JobNotFound):
-        store.replace(created.model_copy(update={"id": 42}), [JobStatus.NEW])
+        store.replace(created.updated(id=42), [JobStatus.NEW])

@@ -1,9 +1,10 @@
 """The spark-submit command lines scripts/submit builds (`--dry-run` prints them), against the
-forms of Spark's Python package-management guide (README, "Cluster deploy mode: the packed driver")."""
+forms of Spark's Python package-management guide (docs/operations.md#cluster-deploy-mode-the-packed-driver)."""
 
 from __future__ import annotations
 
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +19,7 @@ def dry_run(*args: str) -> list[str]:
 
 
 def pairs(command: list[str]) -> set[tuple[str, str]]:
-    return set(zip(command, command[1:], strict=False))
+    return set(pairwise(command))
 
 
 def test_cluster_mode_ships_the_pex_as_a_file_and_names_it_the_python():

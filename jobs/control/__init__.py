@@ -1,0 +1,147 @@
+"""The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, and the runner
+that drives the engine. Each resource has one module here with its store and operations."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from jobs.control.jobs import (
+    JOB_TABLE_SCHEMA,
+    JobNotFound,
+    JobStore,
+    Lease,
+    StatusConflict,
+    cancel_job,
+    create_job,
+    job_row,
+    list_jobs,
+    new_batch_id,
+    new_record,
+)
+from jobs.control.leases import (
+    JobHandle,
+    LostJob,
+    batches_committed,
+    claim,
+    lost_runner_error,
+    reap_lost_jobs,
+    runner_id,
+)
+from jobs.control.pages import (
+    JOB_CURSOR,
+    SEGMENT_CURSOR,
+    CursorFormat,
+    page_document,
+)
+from jobs.control.schedules import (
+    CLAIM_GRACE_MS,
+    SCHEDULE_TABLE_SCHEMA,
+    ScheduleNotFound,
+    ScheduleStore,
+    advance_watermark,
+    create_due_jobs,
+    create_schedule,
+    incremental_window,
+    previous_run_active,
+)
+from jobs.control.segments import (
+    SEGMENT_TABLE_SCHEMA,
+    SegmentConflict,
+    SegmentNotFound,
+    SegmentStore,
+    check_new_expression,
+    create_segment,
+    definition_policy,
+    delete_segment,
+    list_segments,
+    update_segment,
+)
+from jobs.control.tables import (
+    DeltaRows,
+    all_of,
+    any_of,
+    before,
+    below,
+    equal,
+    literal,
+    one_of,
+    retry_commits,
+    tenant,
+)
+
+if TYPE_CHECKING:
+    from jobs.control.failures import job_error
+    from jobs.control.runner import RunnerLoop, SparkFactory, deployment_session, run_job, run_pending
+
+# The runner drives the Spark engine: its names load pyspark when they are first used, so that
+# the commands that only read or write the control tables start without it.
+_LOADED_ON_USE = {"job_error": "jobs.control.failures", "RunnerLoop": "jobs.control.runner",
+                  "SparkFactory": "jobs.control.runner", "deployment_session": "jobs.control.runner",
+                  "run_job": "jobs.control.runner", "run_pending": "jobs.control.runner"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LOADED_ON_USE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
+
+__all__ = [
+    "CLAIM_GRACE_MS",
+    "CursorFormat",
+    "DeltaRows",
+    "JOB_CURSOR",
+    "JOB_TABLE_SCHEMA",
+    "JobHandle",
+    "JobNotFound",
+    "JobStore",
+    "Lease",
+    "LostJob",
+    "RunnerLoop",
+    "SCHEDULE_TABLE_SCHEMA",
+    "SEGMENT_CURSOR",
+    "SEGMENT_TABLE_SCHEMA",
+    "ScheduleNotFound",
+    "ScheduleStore",
+    "SegmentConflict",
+    "SegmentNotFound",
+    "SegmentStore",
+    "SparkFactory",
+    "StatusConflict",
+    "advance_watermark",
+    "all_of",
+    "any_of",
+    "batches_committed",
+    "before",
+    "below",
+    "cancel_job",
+    "check_new_expression",
+    "claim",
+    "create_due_jobs",
+    "create_job",
+    "create_schedule",
+    "create_segment",
+    "definition_policy",
+    "delete_segment",
+    "deployment_session",
+    "equal",
+    "incremental_window",
+    "job_error",
+    "job_row",
+    "list_jobs",
+    "list_segments",
+    "literal",
+    "lost_runner_error",
+    "new_batch_id",
+    "new_record",
+    "one_of",
+    "page_document",
+    "previous_run_active",
+    "reap_lost_jobs",
+    "retry_commits",
+    "run_job",
+    "run_pending",
+    "runner_id",
+    "tenant",
+    "update_segment",
+]

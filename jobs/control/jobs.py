@@ -1,0 +1,344 @@
+"""Export jobs: the job table and the operations the shells call on it (create, cancel, list).
+
+The job table (docs/reference/job-table.md) is one Delta table with one current row
+per job, a `DeltaRows` table (jobs.control.tables): read and written with delta-rs,
+so that creating, reading and listing jobs needs no JVM. Every change is a
+conditional commit (`UPDATE … WHERE id = … AND status IN …`), and a condition that
+no longer holds is reported to the caller (StatusConflict) instead of overwriting
+the other writer's change. The operations take no argv and no HTTP: the CLI, the
+HTTP API and spark-submit share them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from deltalake import write_deltalake
+from deltalake.exceptions import DeltaError
+
+from jobs.control.pages import JOB_CURSOR, page_document
+from jobs.control.segments import SegmentStore
+from jobs.control.tables import (
+    COMPACT_AFTER_FILES,
+    RETRIES,
+    DeltaRows,
+    all_of,
+    before,
+    below,
+    equal,
+    literal,
+    one_of,
+    retry_commits,
+    tenant,
+)
+from jobs.planner import check_job, snapshots
+from jobs.spec import (
+    Batch,
+    Config,
+    Conflict,
+    JobDefinition,
+    JobRecord,
+    JobStatus,
+    MergePolicy,
+    MergePolicyRef,
+    NotFound,
+    RecordDestination,
+    RecordEvaluation,
+    ScheduleRef,
+    SegmentSnapshot,
+    now_ms,
+    parse_definition,
+)
+
+JOB_TABLE_SCHEMA = pa.schema([
+    ("id", pa.int64()),
+    ("imsOrgId", pa.string()),
+    ("sandboxName", pa.string()),
+    ("status", pa.string()),
+    ("creationTime", pa.int64()),
+    ("updateTime", pa.int64()),
+    ("record", pa.string()),
+    # The runner holding a PROCESSING or CANCELLING job, and until when (epoch ms).
+    ("runner", pa.string()),
+    ("leaseUntil", pa.int64()),
+])
+# Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
+CHECKPOINT_EVERY = 10
+
+
+class JobNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a conditional write sets and requires of the job's runner columns.
+
+    `holder`: the runner that must hold the job (None: no requirement);
+    `runner`/`until`: the new holder and expiry (runner None clears the lease).
+    """
+
+    runner: str | None
+    until: int | None
+    holder: str | None = None
+
+
+class StatusConflict(Conflict):
+    """The job is not in a status that allows the change."""
+
+    def __init__(self, job_id: int, status: str, wanted: Iterable[JobStatus], consequence: str = ""):
+        self.status = status
+        allowed = ", ".join(s.value for s in wanted)
+        super().__init__(f"job {job_id} is {status}, not {allowed}" + (f": {consequence}" if consequence else ""))
+
+
+class JobStore(DeltaRows):
+    NAME = "jobs"
+
+    # -- reads
+
+    def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
+        rows = self._query(f"SELECT record FROM jobs WHERE {all_of(equal('id', int(job_id)), tenant(org, sandbox))}")
+        if not rows:
+            raise JobNotFound(f"no export job {job_id}")
+        return JobRecord.model_validate_json(rows[0]["record"])
+
+    def list(
+        self,
+        org: str,
+        sandbox: str,
+        limit: int = 50,
+        after: tuple[int, int] | None = None,
+        status: JobStatus | None = None,
+    ) -> builtins.list[JobRecord]:
+        """Newest first; `after` is the (creationTime, id) of the last job already seen."""
+        where = all_of(tenant(org, sandbox), equal("status", status.value) if status else None,
+                       before(*after) if after else None)
+        rows = self._query(
+            f"SELECT record FROM jobs WHERE {where} ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}"
+        )
+        return [JobRecord.model_validate_json(r["record"]) for r in rows]
+
+    def ids_with_status(self, status: JobStatus) -> builtins.list[int]:
+        rows = self._query(f"SELECT id FROM jobs WHERE {equal('status', status.value)} ORDER BY id")
+        return [r["id"] for r in rows]
+
+    def running(self, lease_expired_before: int | None = None) -> builtins.list[dict[str, Any]]:
+        """PROCESSING and CANCELLING jobs (only those whose lease ran out before then, if given):
+        id, status, runner, leaseUntil."""
+        where = all_of(one_of("status", [JobStatus.PROCESSING.value, JobStatus.CANCELLING.value]),
+                       below("leaseUntil", lease_expired_before) if lease_expired_before is not None else None)
+        return self._query(f"SELECT id, status, runner, leaseUntil FROM jobs WHERE {where} ORDER BY id")
+
+    # -- writes
+
+    def create(self, build: Callable[[int], JobRecord]) -> JobRecord:
+        """Store the record `build(id)` under the next free id."""
+
+        def attempt() -> JobRecord | None:
+            rows = self._query("SELECT max(id) AS top FROM jobs")
+            job_id = (rows[0]["top"] or 0) + 1 if rows else 1
+            record = build(job_id)
+            source = pa.Table.from_pylist([job_row(record)], schema=JOB_TABLE_SCHEMA)
+            table = self._table()
+            if table is None:
+                try:
+                    write_deltalake(self.path, source, mode="error",
+                                    configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)})
+                    return record
+                except DeltaError:  # another creator made the table first: try again
+                    if self._table() is None:
+                        raise
+                    return None
+            result = (
+                table.merge(source, predicate="t.id = s.id", source_alias="s", target_alias="t")
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return record if result.get("num_target_rows_inserted") == 1 else None
+
+        for _ in range(RETRIES):
+            with self._lock:
+                record = retry_commits(attempt)
+            if record is not None:
+                # Every job adds a file: look at the file list every COMPACT_AFTER_FILES commits.
+                if record.id % COMPACT_AFTER_FILES == 0:
+                    self.compact()
+                return record
+        raise RuntimeError(f"could not allocate a job id in {self.path} after {RETRIES} tries")
+
+    def replace(
+        self,
+        record: JobRecord,
+        expected: Iterable[JobStatus],
+        lease: Lease | None = None,
+        expired_before: int | None = None,
+    ) -> JobRecord:
+        """Store `record` if the stored job is still in one of the `expected` statuses
+        (and, with `lease.holder`, still held by that runner; with `expired_before`,
+        its lease ran out before then). Raises StatusConflict otherwise.
+        """
+        expected = tuple(expected)
+        row = job_row(record)
+        updates = {column: literal(row[column]) for column in ("status", "updateTime", "record")}
+        if lease is not None:
+            updates["runner"] = literal(lease.runner)
+            updates["leaseUntil"] = literal(lease.until)
+        predicate = all_of(
+            equal("id", record.id),
+            one_of("status", [s.value for s in expected]),
+            equal("runner", lease.holder) if lease is not None and lease.holder is not None else None,
+            below("leaseUntil", expired_before) if expired_before is not None else None,
+        )
+
+        if self._update(updates, predicate) != 1:
+            current = self.get(record.id)
+            raise StatusConflict(record.id, current.status.value, expected)
+        return record
+
+
+def job_row(record: JobRecord) -> dict[str, Any]:
+    """The table row of a record (no lease), in JOB_TABLE_SCHEMA's columns."""
+    return {
+        "id": record.id,
+        "imsOrgId": record.ims_org_id,
+        "sandboxName": record.sandbox_name,
+        "status": record.status.value,
+        "creationTime": record.creation_time,
+        "updateTime": record.update_time,
+        "record": record.to_json(),
+        "runner": None,
+        "leaseUntil": None,
+    }
+
+
+# ---------------------------------------------------------------- operations
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_record(
+    definition: JobDefinition,
+    config: Config,
+    job_id: int,
+    org: str,
+    sandbox: str,
+    request_id: str,
+    created_ms: int,
+    policy: MergePolicy | None = None,
+    segment_definitions: list[SegmentSnapshot] | None = None,
+    schedule: ScheduleRef | None = None,
+) -> JobRecord:
+    """The NEW record for a definition: defaults filled in, batch ids assigned.
+
+    `policy`: the merge policy check_job resolved (default: the named one, else the
+    config's default); `segment_definitions`: what an evaluating job evaluates.
+    """
+    chosen = policy or definition.merge_policy or config.default_policy()
+    dest = definition.destination
+    if dest.segment_per_batch:
+        destination = RecordDestination(
+            dataset_id=dest.dataset_id,
+            segment_per_batch=True,
+            batches=[
+                Batch(segment_id=s.segment_id, segment_ns=s.segment_ns, status=s.status,
+                      batch_id=new_batch_id())
+                for s in definition.filter.segments or ()
+            ],
+        )
+    else:
+        destination = RecordDestination(
+            dataset_id=dest.dataset_id, segment_per_batch=False, batch_id=new_batch_id()
+        )
+    return JobRecord(
+        id=job_id,
+        ims_org_id=org,
+        sandbox_name=sandbox,
+        status=JobStatus.NEW,
+        fields=definition.fields,
+        schema_=definition.schema_,
+        filter=definition.filter,
+        additional_fields=definition.additional_fields,
+        merge_policy=MergePolicyRef(id=chosen.id, version=chosen.version),
+        evaluation_info=RecordEvaluation(segmentation=definition.evaluation_info.segmentation),
+        destination=destination,
+        creation_time=created_ms,
+        update_time=created_ms,
+        request_id=request_id,
+        segment_definitions=segment_definitions,
+        schedule=schedule,
+    )
+
+
+def create_job(
+    store: JobStore,
+    config: Config,
+    body: str | bytes | dict[str, Any],
+    org: str,
+    sandbox: str,
+    request_id: str | None = None,
+    *,
+    schedule: ScheduleRef | None = None,
+) -> JobRecord:
+    """Validate a create request against the config and the lake, then store it as NEW.
+
+    `schedule` is for the scheduler alone (jobs.control.schedules): a request never sets it.
+    Raises RequestRejected (nothing written) when the request is bad.
+    """
+    definition = parse_definition(body)
+    evaluates = definition.evaluation_info.segmentation
+    definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if evaluates else {}
+    policy = check_job(definition, config, definitions)
+    evaluated = snapshots(definition, definitions) if evaluates else None
+    request_id = request_id or str(uuid.uuid4())
+    created = now_ms()
+    return store.create(
+        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated,
+                                  schedule)
+    )
+
+
+def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str) -> JobRecord:
+    """Cancel a job: NEW ends CANCELLED at once; PROCESSING is marked CANCELLING and its
+    runner stops the Spark work and ends it CANCELLED. A finished job raises StatusConflict.
+    """
+    cancellable = [JobStatus.NEW, JobStatus.PROCESSING]
+    for _ in range(5):
+        record = store.get(job_id, org, sandbox)
+        if record.status is JobStatus.CANCELLING:
+            return record
+        if record.status.finished:
+            raise StatusConflict(job_id, record.status.value, cancellable, "it cannot be cancelled any more")
+        target = JobStatus.CANCELLED if record.status is JobStatus.NEW else JobStatus.CANCELLING
+        try:
+            return store.replace(record.updated(status=target, update_time=now_ms()), expected=[record.status])
+        except StatusConflict:
+            continue  # the runner moved it meanwhile (e.g. NEW → PROCESSING): look again
+    raise StatusConflict(job_id, store.get(job_id).status.value, cancellable, "it cannot be cancelled any more")
+
+
+def list_jobs(
+    store: JobStore,
+    org: str,
+    sandbox: str,
+    limit: int = 50,
+    offset: str | None = None,
+    status: JobStatus | None = None,
+) -> dict[str, Any]:
+    """A page of jobs, newest first, shaped as the seeds' list: records, page, link.next."""
+    after = JOB_CURSOR.decode(offset) if offset else None
+    found = store.list(org, sandbox, limit + 1, after, status)
+    page, more = found[:limit], len(found) > limit
+    next_link = None
+    if more and page:
+        # As in the seeds, link.next names /export/jobs/ (answered directly, not redirected).
+        query = f"limit={limit}&offset={JOB_CURSOR.encode(page[-1].creation_time, page[-1].id)}"
+        next_link = "/export/jobs/?" + query + (f"&status={status.value}" if status else "")
+    return page_document("records", [r.to_dict() for r in page], "createdTime", offset, next_link)

@@ -1,0 +1,172 @@
+"""Claims and leases: which runner holds a running job, and taking jobs back from lost runners.
+
+A runner claims a NEW job with a conditional update (NEW → PROCESSING, with its
+name and a lease expiry), so two runners never both win one. While it holds the
+job, it writes the record only through the job's `JobHandle`, so that the export
+thread and the lease thread never overwrite each other; every write renews the
+lease and requires that this runner still holds the job. A cancel (PROCESSING →
+CANCELLING) makes the next write fail, and the handle then stops the job's Spark
+work. A runner that stops renewing loses the job to `reap_lost_jobs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from jobs.control.jobs import JobStore, Lease, StatusConflict
+from jobs.planner import build_plan
+from jobs.spec import Config, Conflict, JobError, JobRecord, JobStatus, TimeSpan, now_ms
+
+log = logging.getLogger(__name__)
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LostJob(Conflict):
+    """This runner no longer holds the job (its lease expired and it was taken back)."""
+
+    code = "RUNNER_LOST"
+
+
+class JobHandle:
+    def __init__(self, store: JobStore, record: JobRecord, runner: str, lease_ms: int):
+        self.store, self.record, self.runner, self.lease_ms = store, record, runner, lease_ms
+        self.cancelled = threading.Event()
+        self.on_cancel: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+        self._finished = False
+
+    def update(self, **changes: Any) -> JobRecord:
+        """Write changes (renewing the lease); notices a cancel or a lost lease."""
+        with self._lock:
+            if self._finished:  # the lease thread may tick once more after the end
+                return self.record
+            return self._write(self.record.status, Lease(self.runner, now_ms() + self.lease_ms, self.runner),
+                               **changes)
+
+    def finish(self, status: JobStatus, **changes: Any) -> JobRecord:
+        with self._lock:
+            end = now_ms()
+            metrics = changes.pop("metrics", self.record.metrics)
+            if metrics.total_time is not None:
+                metrics = metrics.updated(total_time=metrics.total_time.finish(end))
+            self._finished = True
+            return self._write(status, Lease(None, None, self.runner), stage=None, metrics=metrics, **changes)
+
+    def _write(self, status: JobStatus, lease: Lease, **changes: Any) -> JobRecord:
+        for _ in range(3):
+            new = self.record.updated(**changes, status=status, update_time=now_ms())
+            try:
+                self.record = self.store.replace(new, expected=[self.record.status], lease=lease)
+                return self.record
+            except StatusConflict as err:
+                if err.status != JobStatus.CANCELLING.value or self.record.status is not JobStatus.PROCESSING:
+                    raise LostJob(f"job {self.record.id} is no longer held by runner {self.runner}: {err}") from None
+                self._cancel_requested()
+                if status is JobStatus.PROCESSING:
+                    status = JobStatus.CANCELLING
+        raise LostJob(f"job {self.record.id}: could not write its record")
+
+    def _cancel_requested(self) -> None:
+        log.info("job %s: cancel requested, stopping its Spark work", self.record.id)
+        self.record = self.record.updated(status=JobStatus.CANCELLING)
+        self.cancelled.set()
+        self.on_cancel()
+
+    def keep_alive(self, stop: threading.Event, progress: Callable[[], str | None]) -> None:
+        """Renew the lease (and publish progress) until `stop`; runs in its own thread."""
+        interval = min(2.0, self.lease_ms / 3000)
+        while not stop.wait(interval):
+            if self.cancelled.is_set():
+                # Cancelling a job group stops only its running Spark jobs: repeat it so
+                # that a job the export starts afterwards is stopped too.
+                self.on_cancel()
+            try:
+                stage = progress()
+                self.update(**({"stage": stage} if stage else {}))
+            except LostJob as err:
+                log.error("%s", err)
+                self.on_cancel()
+                return
+
+
+def claim(store: JobStore, job_id: int, runner: str, lease_ms: int) -> JobHandle:
+    """NEW → PROCESSING, conditionally: raises StatusConflict if another runner has it."""
+    record = store.get(job_id)
+    start = now_ms()
+    claimed = record.updated(
+        status=JobStatus.PROCESSING,
+        stage="starting",
+        update_time=start,
+        metrics=record.metrics.updated(total_time=TimeSpan(start_time_in_ms=start)),
+    )
+    store.replace(claimed, expected=[JobStatus.NEW], lease=Lease(runner, start + lease_ms))
+    return JobHandle(store, claimed, runner, lease_ms)
+
+
+def batches_committed(config: Config, record: JobRecord) -> bool | None:
+    """Whether some run of the job committed its batches to the destination; None when that cannot
+    be told (the destination cannot be read, or the job no longer fits the config)."""
+    from jobs.engine import already_committed
+
+    try:
+        return already_committed(build_plan(record, config))
+    except Exception as err:  # the caller says it could not tell, rather than guess
+        log.warning("job %s: could not tell whether its batches were committed: %s", record.id, err)
+        return None
+
+
+def lost_runner_error(config: Config, record: JobRecord, runner: str) -> JobError:
+    """What a job whose runner was lost says: what was written, and what happens next."""
+    retries, allowed = record.retries or 0, config.lost_job_retries
+    if retries < allowed:
+        then = (f"It is NEW again and will be retried (retry {retries + 1} of {allowed}, "
+                f"{allowed - retries - 1} left after it); a retry never writes its batches twice.")
+    elif retries:
+        then = f"It was retried {retries} times already (lostJobRetries); create the job again to rerun it."
+    else:
+        then = "Create the job again to rerun it."
+    written = {
+        True: "its batches were committed before it was lost. ",
+        False: "nothing was written to the destination. ",
+        None: "whether its batches were committed could not be checked (the server log says why). ",
+    }[batches_committed(config, record)]
+    return JobError(
+        code=LostJob.code,
+        msg=f"the runner {runner} stopped renewing its lease on this job (it was killed or lost); " + written + then,
+    )
+
+
+def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
+    """Take back running jobs whose runner stopped renewing its lease."""
+    now = now_ms()
+    taken = []
+    for row in store.running(lease_expired_before=now):
+        record = store.get(row["id"])
+        if record.status is JobStatus.CANCELLING:
+            final = record.updated(status=JobStatus.CANCELLED, stage=None, update_time=now)
+        else:
+            retries = record.retries or 0
+            retry = retries < config.lost_job_retries
+            final = record.updated(
+                status=JobStatus.NEW if retry else JobStatus.FAILED,
+                stage=None,
+                update_time=now,
+                errors=record.errors + [lost_runner_error(config, record, row["runner"])],
+                retries=retries + 1 if retry else record.retries,
+            )
+        try:
+            taken.append(store.replace(final, expected=[record.status], lease=Lease(None, None, row["runner"]),
+                                       expired_before=now))
+            log.warning("job %s: runner %s lost; job is now %s", record.id, row["runner"], final.status.value)
+        except StatusConflict:
+            continue  # renewed or taken back by someone else meanwhile
+    return taken

@@ -1,0 +1,187 @@
+"""Running jobs: one job from claim to its final record, and the loops that run pending jobs.
+
+`run_job` claims a NEW job, holds its lease while Spark works (jobs.control.leases),
+honours a cancel, and records the outcome; `run_pending` and `RunnerLoop` (behind
+`serve`) take back lost jobs, create the jobs of due schedules and run NEW jobs
+one at a time, in one Spark session started only when there is work; between jobs
+they maintain the job and schedule tables (jobs.control.tables: compaction, retention).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from jobs.control.failures import job_error
+from jobs.control.jobs import JobStore, StatusConflict
+from jobs.control.leases import JobHandle, LostJob, batches_committed, claim, reap_lost_jobs, runner_id
+from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
+from jobs.engine import ExportResult, SparkJobGroup, run_export, session_for
+from jobs.planner import build_plan
+from jobs.spec import ComputeGatewayJobId, Config, ExcludedGraph, JobRecord, JobStatus, TimeSpan, now_ms
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+SparkFactory = Callable[[], "SparkSession"]
+
+
+def deployment_session(config: Config, verbose: bool = False) -> SparkFactory:
+    """The config's session, started on the first call and then shared."""
+    return functools.cache(lambda: session_for(config, "export-jobs", verbose=verbose))
+
+
+def run_job(store: JobStore, config: Config, job_id: int, spark: SparkSession | None = None,
+            runner: str | None = None, spark_factory: SparkFactory | None = None) -> JobRecord:
+    """Run a NEW job to SUCCEEDED, FAILED or CANCELLED; returns the final record."""
+    handle = claim(store, job_id, runner or runner_id(), int(config.lease_seconds * 1000))
+    stop = threading.Event()
+    group: list[SparkJobGroup] = []  # set once the session is up
+    keeper = threading.Thread(target=handle.keep_alive, args=(stop, lambda: group[0].progress() if group else None),
+                              name=f"lease-{job_id}", daemon=True)
+    keeper.start()
+    try:
+        return _run(handle, config, lambda: spark or (spark_factory or deployment_session(config))(), group)
+    except LostJob as err:
+        log.error("%s", err)
+        return store.get(job_id)
+    finally:
+        stop.set()
+        keeper.join()
+
+
+def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[SparkJobGroup]) -> JobRecord:
+    job_id = handle.record.id
+    try:
+        session = spark()
+        group.append(SparkJobGroup(session, job_id))
+        handle.on_cancel = group[0].cancel
+        starting = incremental_window(ScheduleStore(config.schedule_table_path), handle.record).evaluated_at(now_ms())
+        handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=group[0].application_id),
+                      filter=starting.filter, evaluation_info=starting.evaluation_info)
+        plan = build_plan(handle.record, config)
+        if handle.cancelled.is_set():
+            return handle.finish(JobStatus.CANCELLED)
+        handle.update(stage="exporting")
+        export_start = now_ms()
+        log.info("job %s: exporting to %s", job_id, plan.destination_path)
+        with group[0].running():
+            result = run_export(session, plan)
+        export_end = now_ms()
+    except LostJob:
+        raise
+    except Exception as err:  # the record must say what happened, whatever it was
+        if handle.cancelled.is_set() and batches_committed(config, handle.record) is False:
+            log.info("job %s cancelled", job_id)
+            return handle.finish(JobStatus.CANCELLED)
+        log.error("job %s failed: %s", job_id, err)
+        return handle.finish(JobStatus.FAILED, errors=handle.record.errors + [job_error(err)])
+    if handle.cancelled.is_set():
+        log.warning("job %s: cancel came after its commit; it ends SUCCEEDED", job_id)
+    metrics = handle.record.metrics.updated(
+        profile_export_time=TimeSpan(start_time_in_ms=export_start).finish(export_end),
+        total_exported_profile_counter=result.counts.total,
+        exported_profile_by_namespace_counter=result.counts.by_namespace,
+        exported_profile_by_segment_counter=_by_segment(handle.record, result.counts.by_batch),
+        rejected_record_counter=result.rejected,
+        rejected_records=result.rejected_examples or None,
+        segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
+        segmented_profile_by_status_counter=result.evaluated.by_status if result.evaluated else None,
+        **_graph_metrics(result),
+    )
+    if not result.committed_now:
+        log.info("job %s: its batches were already committed by an earlier run", job_id)
+    # Advance an incremental schedule once the commit exists, before the record says
+    # SUCCEEDED: a crash in between may fail the job but can never re-export its window.
+    # An evaluating run moves the watermark to at least its `now`, so that its own
+    # write-back (ingested at `now`) is not new data for the schedule's next run.
+    evaluated_at = handle.record.evaluation_time
+    watermark = max(result.watermark or 0, evaluated_at * 1000 if evaluated_at else 0) or None
+    if watermark is not None:
+        advance_watermark(ScheduleStore(config.schedule_table_path), handle.record, watermark)
+    return handle.finish(JobStatus.SUCCEEDED, metrics=metrics)
+
+
+def _graph_metrics(result: ExportResult) -> dict[str, object]:
+    """identityGraph pdg: the components the cap excluded."""
+    if result.graph is None:
+        return {}
+    examples = [ExcludedGraph(namespace=ns, id=key, size=size) for ns, key, size in result.graph.excluded_examples]
+    return {"identity_graph_rounds": result.graph.rounds, "excluded_graph_counter": result.graph.excluded,
+            "excluded_graphs": examples or None}
+
+
+def _by_segment(record: JobRecord, by_batch: dict[str, int]) -> dict[str, dict[str, int]] | None:
+    batches = record.destination.batches
+    if batches is None:
+        return None
+    counter: dict[str, dict[str, int]] = {}
+    for batch in batches:
+        counter.setdefault(batch.segment_ns, {})[batch.segment_id] = by_batch.get(batch.batch_id, 0)
+    return counter
+
+
+def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
+                spark_factory: SparkFactory | None = None, runner: str | None = None,
+                stop: threading.Event | None = None, schedules: ScheduleStore | None = None) -> list[JobRecord]:
+    """Take back lost jobs, create the jobs of due schedules, then claim and run NEW jobs,
+    oldest first, one at a time, in one session started only if there is work; between jobs,
+    maintain the tables and take back jobs lost meanwhile (another runner died)."""
+    runner = runner or runner_id()
+    spark = spark_factory or deployment_session(config)
+    schedules = schedules or ScheduleStore(config.schedule_table_path)
+    reap_lost_jobs(store, config)
+    create_due_jobs(schedules, store, config)
+    done: list[JobRecord] = []
+    while max_jobs is None or len(done) < max_jobs:
+        if stop is not None and stop.is_set():
+            break
+        ran = False
+        for job_id in store.ids_with_status(JobStatus.NEW):
+            try:
+                done.append(run_job(store, config, job_id, runner=runner, spark_factory=spark))
+                for table in (store, schedules):
+                    table.maintain(config.table_retention_hours)
+                reap_lost_jobs(store, config)
+                ran = True
+                break
+            except StatusConflict:
+                continue  # another runner claimed it first
+        if not ran:
+            break
+    return done
+
+
+class RunnerLoop:
+    """A background thread that runs pending jobs until stopped (behind `serve`)."""
+
+    def __init__(self, store: JobStore, config: Config, poll_seconds: float = 1.0,
+                 spark_factory: SparkFactory | None = None):
+        self.store, self.config, self.poll = store, config, poll_seconds
+        self.spark = spark_factory or deployment_session(config)
+        # Kept across polls, so that each table is vacuumed at most every VACUUM_EVERY_SECONDS.
+        self.schedules = ScheduleStore(config.schedule_table_path)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runner-loop", daemon=True)
+
+    def _loop(self) -> None:
+        runner = runner_id()
+        while not self._stop.is_set():
+            try:
+                run_pending(self.store, self.config, spark_factory=self.spark, runner=runner, stop=self._stop,
+                            schedules=self.schedules)
+            except Exception:  # keep serving; the next poll tries again
+                log.exception("runner loop")
+            self._stop.wait(self.poll)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)

@@ -1,0 +1,60 @@
+"""The planner: a job definition checked against the config and the lake, and compiled into the
+export plan the engine runs (plain data, no Spark)."""
+
+from __future__ import annotations
+
+from jobs.planner.build import (
+    Resolved,
+    build_plan,
+    check_job,
+    dependency_order,
+    evaluation_plan,
+    evaluation_problems,
+    event_plan,
+    resolve,
+    resolve_policy,
+    snapshots,
+    stitch_plan,
+)
+from jobs.planner.lake import (
+    Schemas,
+    event_sources,
+    merged_schema,
+    profile_sources,
+)
+from jobs.planner.plan import (
+    EvaluatedSegment,
+    EvaluationPlan,
+    EventPlan,
+    EventSource,
+    ExportPlan,
+    ProfileSource,
+    SegmentSpec,
+    StitchPlan,
+)
+
+__all__ = [
+    "EvaluatedSegment",
+    "EvaluationPlan",
+    "EventPlan",
+    "EventSource",
+    "ExportPlan",
+    "ProfileSource",
+    "Resolved",
+    "Schemas",
+    "SegmentSpec",
+    "StitchPlan",
+    "build_plan",
+    "check_job",
+    "dependency_order",
+    "evaluation_plan",
+    "evaluation_problems",
+    "event_plan",
+    "event_sources",
+    "merged_schema",
+    "profile_sources",
+    "resolve",
+    "resolve_policy",
+    "snapshots",
+    "stitch_plan",
+]

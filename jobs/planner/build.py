@@ -1,0 +1,321 @@
+"""From a job definition to its export plan, with one set of checks for creation and run time.
+
+`resolve` finds what a definition needs in the config and the lake (merge policy,
+destination, profile schema and projection, events) and lists every problem with
+the JSON path of the field at fault. At creation `check_job` rejects the request
+with them (nothing written); at run time `build_plan` turns the stored record into
+the plan the engine runs, and the same problems mean the lake or config changed
+since the job was created (LakeError). No Spark; schemas are read with delta-rs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.planner.lake import Schemas, event_sources, merged_schema, profile_sources
+from jobs.planner.plan import (
+    EvaluatedSegment,
+    EvaluationPlan,
+    EventPlan,
+    ExportPlan,
+    ProfileSource,
+    SegmentSpec,
+    StitchPlan,
+)
+from jobs.spec import (
+    EVENT_SYSTEM_COLUMNS,
+    Config,
+    DestinationDataset,
+    JobDefinition,
+    JobRecord,
+    LakeError,
+    Leaf,
+    MergePolicy,
+    Node,
+    Problem,
+    RequestRejected,
+    SegmentDefinition,
+    SegmentSnapshot,
+    UnknownPath,
+    merge_leaves,
+    parse_field_list,
+    pql,
+    projection,
+)
+
+
+def resolve_policy(definition: JobDefinition, config: Config,
+                   definitions: Mapping[str, SegmentDefinition] | None = None) -> MergePolicy:
+    """The job's merge policy: the one it names, else (evaluating) its segments', else the default."""
+    ref = definition.merge_policy
+    if ref is None and definition.evaluation_info.segmentation and definitions:
+        named = {definitions[s.segment_id].merge_policy_id for s in definition.filter.segments or ()
+                 if s.segment_id in definitions}
+        if len(named) > 1:
+            raise RequestRejected.at(
+                "mergePolicy",
+                f"the segments' definitions use different merge policies ({', '.join(sorted(named))}): "
+                "name the one to evaluate and export with",
+            )
+        found = config.latest_policy(named.pop()) if named else None
+        if named and found is None:
+            raise RequestRejected.at("mergePolicy", "the segments' merge policy is no longer declared: name one")
+        return found or config.default_policy()
+    if ref is None:
+        return config.default_policy()
+    policy = config.policy(ref.id, ref.version)
+    if policy is None:
+        declared = ", ".join(f"{p.id} v{p.version}" for p in config.merge_policies)
+        raise RequestRejected.at("mergePolicy", f"unknown merge policy {ref.id!r} version {ref.version}; "
+                                                f"declared: {declared}")
+    return policy
+
+
+def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.Expr, ...] = (),
+               before: datetime | None = None, stitched: bool = False) -> EventPlan | None:
+    """What to read of the event datasets, or None when the job needs no events."""
+    event_list = definition.additional_fields.event_list if definition.additional_fields else None
+    empty = definition.filter.empty_profiles and not definition.filter.segments
+    if not config.event_datasets or (event_list is None and not empty and not conditions):
+        return None
+    sources = event_sources(config)
+    schema = merged_schema("event", sources)
+    nodes = None
+    window = event_list.filter if event_list and event_list.filter else None
+    if event_list is not None:
+        paths = parse_field_list(event_list.fields) if event_list.fields else None
+        nodes = projection(schema, paths, EVENT_SYSTEM_COLUMNS)
+    return EventPlan(
+        sources=tuple(sources),
+        schema=schema,
+        projection=nodes,
+        from_ingest=(window.from_ingest_timestamp if window and window.from_ingest_timestamp
+                     else definition.filter.from_ingest_timestamp),
+        to_ingest=window.to_ingest_timestamp if window else None,
+        conditions=conditions,
+        before=before,
+        stitched=stitched,
+    )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a definition needs of the config and the lake; parts that could not be found are None."""
+
+    policy: MergePolicy
+    destination: DestinationDataset | None
+    sources: list[ProfileSource]
+    profile_schema: dict[str, Any]
+    projection: tuple[Node, ...] | None
+    problems: list[Problem]
+
+
+def resolve(definition: JobDefinition, config: Config,
+            definitions: Mapping[str, SegmentDefinition] | None = None) -> Resolved:
+    """The definition's merge policy, destination, profile schema and projection, and every problem
+    with them (an unreadable lake raises LakeError). `definitions`: for an evaluating job."""
+    problems: list[Problem] = []
+    try:
+        policy = resolve_policy(definition, config, definitions)
+    except RequestRejected as err:
+        problems += err.problems
+        policy = config.default_policy()
+    destination = config.destination(definition.destination.dataset_id)
+    if destination is None:
+        declared = ", ".join(d.id for d in config.destination_datasets)
+        problems.append(Problem(
+            path="destination.datasetId",
+            message=f"unknown dataset {definition.destination.dataset_id!r}; declared: {declared}",
+        ))
+    elif definition.schema_.name != destination.schema_name:
+        problems.append(Problem(
+            path="schema.name",
+            message=f"dataset {destination.id!r} has schema {destination.schema_name!r}, "
+            f"not {definition.schema_.name!r}",
+        ))
+    sources = profile_sources(policy, config)
+    profile = merged_schema("profile", sources)
+    nodes = None
+    try:
+        nodes = projection(profile, parse_field_list(definition.fields) if definition.fields else None)
+    except UnknownPath as err:
+        problems.append(Problem(path="fields", message=str(err)))
+    event_list = definition.additional_fields.event_list if definition.additional_fields else None
+    if event_list is not None and not config.event_datasets:
+        problems.append(Problem(path="additionalFields.eventList",
+                                message="the config declares no event datasets to export events from"))
+    try:
+        event_plan(definition, config)
+    except UnknownPath as err:
+        problems.append(Problem(path="additionalFields.eventList.fields", message=str(err)))
+    return Resolved(policy, destination, sources, profile, nodes, problems)
+
+
+def check_job(definition: JobDefinition, config: Config,
+              definitions: Mapping[str, SegmentDefinition] | None = None) -> MergePolicy:
+    """Reject what the config or the lake make impossible, every problem at once; returns the
+    job's merge policy. `definitions`: the scope's segment definitions, for an evaluating job."""
+    resolved = resolve(definition, config, definitions)
+    problems = resolved.problems + evaluation_problems(definition, config, definitions or {}, resolved.policy)
+    if problems:
+        raise RequestRejected(problems)
+    return resolved.policy
+
+
+def evaluation_problems(definition: JobDefinition, config: Config, definitions: Mapping[str, SegmentDefinition],
+                        policy: MergePolicy) -> list[Problem]:
+    """What keeps an evaluating job from evaluating: no write-back dataset, no segments, a listed
+    segment without a definition, or a definition that does not fit the job's merge policy."""
+    if not definition.evaluation_info.segmentation:
+        return []
+    problems = []
+    schemas = Schemas.of(policy, config)
+    if config.segmentation_dataset is None:
+        problems.append(Problem(path="evaluationInfo.segmentation",
+                                message="the config names no segmentationDataset to write evaluated memberships to"))
+    if not definition.filter.segments:
+        problems.append(Problem(path="evaluationInfo.segmentation",
+                                message="evaluates the segments filter.segments lists: name at least one"))
+    for i, segment in enumerate(definition.filter.segments or ()):
+        path = f"filter.segments[{i}].segmentId"
+        found = definitions.get(segment.segment_id) if segment.segment_ns == "ups" else None
+        if found is None:
+            problems.append(Problem(path=path, message=f"no segment definition {segment.segment_id!r} in "
+                                    f"namespace ups of this org and sandbox, to evaluate"))
+            continue
+        try:
+            schemas.checked(found.pql)
+        except pql.PqlError as err:
+            problems.append(Problem(path=path, message=f"its definition does not fit merge policy "
+                                    f"{policy.id!r}: {err}"))
+    return problems
+
+
+def snapshots(definition: JobDefinition, definitions: Mapping[str, SegmentDefinition]) -> list[SegmentSnapshot]:
+    """What an evaluating job keeps of its segments' definitions (check_job has checked them)."""
+    return [SegmentSnapshot.of(definitions[s.segment_id]) for s in definition.filter.segments or ()]
+
+
+def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy
+                    ) -> tuple[EvaluationPlan, pql.Needs]:
+    """The evaluation of an evaluating job's segments, and everything its expressions read."""
+    assert record.segment_definitions is not None and record.evaluation_time is not None
+    assert config.segmentation_dataset is not None
+    expressions: dict[str, pql.Expr] = {}
+    leaves: dict[tuple[str, ...], Any] = {}
+    references: dict[str, tuple[str, ...]] = {}
+    conditions: list[pql.Expr] = []
+    schemas = Schemas.of(policy, config)
+    for snapshot in record.segment_definitions:
+        try:
+            expr, needs = schemas.checked(snapshot.expression)
+        except pql.PqlError as err:
+            raise LakeError(f"segment {snapshot.id} ({snapshot.name}) no longer fits the lake: {err}") from None
+        expressions[snapshot.id] = expr
+        leaves.update(needs.leaves)
+        references[snapshot.id] = needs.segments
+        conditions += [c for c in needs.event_conditions if c not in conditions]
+    dataset = config.profile_dataset(config.segmentation_dataset)
+    assert dataset is not None
+    plan = EvaluationPlan(
+        now=datetime.fromtimestamp(record.evaluation_time / 1000, UTC),
+        segments=tuple(EvaluatedSegment(i, expressions[i]) for i in dependency_order(references)),
+        writeback_path=config.resolve(dataset.path),
+        writeback_txn_app_id=f"export-jobs-{config.deployment}-job-{record.id}-segmentation",
+        writeback_metadata=json.dumps({"jobId": record.id, "segments": list(expressions)}),
+    )
+    needs = pql.Needs(tuple(leaves.items()),
+                      tuple(dict.fromkeys(r for refs in references.values() for r in refs)), tuple(conditions))
+    return plan, needs
+
+
+def dependency_order(references: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The segments so that each comes after the ones (among them) its inSegment names.
+
+    Definitions are checked for cycles when they are stored, so one is an error here.
+    """
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(segment: str) -> None:
+        if segment in order:
+            return
+        if segment in visiting:
+            raise LakeError(f"segment definitions reference each other in a cycle through {segment}")
+        visiting.add(segment)
+        for ref in references[segment]:
+            if ref in references:
+                visit(ref)
+        visiting.discard(segment)
+        order.append(segment)
+
+    for segment in references:
+        visit(segment)
+    return order
+
+
+def build_plan(record: JobRecord, config: Config) -> ExportPlan:
+    """The plan for a stored job record; LakeError if the config or lake no longer fit it."""
+    definition = record.definition()
+    resolved = resolve(definition, config)
+    if resolved.problems or resolved.destination is None or resolved.projection is None:
+        raise LakeError("the config or the lake changed since the job was created: "
+                        + "; ".join(f"{p.path}: {p.message}" for p in resolved.problems))
+    policy, nodes = resolved.policy, resolved.projection
+    leaves = merge_leaves(nodes)
+    evaluation, needs = evaluation_plan(record, config, policy) if record.evaluates else (None, None)
+    if needs is not None:
+        known = {leaf.path for leaf in leaves}
+        leaves += [Leaf(path, t) for path, t in needs.leaves if path not in known]
+    dest = record.destination
+    if dest.batches is not None:
+        segments = tuple(
+            SegmentSpec(b.segment_ns, b.segment_id, tuple(s.value for s in b.status), b.batch_id)
+            for b in dest.batches
+        )
+    else:
+        combined = dest.batch_ids()[0]
+        segments = tuple(
+            SegmentSpec(s.segment_ns, s.segment_id, tuple(x.value for x in s.status), combined)
+            for s in definition.filter.segments or ()
+        )
+    window = definition.filter.segment_qualification_time
+    return ExportPlan(
+        job_id=record.id,
+        sources=tuple(resolved.sources),
+        merge=policy.attribute_merge,
+        profile_schema=resolved.profile_schema,
+        projection=nodes,
+        leaves=tuple(leaves),
+        segments=segments,
+        qualified_from=window.start_time if window else None,
+        qualified_to=window.end_time if window else None,
+        from_ingest=definition.filter.from_ingest_timestamp,
+        events=event_plan(definition, config, needs.event_conditions if needs else (),
+                          evaluation.now if evaluation else None, policy.identity_graph == "pdg"),
+        empty_profiles=definition.filter.empty_profiles and not segments,
+        destination_path=config.resolve(resolved.destination.path),
+        per_segment=dest.segment_per_batch,
+        batch_ids=tuple(dest.batch_ids()),
+        txn_app_id=f"export-jobs-{config.deployment}-job-{record.id}",
+        user_metadata=json.dumps({"jobId": record.id, "batchIds": dest.batch_ids()}),
+        evaluation=evaluation,
+        referenced_segments=tuple(("ups", s) for s in needs.segments) if needs else (),
+        as_of=evaluation.now if evaluation else None,
+        stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
+    )
+
+
+def stitch_plan(config: Config) -> StitchPlan:
+    segmentation = config.segmentation_dataset
+    return StitchPlan(
+        profile_sources=tuple(ProfileSource(d.id, config.resolve(d.path), 0, optional=d.id == segmentation)
+                              for d in config.profile_datasets),
+        event_sources=tuple(event_sources(config)),
+        max_identities=config.max_identities_per_graph,
+        max_iterations=config.max_graph_iterations,
+    )

@@ -1,0 +1,67 @@
+"""The lake as a job sees it: the datasets a merge policy reads, and their merged Delta schemas
+(read with delta-rs, no JVM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.planner.plan import EventSource, ProfileSource
+from jobs.spec import Config, LakeError, MergePolicy, SchemaConflict, pql, read_delta_schema, union_schemas
+
+
+def profile_sources(policy: MergePolicy, config: Config) -> list[ProfileSource]:
+    """The policy's profile datasets, and the segmentation dataset under every policy.
+
+    The segmentation dataset holds only memberships that evaluation wrote: under
+    dataSetPrecedence it ranks above the policy's order (its fragments, compared with
+    each other by ingest time, are the evaluated state of the segments they name).
+    """
+    segmentation = config.segmentation_dataset
+    if policy.attribute_merge == "dataSetPrecedence":
+        by_id = {d.id: d for d in config.profile_datasets}
+        sources = [ProfileSource(i, config.resolve(by_id[i].path), n) for n, i in enumerate(policy.order)]
+        if segmentation is not None:
+            sources.append(ProfileSource(segmentation, config.resolve(by_id[segmentation].path), -1, optional=True))
+        return sources
+    return [ProfileSource(d.id, config.resolve(d.path), 0, optional=d.id == segmentation)
+            for d in config.profile_datasets]
+
+
+def merged_schema(kind: str, sources: list[ProfileSource] | list[EventSource]) -> dict[str, Any]:
+    """The union of the sources' Delta schemas; `kind` is "profile" or "event"."""
+    schemas = []
+    for source in sources:
+        schema = read_delta_schema(source.path)
+        if schema is None:
+            if isinstance(source, ProfileSource) and source.optional:
+                continue
+            raise LakeError(f"{kind} dataset {source.dataset_id!r} has no Delta table at {source.path}")
+        schemas.append((source.dataset_id, schema))
+    try:
+        return union_schemas(schemas)
+    except SchemaConflict as err:
+        raise LakeError(f"{kind} datasets disagree on a column type: {err}") from None
+
+
+def event_sources(config: Config) -> list[EventSource]:
+    return [EventSource(d.id, config.resolve(d.path)) for d in config.event_datasets]
+
+
+@dataclass(frozen=True)
+class Schemas:
+    """What segment expressions are checked against: a policy's merged profile schema and the
+    merged event schema (None without event datasets)."""
+
+    profile: dict[str, Any]
+    events: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, policy: MergePolicy, config: Config) -> Schemas:
+        events = merged_schema("event", event_sources(config)) if config.event_datasets else None
+        return cls(merged_schema("profile", profile_sources(policy, config)), events)
+
+    def checked(self, text: str, segments: set[str] | None = None) -> tuple[pql.Expr, pql.Needs]:
+        """A definition's expression, parsed and checked; raises PqlError."""
+        expr = pql.parse(text)
+        return expr, pql.check(text, expr, self.profile, self.events, segments)

@@ -1,0 +1,110 @@
+"""The export plan: what the Spark engine executes, as plain data (no Spark, no config, no job table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobs.spec import Leaf, Node, pql
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    dataset_id: str
+    path: str
+    precedence: int  # 0 wins under dataSetPrecedence (-1, the segmentation dataset, above it)
+    optional: bool = False  # may have no table yet, and then reads as empty (the segmentation dataset)
+
+
+@dataclass(frozen=True)
+class EventSource:
+    dataset_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """Events to read: for an `events` column (projection set), to find empty profiles, and to
+    count the events that meet segment conditions (`xEvent[condition].count()`)."""
+
+    sources: tuple[EventSource, ...]
+    schema: dict[str, Any]
+    projection: tuple[Node, ...] | None  # None: no events column
+    from_ingest: datetime | None  # exclusive; bounds the events column (and empty profiles)
+    to_ingest: datetime | None  # inclusive
+    # Per key, the events meeting each condition are counted, whatever the window above.
+    conditions: tuple[pql.Expr, ...] = ()
+    before: datetime | None = None  # an evaluating job reads events ingested before its `now` only
+    stitched: bool = False  # identityGraph pdg: keyed by their component, not by a primary identity
+
+
+@dataclass(frozen=True)
+class EvaluatedSegment:
+    segment_id: str  # in namespace ups
+    expression: pql.Expr
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Segment evaluation in the export's pass, and the write-back of changed memberships."""
+
+    now: datetime
+    segments: tuple[EvaluatedSegment, ...]  # each after the listed segments its inSegment names
+    writeback_path: str
+    writeback_txn_app_id: str
+    writeback_metadata: str
+
+
+@dataclass(frozen=True)
+class StitchPlan:
+    """The identity graph: links from every profile fragment and event of the deployment."""
+
+    profile_sources: tuple[ProfileSource, ...]  # every profile dataset, whatever the policy's order
+    event_sources: tuple[EventSource, ...]
+    max_identities: int
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    namespace: str
+    segment_id: str
+    statuses: tuple[str, ...]
+    batch_id: str  # the segment's own batch, or the combined batch
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    job_id: int
+    sources: tuple[ProfileSource, ...]
+    merge: str  # "timestampOrdered" or "dataSetPrecedence"
+    profile_schema: dict[str, Any]
+    projection: tuple[Node, ...]
+    leaves: tuple[Leaf, ...]
+    segments: tuple[SegmentSpec, ...]  # empty: every profile
+    qualified_from: datetime | None
+    qualified_to: datetime | None
+    from_ingest: datetime | None
+    events: EventPlan | None
+    empty_profiles: bool  # also export keys that only have events (never with segments)
+    destination_path: str
+    per_segment: bool
+    batch_ids: tuple[str, ...]
+    txn_app_id: str
+    user_metadata: str
+    evaluation: EvaluationPlan | None = None
+    # Memberships merged for inSegment(...) only: read, never exported.
+    referenced_segments: tuple[tuple[str, str], ...] = ()
+    as_of: datetime | None = None  # an evaluating job reads fragments ingested before its `now` only
+    stitching: StitchPlan | None = None  # identityGraph pdg: profiles are identity graph components
+
+    @property
+    def segment_refs(self) -> list[tuple[str, str]]:
+        """Distinct (namespace, segment id) pairs, in the order the job lists them."""
+        return list(dict.fromkeys((s.namespace, s.segment_id) for s in self.segments))
+
+    @property
+    def merged_segment_refs(self) -> list[tuple[str, str]]:
+        """Every membership the merge takes: the listed segments', then the referenced ones'."""
+        return list(dict.fromkeys([*self.segment_refs, *self.referenced_segments]))

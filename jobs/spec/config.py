@@ -1,0 +1,214 @@
+"""The deployment's configuration (docs/reference/configuration.md): conf/export.toml, validated by pydantic.
+
+`lakeRoot` is relative to the config file; every other path is relative to
+`lakeRoot`. Absolute paths and URIs (s3://, abfss://, file:...) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from jobs.spec.errors import ConfigError, json_path
+
+
+class ConfModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, frozen=True
+    )
+
+
+class Dataset(ConfModel):
+    id: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+
+
+class DestinationDataset(Dataset):
+    schema_name: str = Field(min_length=1)
+
+
+class MergePolicy(ConfModel):
+    id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    attribute_merge: Literal["timestampOrdered", "dataSetPrecedence"]
+    order: list[str] = Field(default_factory=list)
+    # none: a profile is a primary identity; pdg: a connected component of the identity graph.
+    identity_graph: Literal["none", "pdg"] = "none"
+    default: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> MergePolicy:
+        if self.attribute_merge == "dataSetPrecedence" and not self.order:
+            raise ValueError("dataSetPrecedence needs an order of profile dataset ids")
+        if self.attribute_merge == "timestampOrdered" and self.order:
+            raise ValueError("order applies only to dataSetPrecedence")
+        return self
+
+
+class Tenant(ConfModel):
+    org: str = Field(min_length=1)
+    sandboxes: list[str] = Field(min_length=1)
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Config(ConfModel):
+    lake_root: str = "."
+    job_table: str = "system/export_jobs"
+    schedule_table: str = "system/export_schedules"
+    segment_table: str = "system/segment_definitions"
+    # A declared profile dataset that segment evaluation appends changed memberships to.
+    segmentation_dataset: str | None = None
+    # Under identityGraph pdg: a component with more identities is not a profile (excluded and
+    # counted), and the graph must converge in this many rounds of large-star and small-star.
+    max_identities_per_graph: int = Field(default=50, ge=1)
+    max_graph_iterations: int = Field(default=30, ge=1)
+    default_org: str = Field(min_length=1)
+    default_sandbox: str = Field(min_length=1)
+    # Names this deployment in Delta's idempotent-write ids; defaults to one derived from jobTable.
+    deployment_id: str | None = None
+    # A runner renews its lease on a running job this often (a third of it); a job whose
+    # lease ran out is taken back: FAILED, or NEW again up to lostJobRetries times.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    lost_job_retries: int = Field(default=0, ge=0)
+    # The job and schedule tables keep the files of their versions of the last this many hours
+    # (for their readers, and time travel); older files are deleted between jobs.
+    table_retention_hours: int = Field(default=168, ge=1)
+    spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    profile_datasets: list[Dataset] = Field(min_length=1)
+    event_datasets: list[Dataset] = Field(default_factory=list)
+    destination_datasets: list[DestinationDataset] = Field(min_length=1)
+    merge_policies: list[MergePolicy] = Field(min_length=1)
+    tenants: list[Tenant] = Field(default_factory=list)
+    # Set by load_config: the folder the config file is in.
+    base_dir: str = "."
+
+    @field_validator("table_retention_hours")
+    @classmethod
+    def _retention(cls, hours: int, info: ValidationInfo) -> int:
+        # A runner may read the job table at any moment of its lease.
+        lease = info.data.get("lease_seconds")
+        if lease is not None and hours * 3600 <= lease:
+            raise ValueError(f"must be longer than leaseSeconds ({lease:g} s)")
+        return hours
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        for kind, items in (
+            ("profileDatasets", self.profile_datasets),
+            ("eventDatasets", self.event_datasets),
+            ("destinationDatasets", self.destination_datasets),
+        ):
+            ids = [d.id for d in items]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{kind} declares {', '.join(dupes)} more than once")
+        profile_ids = {d.id for d in self.profile_datasets}
+        for policy in self.merge_policies:
+            unknown = [d for d in policy.order if d not in profile_ids]
+            if unknown:
+                raise ValueError(
+                    f"merge policy {policy.id!r} orders unknown profile datasets {unknown}"
+                )
+        if self.segmentation_dataset is not None:
+            if self.segmentation_dataset not in profile_ids:
+                raise ValueError(f"segmentationDataset {self.segmentation_dataset!r} is not a declared profile dataset")
+            ordering = [p.id for p in self.merge_policies if self.segmentation_dataset in p.order]
+            if ordering:
+                raise ValueError(
+                    f"segmentationDataset {self.segmentation_dataset!r} must not be in a merge policy's order "
+                    f"({', '.join(ordering)}): its memberships rank above every dataset's, by ingest time"
+                )
+        refs = [(p.id, p.version) for p in self.merge_policies]
+        if len(set(refs)) != len(refs):
+            raise ValueError("mergePolicies declares one id and version twice")
+        if sum(p.default for p in self.merge_policies) != 1:
+            raise ValueError("exactly one merge policy must have default = true")
+        return self
+
+    # -- paths
+
+    def resolve(self, path: str) -> str:
+        """A dataset path from the config as an absolute path or URI."""
+        if "://" in path or path.startswith("file:"):
+            return path
+        if Path(path).is_absolute():
+            return path
+        root = self.lake_root
+        if "://" in root:
+            return f"{root.rstrip('/')}/{path}"
+        return str((Path(self.base_dir) / root / path).resolve())
+
+    @property
+    def job_table_path(self) -> str:
+        return self.resolve(self.job_table)
+
+    @property
+    def schedule_table_path(self) -> str:
+        return self.resolve(self.schedule_table)
+
+    @property
+    def segment_table_path(self) -> str:
+        return self.resolve(self.segment_table)
+
+    @property
+    def deployment(self) -> str:
+        if self.deployment_id:
+            return self.deployment_id
+        return hashlib.sha256(self.job_table_path.encode()).hexdigest()[:12]
+
+    # -- look-ups
+
+    def default_policy(self) -> MergePolicy:
+        return next(p for p in self.merge_policies if p.default)
+
+    def policy(self, policy_id: str, version: int) -> MergePolicy | None:
+        return next(
+            (p for p in self.merge_policies if p.id == policy_id and p.version == version), None
+        )
+
+    def latest_policy(self, policy_id: str) -> MergePolicy | None:
+        """The highest version of a policy id (segment definitions name ids only)."""
+        versions = [p for p in self.merge_policies if p.id == policy_id]
+        return max(versions, key=lambda p: p.version) if versions else None
+
+    def profile_dataset(self, dataset_id: str) -> Dataset | None:
+        return next((d for d in self.profile_datasets if d.id == dataset_id), None)
+
+    def destination(self, dataset_id: str) -> DestinationDataset | None:
+        return next((d for d in self.destination_datasets if d.id == dataset_id), None)
+
+    def spark_conf(self) -> tuple[str, dict[str, str]]:
+        """The master and the other spark.* settings of the [spark] table."""
+        conf = {k: _spark_value(v) for k, v in self.spark.items() if k != "master"}
+        conf = {k if k.startswith("spark.") else f"spark.{k}": v for k, v in conf.items()}
+        return str(self.spark.get("master", "local[*]")), conf
+
+
+def _spark_value(value: str | int | float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def load_config(path: str | Path) -> Config:
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist (pass --conf PATH)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {file} is not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {file} cannot be read: {err}") from None
+    raw["baseDir"] = str(file.resolve().parent)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = [
+            f"{json_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors(include_url=False)
+        ]
+        raise ConfigError(f"config file {file} is invalid: " + "; ".join(lines)) from None

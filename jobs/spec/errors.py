@@ -1,0 +1,157 @@
+"""Every error a user is told about, and the problems of a rejected request.
+
+`ExportJobsError` is the one base: each kind carries its `code` (as a failed job's
+record shows it), the HTTP status the API answers with and the exit code the CLI
+returns, so both shells read an error the same way. A rejected request lists every
+`Problem` at once, each located by the JSON path of the bad value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+# The CLI's exit codes (docs/reference/cli.md#exit-codes).
+EXIT_FAILED = 1  # a job that ended FAILED or CANCELLED
+EXIT_REJECTED = 2  # bad usage, or a request that was refused
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request, located by its JSON path."""
+
+    path: str
+    message: str
+
+
+class ProblemDocument(BaseModel):
+    """An error answer: the HTTP API's body and the CLI's output (RFC 9457's fields, and `errors`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[Problem]
+
+
+def problem_document(status: int, detail: str, errors: Sequence[Problem] = ()) -> dict[str, Any]:
+    return ProblemDocument(type="about:blank", title=HTTPStatus(status).phrase, status=status, detail=detail,
+                           errors=list(errors)).model_dump()
+
+
+class ExportJobsError(Exception):
+    """The base of our errors: what went wrong, in words a user can act on."""
+
+    code: ClassVar[str] = "EXPORT_FAILED"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = EXIT_REJECTED
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+    def document(self) -> dict[str, Any]:
+        """The problem document both shells answer with."""
+        return problem_document(self.http_status, self.detail, self.problems)
+
+
+class RequestRejected(ExportJobsError):
+    """A request that cannot be accepted; `problems` says every reason. Nothing was written."""
+
+    code = "BAD_REQUEST"
+    http_status = 400
+
+    def __init__(self, problems: Sequence[Problem]):
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems), problems)
+
+    @property
+    def detail(self) -> str:
+        return f"the request is invalid: {self}"
+
+    @classmethod
+    def at(cls, path: str, message: str) -> RequestRejected:
+        return cls([Problem(path=path, message=message)])
+
+    def under(self, prefix: str) -> RequestRejected:
+        """The same problems, located inside the value at `prefix` (e.g. a schedule's `job`)."""
+        return RequestRejected([Problem(path=f"{prefix}.{p.path}", message=p.message) for p in self.problems])
+
+
+class NotFound(ExportJobsError):
+    """No such resource in the tenant's org and sandbox."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class Conflict(ExportJobsError):
+    """The resource is not in a state that allows the change (it finished, changed meanwhile, or is used)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class LakeError(ExportJobsError):
+    """The lake does not match the config (missing table, conflicting column types, a field gone)."""
+
+    code = "INVALID_LAKE"
+    http_status = 422
+
+    def __init__(self, message: str):
+        super().__init__(message, [Problem(path="$", message=message)])
+
+
+class ConfigError(ExportJobsError):
+    """The configuration file is missing or wrong; the message says where."""
+
+    code = "INVALID_CONFIG"
+
+
+class JobFailure(ExportJobsError):
+    """A run that cannot finish, for a reason its record names with its own code."""
+
+    exit_code = EXIT_FAILED
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """('filter', 'segments', 0, 'segmentId') -> 'filter.segments[0].segmentId'."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "$"
+
+
+# Pydantic puts validator tags such as 'function-before[...]' into error locations.
+_INTERNAL_TAG = re.compile(r"^function-(before|after|wrap|plain)\[")
+
+
+def problems_from(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if isinstance(p, int) or not _INTERNAL_TAG.match(p))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(path=json_path(loc), message=message))
+    return problems
+
+
+def json_object(body: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise RequestRejected.at("$", f"body is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise RequestRejected.at("$", "body must be a JSON object")
+    return value

@@ -29,7 +29,7 @@ with DAG(
         application=f"{HOME}/jobs/submit.py",
         application_args=["--conf", CONF, "run-pending", "--max", "20"],
         py_files=f"{HOME}/build/export-jobs.zip",
-        jars=f"{HOME}/.cache/jars/delta-spark_2.13-4.0.1.jar,{HOME}/.cache/jars/delta-storage-4.0.1.jar",
+        jars=f"{HOME}/.cache/jars/delta-spark_4.2_2.13-4.4.0.jar,{HOME}/.cache/jars/delta-storage-4.4.0.jar",
         conn_id="spark_default",
         deploy_mode="client",
         env_vars={"PYSPARK_PYTHON": f"{HOME}/.venv/bin/python",

@@ -11,6 +11,7 @@ job's batches in the destination instead, as a rerun of a committed job does.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from jobs.engine.identities import profile_key
 from jobs.engine.segments import matched
 from jobs.planner import ExportPlan
 
+OBSERVATION_GRACE_S = 0.1
 
 @dataclass(frozen=True)
 class ExportedCounts:
@@ -35,12 +37,19 @@ def observed(observation: Observation) -> dict[str, Any] | None:
     """The observation's metrics, or None if its query never ran (or it was never attached).
 
     Delta skips a write whose txnAppId another run already committed, and then the
-    observation never fires: PySpark's `get` would wait for ever; the JVM's
-    `getOrEmpty` waits a moment and returns an empty map.
+    observation never fires: PySpark's `get` would wait for ever. Spark completes an
+    observation's future when the query that carries it ends; it is given a moment
+    (OBSERVATION_GRACE_S), as Spark 4.0's `getOrEmpty` was, before it counts as never fired.
     """
     java = observation._jo
-    if java is None or java.getOrEmpty().isEmpty():
+    if java is None:
         return None
+    future = java.future()
+    deadline = time.monotonic() + OBSERVATION_GRACE_S
+    while not future.isCompleted():
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
     return observation.get
 
 

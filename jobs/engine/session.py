@@ -90,10 +90,15 @@ QUIET_LOG4J = "log4j2-quiet.properties"
 INCUBATOR_NOTICE = b"WARNING: Using incubator modules"
 
 
+def spark_line() -> str:
+    """The installed pyspark's major.minor line (e.g. "4.2"): Delta publishes one jar per line."""
+    return ".".join(version("pyspark").split(".")[:2])
+
+
 def delta_coordinates() -> list[str]:
-    """Maven coordinates of the jars matching the installed delta-spark wheel."""
+    """Maven coordinates of the jars matching the installed delta-spark wheel and pyspark line."""
     delta = version("delta-spark")
-    return [f"io.delta:delta-spark_{SCALA_VERSION}:{delta}", f"io.delta:delta-storage:{delta}"]
+    return [f"io.delta:delta-spark_{spark_line()}_{SCALA_VERSION}:{delta}", f"io.delta:delta-storage:{delta}"]
 
 
 def jars_dir() -> Path:
@@ -216,7 +221,7 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.engine.session coordinates|jars|check`: used by scripts/setup and scripts/submit."""
+    """`python -m jobs.engine coordinates|jars|check`: used by scripts/setup and scripts/submit."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["coordinates"]:
         print("\n".join(delta_coordinates()))
@@ -231,9 +236,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: {err}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m jobs.engine.session coordinates|jars|check", file=sys.stderr)
+    print("usage: python -m jobs.engine coordinates|jars|check", file=sys.stderr)
     return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,8 @@ import subprocess
 from itertools import pairwise
 from pathlib import Path
 
+from jobs.engine.session import delta_coordinates
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = ["--", "--conf", "export.toml", "--job-id", "42"]
 
@@ -30,7 +32,8 @@ def test_cluster_mode_ships_the_pex_as_a_file_and_names_it_the_python():
     assert "--py-files" not in command  # the package is in the PEX
     assert command[-len(APP):] == [str(ROOT / "jobs" / "submit.py"), *APP[1:]]
     jars = dict(pairs(command))["--jars"].split(",")
-    assert [Path(j).name for j in jars] == ["delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar"]
+    assert [Path(j).name for j in jars] == [f"{artifact}-{version}.jar" for _, artifact, version in
+                                            (c.split(":") for c in delta_coordinates())]
 
 
 def test_the_equals_form_of_deploy_mode_is_cluster_mode_too():

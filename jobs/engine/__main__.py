@@ -1,0 +1,5 @@
+import sys
+
+from jobs.engine.session import main
+
+sys.exit(main())

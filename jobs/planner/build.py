@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +111,7 @@ class Resolved:
     sources: list[ProfileSource]
     profile_schema: dict[str, Any]
     projection: tuple[Node, ...] | None
+    events: EventPlan | None  # what the definition itself reads of the events (no segment conditions)
     problems: list[Problem]
 
 
@@ -148,11 +149,12 @@ def resolve(definition: JobDefinition, config: Config,
     if event_list is not None and not config.event_datasets:
         problems.append(Problem(path="additionalFields.eventList",
                                 message="the config declares no event datasets to export events from"))
+    events = None
     try:
-        event_plan(definition, config)
+        events = event_plan(definition, config)
     except UnknownPath as err:
         problems.append(Problem(path="additionalFields.eventList.fields", message=str(err)))
-    return Resolved(policy, destination, sources, profile, nodes, problems)
+    return Resolved(policy, destination, sources, profile, nodes, events, problems)
 
 
 def check_job(definition: JobDefinition, config: Config,
@@ -295,7 +297,7 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         qualified_from=window.start_time if window else None,
         qualified_to=window.end_time if window else None,
         from_ingest=definition.filter.from_ingest_timestamp,
-        events=event_plan(definition, config, needs.event_conditions if needs else (),
+        events=run_events(definition, config, resolved.events, needs.event_conditions if needs else (),
                           evaluation.now if evaluation else None, policy.identity_graph == "pdg"),
         empty_profiles=definition.filter.empty_profiles and not segments,
         destination_path=config.resolve(resolved.destination.path),
@@ -308,6 +310,14 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         as_of=evaluation.now if evaluation else None,
         stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
     )
+
+
+def run_events(definition: JobDefinition, config: Config, resolved: EventPlan | None,
+               conditions: tuple[pql.Expr, ...], before: datetime | None, stitched: bool) -> EventPlan | None:
+    """The events a run reads: the resolved plan, unless segment conditions need events it does not read."""
+    if conditions:
+        return event_plan(definition, config, conditions, before, stitched)
+    return replace(resolved, before=before, stitched=stitched) if resolved is not None else None
 
 
 def stitch_plan(config: Config) -> StitchPlan:

@@ -32,7 +32,7 @@ from jobs.engine.metrics import (
     observed,
     read_back,
 )
-from jobs.engine.probe import probe_fragments
+from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, select_members, tag_batches
 from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
@@ -101,6 +101,7 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
     if result is None:
         result = recount(spark, plan, fragments, events, components)
     result.graph = components
+    remember_namespaces(plan, result.counts.by_namespace)
     if result.rejected:
         records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
         result.rejected_examples = rejected_examples(records)

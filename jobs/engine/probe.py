@@ -5,10 +5,17 @@ export two things it must decide before its one pass: which merge path fits the
 job's segments (segments.candidate_filter), and which identity namespaces the
 exported rows' counters should watch for (metrics.ExportCounters). Both are
 estimates; a wrong one costs speed, never correctness.
+
+A small input (at most SMALL_INPUT fragments by the Delta logs' statistics) is not
+probed: its merge is quick either way, so it merges every key, and its counters watch
+for the namespaces that earlier exports of the same datasets in this process counted
+(remember_namespaces). The probe's query would be a good share of a small job's time; a
+namespace no earlier export saw costs a read-back of the job's rows instead (metrics.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -19,16 +26,34 @@ from jobs.engine.segments import any_segment
 from jobs.planner import ExportPlan
 
 PROBE_FRAGMENTS = 10_000
+# Measured with scripts/bench small: a probe costs about a second of a 5,000-profile job.
+SMALL_INPUT = 100_000
+# Namespaces that exports in this process counted, by the profile datasets they read.
+_seen_namespaces: dict[tuple[str, ...], frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
 class FragmentProbe:
-    share: float | None  # of the fragments whose own memberships qualify; None without segments or fragments
+    # Of the fragments whose own memberships qualify; None without segments or fragments, or unprobed.
+    share: float | None
     namespaces: tuple[str, ...]  # identity namespaces the fragments have, sorted
 
 
+def _datasets(plan: ExportPlan) -> tuple[str, ...]:
+    return tuple(sorted(source.path for source in plan.sources))
+
+
+def remember_namespaces(plan: ExportPlan, namespaces: Iterable[str]) -> None:
+    """Namespaces an export of the plan's datasets counted, for the next small export's counters."""
+    key = _datasets(plan)
+    _seen_namespaces[key] = _seen_namespaces.get(key, frozenset()) | frozenset(namespaces)
+
+
 def probe_fragments(fragments: DataFrame, plan: ExportPlan) -> FragmentProbe:
-    """Reads the identities and the requested memberships of the first fragments only."""
+    """Reads the identities and the requested memberships of the first fragments only; for a
+    small input, reads nothing (see above)."""
+    if plan.fragments is not None and plan.fragments <= SMALL_INPUT:
+        return FragmentProbe(None, tuple(sorted(_seen_namespaces.get(_datasets(plan), ()))))
     namespaces = F.array_distinct(F.flatten(F.collect_set(F.array_distinct(F.col(IDS)["ns"]))))
     measures = [F.sort_array(namespaces).alias("namespaces")]
     if plan.segments:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.planner.lake import Schemas, event_sources, merged_schema, profile_sources
+from jobs.planner.lake import Schemas, event_sources, fragment_count, merged_schema, profile_sources
 from jobs.planner.plan import (
     EvaluatedSegment,
     EvaluationPlan,
@@ -309,6 +309,7 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         referenced_segments=tuple(("ups", s) for s in needs.segments) if needs else (),
         as_of=evaluation.now if evaluation else None,
         stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
+        fragments=fragment_count(resolved.sources),
     )
 
 

@@ -44,6 +44,22 @@ def merged_schema(kind: str, sources: list[ProfileSource] | list[EventSource]) -
         raise LakeError(f"{kind} datasets disagree on a column type: {err}") from None
 
 
+def fragment_count(sources: list[ProfileSource]) -> int | None:
+    """The rows of the sources' Delta tables, from their logs' file statistics (no data is read);
+    None when a file has no row count. A missing optional source counts 0."""
+    from deltalake import DeltaTable
+
+    total = 0
+    for source in sources:
+        if not DeltaTable.is_deltatable(source.path):
+            continue
+        counts = DeltaTable(source.path).get_add_actions(flatten=True).column("num_records").to_pylist()
+        if any(n is None for n in counts):
+            return None
+        total += sum(counts)
+    return total
+
+
 def event_sources(config: Config) -> list[EventSource]:
     return [EventSource(d.id, config.resolve(d.path)) for d in config.event_datasets]
 

@@ -98,6 +98,9 @@ class ExportPlan:
     referenced_segments: tuple[tuple[str, str], ...] = ()
     as_of: datetime | None = None  # an evaluating job reads fragments ingested before its `now` only
     stitching: StitchPlan | None = None  # identityGraph pdg: profiles are identity graph components
+    # Rows in the profile sources by their Delta logs' statistics (None if unknown): a small
+    # input needs no probe before its export (engine/probe.py).
+    fragments: int | None = None
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from jobs.engine import FragmentProbe, candidate_filter, is_narrow, keyed_fragments, probe, probe_fragments
@@ -53,3 +55,18 @@ def test_only_a_selective_job_merges_candidate_keys_only(spark):
     assert candidate_filter(0.05, plan) is not None
     assert candidate_filter(0.5, plan) is None
     assert candidate_filter(None, plan) is None
+
+
+def test_a_small_input_is_not_probed_and_watches_the_namespaces_earlier_exports_counted(spark, monkeypatch):
+    monkeypatch.setattr(probe, "_seen_namespaces", {})
+    plan = dataclasses.replace(make_plan(schema_of(spark), segments=[S1]), fragments=probe.SMALL_INPUT)
+    unreadable = spark.range(1).selectExpr("raise_error('the probe read the fragments') AS never")
+    assert probe_fragments(unreadable, plan) == FragmentProbe(None, ())
+    probe.remember_namespaces(plan, ["Email"])
+    probe.remember_namespaces(plan, ["ECID"])
+    assert probe_fragments(unreadable, plan) == FragmentProbe(None, ("ECID", "Email"))
+    other = dataclasses.replace(plan, sources=(ProfileSource("b", "elsewhere", 0),))
+    assert probe_fragments(unreadable, other) == FragmentProbe(None, ())
+    larger = dataclasses.replace(plan, fragments=probe.SMALL_INPUT + 1)
+    with pytest.raises(Exception, match="the probe read the fragments"):
+        probe_fragments(unreadable, larger)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
+from jobs.planner import ProfileSource
 from jobs.planner.build import check_job
+from jobs.planner.lake import fragment_count, profile_sources
 from jobs.spec.config import load_config
 from jobs.spec.errors import LakeError, RequestRejected
 from jobs.spec.jobs import parse_definition
-from sample_lake import empty_table, sample_config
+from sample_lake import IDENTITY_MAP, UTC_TIME, empty_table, sample_config
 
 
 def body(**changes):
@@ -73,3 +76,15 @@ def test_a_missing_table_or_conflicting_types_are_lake_errors(config, tmp_path):
     conf.write_text(sample_config(tmp_path, profile_datasets=3))
     with pytest.raises(LakeError, match=r"profiles_2.*no Delta table"):
         check_job(body(), load_config(conf))
+
+
+def test_the_fragment_count_comes_from_the_delta_logs(config, tmp_path):
+    sources = profile_sources(config.default_policy(), config)
+    assert fragment_count(sources) == 0
+    rows = pa.table({"identityMap": pa.array([None, None], IDENTITY_MAP),
+                     "_ingestTime": pa.array([None, None], UTC_TIME)})
+    write_deltalake(str(tmp_path / "profiles/profiles_1"), rows, mode="append", schema_mode="merge")
+    write_deltalake(str(tmp_path / "profiles/profiles_1"), rows, mode="append", schema_mode="merge")
+    assert fragment_count(sources) == 4
+    missing = ProfileSource("later", str(tmp_path / "profiles/not-yet"), 0, optional=True)
+    assert fragment_count([*sources, missing]) == 4

@@ -18,6 +18,9 @@ per round), so that a change in the machine's load touches every figure alike:
   stitching   the 20-segment export under identityGraph none and pdg on a linked lake (people's
                identities spread over their fragments), at --profiles and at every scaling size
 
+`--quick` is for A/B work while changing the engine: 200k profiles, one run of each figure, and
+its report under .cache/bench rather than over docs/benchmarks-report.md.
+
 `--scaling SIZES` also runs our 1- and 20-segment exports at each size (lakes without
 events) and records time per profile and the driver's peak memory. It writes
 docs/benchmarks-report.md and a chart beside it, and prints the ratios against their targets last.
@@ -40,17 +43,28 @@ from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
 from benchmarks.stitching import stitch_point
 from jobs.engine import build_session
 
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_PROFILES = 200_000
+QUICK_OUT = ".cache/bench/quick-report.md"  # an A/B run leaves the committed report alone
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench export", description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", type=parse_size, default=1_000_000,
+    parser.add_argument("--quick", action="store_true",
+                        help=f"A/B mode: {QUICK_PROFILES:,} profiles, 1 run, the report in {QUICK_OUT} "
+                             "(flags given beside it win)")
+    parser.add_argument("--profiles", type=parse_size,
                         help="profiles in the lake, e.g. 20000, 250k, 1M (default: 1M)")
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per figure (default: %(default)s)")
+    parser.add_argument("--runs", type=int, help="measured runs per figure (default: 3)")
     parser.add_argument("--scaling", type=parse_sizes, nargs="?", const=parse_sizes(DEFAULT_SCALING),
                         metavar="SIZES", help=f"also time our export at these sizes (default: {DEFAULT_SCALING})")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs/benchmarks-report.md",
+    parser.add_argument("--out", type=Path,
                         help="the report; the chart is written beside it as .png (default: docs/benchmarks-report.md)")
     args = parser.parse_args(argv)
+    args.profiles = args.profiles or (QUICK_PROFILES if args.quick else 1_000_000)
+    args.runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    args.out = args.out or ROOT / (QUICK_OUT if args.quick else "docs/benchmarks-report.md")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.argv = sys.argv[1:] if argv is None else argv
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -105,7 +105,9 @@ def report(args: argparse.Namespace, spark: SparkSession, lake: Lake, result: Co
         "",
         "Ours is the job record's `profileExportTime` (probe, read, merge, filter, project, and the Delta write, "
         "which also counts the exported rows). The I/O floor writes every fragment (no merge, no filter), so it "
-        "writes more rows than the exports. DuckDB writes one Parquet file, with no Delta commit.",
+        "writes more rows than the exports. The events floor groups every event by its first identity and writes one "
+        "row per key with the exported event fields in time order; the export with events is held to the two "
+        "floors' sum. DuckDB writes one Parquet file, with no Delta commit.",
         "",
         "## Targets",
         "",

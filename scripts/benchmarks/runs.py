@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from benchmarks.duck import KeyCheck, compare_keys, run_duckdb
-from benchmarks.floor import run_floor
+from benchmarks.floor import run_events_floor, run_floor
 from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
 from benchmarks.ours import define_segments, evaluated_segments_body, evaluation_body, job_body, ours, written_back
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Comparison:
-    # by key: one, twenty, events, per_segment, evaluated, written_back, floor, duck_one, duck_twenty
+    # by key: one, twenty, events, per_segment, evaluated, written_back, floor, events_floor, duck_one, duck_twenty
     figures: dict[str, Figure]
     keys: list[KeyCheck]
     memory: PeakMemory
@@ -52,6 +52,8 @@ class Comparison:
         return {
             "ours / I/O floor, 1 segment": self.ratio("one", "floor"),
             "per-segment / combined, 20 segments": self.ratio("per_segment", "twenty"),
+            "20 segments + events / (I/O floor + events floor)":
+                self.figures["events"].median / (self.figures["floor"].median + self.figures["events_floor"].median),
             "evaluated / not evaluated, the same 20 segments": self.ratio("evaluated", "written_back"),
             "ours / DuckDB, 1 segment": self.ratio("one", "duck_one"),
             "ours / DuckDB, 20 segments": self.ratio("twenty", "duck_twenty"),
@@ -85,6 +87,8 @@ def compare(spark: SparkSession, lake: Lake, runs: int, stitching: list[StitchPo
         ours(spark, lake, memory, "written_back", f"ours, the {EVALUATED_SEGMENTS} evaluated segments, written back",
              evaluated_segments_body(evaluated), memberships),
         Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
+        Scenario("events_floor", "events floor (Spark read + group by key + write)", "floor",
+                 lambda run: run_events_floor(spark, lake, run)),
         Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
         Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",
                  lambda run: run_duckdb(con, lake, SEGMENTS, run)),

@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from benchmarks.duck import compare_keys, run_duckdb
-from benchmarks.floor import run_floor
+from benchmarks.floor import run_events_floor, run_floor
 from benchmarks.lake import make_lake, table_stats
 from benchmarks.memory import PeakMemory
 from benchmarks.ours import define_segments, evaluated_segments_body, job_body, run_ours, written_back
@@ -45,6 +45,15 @@ def test_the_io_floor_writes_every_fragment(spark, bench_lake):
     sample = run_floor(spark, bench_lake, "floor")
     fragments = sum(table_stats(path)[0] for path in bench_lake.profile_paths)
     assert sample.rows == fragments
+
+
+def test_the_events_floor_writes_one_row_per_key_with_its_events_in_time_order(spark, tmp_path):
+    lake = make_lake(spark, tmp_path / "lake", 30, events=True)
+    sample = run_events_floor(spark, lake, "events-floor")
+    rows = DeltaTable(sample.output).to_pyarrow_table().to_pylist()
+    assert sample.rows == len(rows) == len({(r["ns"], r["id"]) for r in rows}) == 30
+    assert sum(len(r["events"]) for r in rows) == sum(table_stats(path)[0] for path in lake.event_paths)
+    assert all([e["timestamp"] for e in r["events"]] == sorted(e["timestamp"] for e in r["events"]) for r in rows)
 
 
 def _exported(output: str) -> list[tuple[str, tuple[str, ...]]]:

@@ -124,6 +124,11 @@ class JobStore(DeltaRows):
         )
         return [JobRecord.model_validate_json(r["record"]) for r in rows]
 
+    def recent_namespaces(self, org: str, sandbox: str, jobs: int = 20) -> set[str]:
+        """The identity namespaces that the tenant's latest succeeded jobs counted in their exports."""
+        records = self.list(org, sandbox, limit=jobs, status=JobStatus.SUCCEEDED)
+        return {ns for r in records for ns in r.metrics.exported_profile_by_namespace_counter or {}}
+
     def ids_with_status(self, status: JobStatus) -> builtins.list[int]:
         rows = self._query(f"SELECT id FROM jobs WHERE {equal('status', status.value)} ORDER BY id")
         return [r["id"] for r in rows]

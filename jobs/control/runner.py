@@ -71,7 +71,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         export_start = now_ms()
         log.info("job %s: exporting to %s", job_id, plan.destination_path)
         with group[0].running():
-            result = run_export(session, plan)
+            tenant = (handle.record.ims_org_id, handle.record.sandbox_name)
+            result = run_export(session, plan, lambda: handle.store.recent_namespaces(*tenant))
         export_end = now_ms()
     except LostJob:
         raise

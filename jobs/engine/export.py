@@ -14,6 +14,7 @@ does not write it again, and reads the figures it needs back from the destinatio
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
@@ -87,7 +88,10 @@ def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters 
     return tag_batches(members, plan, output)
 
 
-def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
+def run_export(spark: SparkSession, plan: ExportPlan,
+               known_namespaces: Callable[[], Iterable[str]] | None = None) -> ExportResult:
+    """Runs the plan's export to its commits. `known_namespaces`: identity namespaces the caller has
+    seen exported before, asked for only if the input is too small to probe (probe.probe_fragments)."""
     components = stitched_components(spark, plan) if plan.stitching is not None else None
     fragments = load_fragments(spark, plan)
     events = load_events(spark, plan.events) if plan.events is not None else None
@@ -97,7 +101,8 @@ def run_export(spark: SparkSession, plan: ExportPlan) -> ExportResult:
                                                                  evaluation.writeback_txn_app_id)
     result = None
     if export_pending or writeback_pending:
-        result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components)
+        result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components,
+                                known_namespaces)
     if result is None:
         result = recount(spark, plan, fragments, events, components)
     result.graph = components
@@ -125,11 +130,12 @@ def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
 def write_observed(
     spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
     export_pending: bool = True, writeback_pending: bool = False, components: Components | None = None,
+    known_namespaces: Callable[[], Iterable[str]] | None = None,
 ) -> ExportResult | None:
     """Writes what is pending of the job's commits and counts on the way: rejected records, the
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
     write because another run of the job committed first."""
-    probe = probe_fragments(fragments, plan)  # before the fragments are observed
+    probe = probe_fragments(fragments, plan, known_namespaces)  # before the fragments are observed
     counters = ExportCounters(plan, probe.namespaces)
     # The observations count on the same scan, and they also keep the optimizer from
     # pushing the REJECT filter below the projection that runs the identity lambdas

@@ -70,3 +70,21 @@ def test_a_small_input_is_not_probed_and_watches_the_namespaces_earlier_exports_
     larger = dataclasses.replace(plan, fragments=probe.SMALL_INPUT + 1)
     with pytest.raises(Exception, match="the probe read the fragments"):
         probe_fragments(unreadable, larger)
+
+
+def test_a_small_input_asks_the_caller_for_namespaces_once_per_process_and_datasets(spark, monkeypatch):
+    monkeypatch.setattr(probe, "_seen_namespaces", {})
+    plan = dataclasses.replace(make_plan(schema_of(spark)), fragments=10)
+    unreadable = spark.range(1).selectExpr("raise_error('the probe read the fragments') AS never")
+    asked: list[str] = []
+
+    def known() -> list[str]:
+        asked.append("once")
+        return ["Email", "ECID"]
+
+    assert probe_fragments(unreadable, plan, known) == FragmentProbe(None, ("ECID", "Email"))
+    assert probe_fragments(unreadable, plan, known) == FragmentProbe(None, ("ECID", "Email"))
+    assert asked == ["once"]
+    larger = dataclasses.replace(plan, fragments=None)  # unknown size: probed, the caller not asked
+    assert probe_fragments(fragments(spark, larger, [(ids("A"), None)]), larger, known).namespaces == ("ECID",)
+    assert asked == ["once"]

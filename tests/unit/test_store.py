@@ -190,6 +190,20 @@ def test_list_filters_by_status(store):
     assert store.ids_with_status(JobStatus.NEW) == [1, 3]
 
 
+def test_recent_namespaces_are_those_the_tenants_succeeded_jobs_counted(store):
+    counted = [{"ECID": 3, "Email": 1}, {"CRMID": 2}, {"Phone": 5}]
+    statuses = [JobStatus.SUCCEEDED, JobStatus.SUCCEEDED, JobStatus.FAILED]
+    for by_namespace, status in zip(counted, statuses, strict=True):
+        record = create(store)
+        metrics = record.metrics.updated(exported_profile_by_namespace_counter=by_namespace)
+        store.replace(record.updated(status=status, metrics=metrics), [JobStatus.NEW])
+    create(store, org="other@Org")
+
+    assert store.recent_namespaces(ORG, SANDBOX) == {"ECID", "Email", "CRMID"}
+    assert store.recent_namespaces(ORG, SANDBOX, jobs=1) == {"CRMID"}
+    assert store.recent_namespaces("other@Org", SANDBOX) == set()
+
+
 # ---------------------------------------------------------------- replace
 
 

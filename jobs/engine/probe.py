@@ -7,11 +7,12 @@ exported rows' counters should watch for (metrics.ExportCounters). Both are
 estimates; a wrong one costs speed, never correctness.
 
 A small input (at most SMALL_INPUT fragments by the Delta logs' statistics) is not
-probed: its merge is quick either way, so it merges every key, and its counters watch
-for the namespaces that earlier exports of the same datasets in this process counted
-(remember_namespaces), or, in a process that has not exported them yet, those that the caller
-knows of (the runner: its tenant's recent job records). The probe's query would be a good share of a small job's time; a
-namespace no earlier export saw costs a read-back of the job's rows instead (metrics.py).
+probed: the probe's query would be a good share of a small job's time, and its merge is
+quick either way, so it merges every key. Its counters watch for the namespaces that
+earlier exports of the same datasets in this process counted (remember_namespaces), or,
+in a process that has not exported them yet, those the caller knows of (the runner: its
+tenant's recent job records). A namespace none of them saw costs a read-back of the
+job's rows instead (metrics.py).
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def probe_fragments(fragments: DataFrame, plan: ExportPlan,
     small input, reads nothing (see above): `known_namespaces` is asked only then, and only if no
     export of this process counted the plan's datasets yet."""
     if plan.fragments is not None and plan.fragments <= SMALL_INPUT:
-        if _datasets(plan) not in _seen_namespaces and known_namespaces is not None:
+        key = _datasets(plan)
+        if key not in _seen_namespaces and known_namespaces is not None:
             remember_namespaces(plan, known_namespaces())
-        return FragmentProbe(None, tuple(sorted(_seen_namespaces.get(_datasets(plan), ()))))
+        return FragmentProbe(None, tuple(sorted(_seen_namespaces.get(key, ()))))
     namespaces = F.array_distinct(F.flatten(F.collect_set(F.array_distinct(F.col(IDS)["ns"]))))
     measures = [F.sort_array(namespaces).alias("namespaces")]
     if plan.segments:

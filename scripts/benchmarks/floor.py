@@ -34,7 +34,6 @@ def run_floor(spark: SparkSession, lake: Lake, name: str) -> Sample:
     return Sample(seconds, table_stats(destination)[0], destination)
 
 
-
 def run_events_floor(spark: SparkSession, lake: Lake, name: str) -> Sample:
     """The events floor: plain Spark reading every event, grouping them by their first identity and
     writing one row per key with its events' exported fields in time order, as our event list has them."""

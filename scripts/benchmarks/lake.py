@@ -40,6 +40,10 @@ class Lake:
         """The segmentation dataset of the deployment `name`."""
         return self.root / "runs" / f"{name}-memberships"
 
+    def config_file(self, name: str) -> Path:
+        """The config file that `deployment(name)` writes."""
+        return self.root / "runs" / f"{name}.toml"
+
     def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None) -> Config:
         """A config over this lake with the shared job and segment tables and a destination of its
         own, so that no run appends to another run's table; with `segmentation`, a segmentation
@@ -50,7 +54,7 @@ class Lake:
         own = self.memberships_path(name)
         if memberships is not None:
             shutil.copytree(memberships, own)
-        conf = runs / f"{name}.toml"
+        conf = self.config_file(name)
         conf.write_text(sample_config(self.root, event_datasets=self.event_datasets, destination=str(runs / name),
                                       segmentation=str(own) if segmentation or memberships else None))
         return load_config(conf)

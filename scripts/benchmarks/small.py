@@ -60,8 +60,7 @@ def _cold_ours(lake: Lake, name: str) -> Sample:
     config = lake.deployment(name)
     record = create_job(JobStore(config.job_table_path), config, job_body(1), config.default_org,
                         config.default_sandbox)
-    conf = lake.root / "runs" / f"{name}.toml"
-    seconds = _timed([sys.executable, "-m", "jobs", "--conf", str(conf), "run", str(record.id)])
+    seconds = _timed([sys.executable, "-m", "jobs", "--conf", str(lake.config_file(name)), "run", str(record.id)])
     destination = config.destination(DESTINATION_ID)
     assert destination is not None
     path = config.resolve(destination.path)
@@ -70,8 +69,8 @@ def _cold_ours(lake: Lake, name: str) -> Sample:
 
 def _cold_floor(lake: Lake, name: str) -> Sample:
     lake.deployment(name)  # the same config file as a cold run of ours
-    conf = lake.root / "runs" / f"{name}.toml"
-    seconds = _timed([sys.executable, "-m", "benchmarks.small", "floor-process", str(conf), str(lake.root), name])
+    seconds = _timed([sys.executable, "-m", "benchmarks.small", "floor-process", str(lake.config_file(name)),
+                      str(lake.root), name])
     path = str(lake.root / "runs" / name)
     return Sample(seconds, table_stats(path)[0], path)
 

@@ -131,7 +131,7 @@ class Runners:
 def committed(plans: dict[int, ExportPlan], config: Config, record: JobRecord) -> bool:
     """Whether the job's batches are in its destination (the plan is built once per job)."""
     if record.id not in plans:
-        plans[record.id] = build_plan(record, config)
+        plans[record.id] = build_plan(record, config, JobStore(config.job_table_path).deployment(config.deployment))
     return already_committed(plans[record.id])
 
 

@@ -271,12 +271,15 @@ def sample_config(
     destination: str = "exports/audience",
     tenants: Sequence[tuple[str, Sequence[str], str]] = (),
     segmentation: str | None = None,
+    owners: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> str:
     """A config TOML for a sample lake at `lake_root`, as tests and the benchmark use it.
 
     `tenants` are (org, sandboxes, SHA-256 of the token) for the HTTP API; `segmentation`,
     a path, declares a profile dataset `segment_memberships` there as the segmentation
-    dataset (segment evaluation writes to it, so deployments over one lake each need their own).
+    dataset (segment evaluation writes to it, so deployments over one lake each need their own);
+    `owners`, (org, sandboxes) besides defaultOrg/prod whose data the same tables are too (each
+    dataset declared again under the same id, as theirs).
     """
     profile_ids = [f"profiles_{i}" for i in range(profile_datasets)]
     lines = [
@@ -290,15 +293,18 @@ def sample_config(
         'master = "local[2]"',
         '"spark.sql.shuffle.partitions" = "4"',
     ]
-    for dataset_id in profile_ids:
-        lines += ["", "[[profileDatasets]]", f'id = "{dataset_id}"', f'path = "profiles/{dataset_id}"']
+    for owner in [None, *owners]:
+        tenancy = [] if owner is None else [
+            f'org = "{owner[0]}"', "sandboxes = [" + ", ".join(f'"{s}"' for s in owner[1]) + "]"]
+        for dataset_id in profile_ids:
+            lines += ["", "[[profileDatasets]]", f'id = "{dataset_id}"', f'path = "profiles/{dataset_id}"', *tenancy]
+        for i in range(event_datasets):
+            lines += ["", "[[eventDatasets]]", f'id = "events_{i}"', f'path = "events/events_{i}"', *tenancy]
+        lines += ["", "[[destinationDatasets]]", 'id = "audience"', f'path = "{destination}"',
+                  'schemaName = "_xdm.context.profile"', *tenancy]
     if segmentation:
         lines += ["", "[[profileDatasets]]", f'id = "{SEGMENTATION_DATASET}"', f'path = "{segmentation}"']
-    for i in range(event_datasets):
-        lines += ["", "[[eventDatasets]]", f'id = "events_{i}"', f'path = "events/events_{i}"']
     lines += [
-        "", "[[destinationDatasets]]", 'id = "audience"', f'path = "{destination}"',
-        'schemaName = "_xdm.context.profile"',
         "", "[[mergePolicies]]", 'id = "timestampOrdered-none-mp"', "version = 1",
         'attributeMerge = "timestampOrdered"', "default = true",
         "", "[[mergePolicies]]", 'id = "dataSetPrecedence-mp"', "version = 1",
@@ -340,7 +346,8 @@ def empty_deployment(root: Path, tenants: dict[str, tuple[str, list[str]]]) -> C
     empty_table(root / "events/events_0", _id=pa.string(), timestamp=UTC_TIME, eventType=pa.string())
     conf = root / "export.toml"
     conf.write_text(sample_config(
-        root, tenants=[(org, sandboxes, token_sha256(token)) for org, (token, sandboxes) in tenants.items()]
+        root, tenants=[(org, sandboxes, token_sha256(token)) for org, (token, sandboxes) in tenants.items()],
+        owners=[(org, sandboxes) for org, (_, sandboxes) in tenants.items() if org != "demo@Org"],
     ))
     return load_config(conf)
 

@@ -42,6 +42,7 @@ from jobs.control.schedules import (
     advance_watermark,
     create_due_jobs,
     create_schedule,
+    evaluations_of,
     incremental_window,
     previous_run_active,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "check_new_expression",
     "claim",
     "create_due_jobs",
+    "evaluations_of",
     "create_job",
     "create_schedule",
     "create_segment",

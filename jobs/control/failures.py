@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import traceback
-
 from jobs.engine import is_analysis_error, spark_message
 from jobs.spec import ExportJobsError, JobError
 
 
-def job_error(err: BaseException) -> JobError:
-    """An error a user can act on, with the exception class and top frames for support."""
-    stack = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=5))
-    return JobError(code=_code(err), msg=_message(err), call_stack=stack[-4000:])
+def job_error(err: BaseException, lake_root: str) -> JobError:
+    """An error a user can act on, with no internals of the server: its `callStack` names the
+    exception's class only (the frames, which hold the server's file paths, go to the runner's log),
+    and the lake's absolute path in a message (Spark's, e.g. "Path does not exist") reads `lakeRoot`."""
+    message = _message(err).replace(lake_root.rstrip("/"), "lakeRoot")
+    return JobError(code=_code(err), msg=message, call_stack=f"{type(err).__module__}.{type(err).__qualname__}")
 
 
 def _code(err: BaseException) -> str:

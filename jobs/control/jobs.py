@@ -49,6 +49,7 @@ from jobs.spec import (
     NotFound,
     RecordDestination,
     RecordEvaluation,
+    RequestRejected,
     ScheduleRef,
     SegmentSnapshot,
     now_ms,
@@ -69,6 +70,11 @@ JOB_TABLE_SCHEMA = pa.schema([
 ])
 # Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
 CHECKPOINT_EVERY = 10
+# A job table made with this description is named in Delta's idempotent-write ids
+# (`export-jobs-{deployment}-job-{id}`) by its Delta table id, a random UUID given at creation:
+# a job table made again, whose job ids start again at 1, never shares a transaction id with the
+# jobs of the one before. (delta-rs refuses table properties of its own; the description it keeps.)
+JOB_TABLE_DESCRIPTION = "export-jobs job table; its Delta table id names the deployment"
 
 
 class JobNotFound(NotFound):
@@ -102,6 +108,14 @@ class JobStore(DeltaRows):
 
     # -- reads
 
+    def deployment(self, legacy: str) -> str:
+        """The table's deployment id; `legacy` (Config.deployment) for a table made before tables
+        stored one, so that its jobs' retries still find their commits."""
+        table = self._table()
+        if table is None or table.metadata().description != JOB_TABLE_DESCRIPTION:
+            return legacy
+        return str(table.metadata().id)  # a UUID
+
     def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
         rows = self._query(f"SELECT record FROM jobs WHERE {all_of(equal('id', int(job_id)), tenant(org, sandbox))}")
         if not rows:
@@ -129,6 +143,12 @@ class JobStore(DeltaRows):
         records = self.list(org, sandbox, limit=jobs, status=JobStatus.SUCCEEDED)
         return {ns for r in records for ns in r.metrics.exported_profile_by_namespace_counter or {}}
 
+    def unfinished(self, org: str, sandbox: str) -> builtins.list[JobRecord]:
+        """The tenant's jobs that are NEW, PROCESSING or CANCELLING, oldest first."""
+        where = all_of(tenant(org, sandbox), one_of("status", [s.value for s in JobStatus if not s.finished]))
+        return [JobRecord.model_validate_json(r["record"])
+                for r in self._query(f"SELECT record FROM jobs WHERE {where} ORDER BY id")]
+
     def ids_with_status(self, status: JobStatus) -> builtins.list[int]:
         rows = self._query(f"SELECT id FROM jobs WHERE {equal('status', status.value)} ORDER BY id")
         return [r["id"] for r in rows]
@@ -153,7 +173,7 @@ class JobStore(DeltaRows):
             table = self._table()
             if table is None:
                 try:
-                    write_deltalake(self.path, source, mode="error",
+                    write_deltalake(self.path, source, mode="error", description=JOB_TABLE_DESCRIPTION,
                                     configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)})
                     return record
                 except DeltaError:  # another creator made the table first: try again
@@ -298,9 +318,13 @@ def create_job(
     Raises RequestRejected (nothing written) when the request is bad.
     """
     definition = parse_definition(body)
+    active = len(store.unfinished(org, sandbox))
+    if active >= config.limits.active_jobs_per_tenant:
+        raise RequestRejected.at("$", f"this org and sandbox have {active} jobs NEW, PROCESSING or CANCELLING, the "
+                                      "most limits.activeJobsPerTenant allows: wait for some to finish")
     evaluates = definition.evaluation_info.segmentation
     definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if evaluates else {}
-    policy = check_job(definition, config, definitions)
+    policy = check_job(definition, config.for_tenant(org, sandbox), definitions)
     evaluated = snapshots(definition, definitions) if evaluates else None
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()

@@ -24,6 +24,11 @@ from jobs.planner import build_plan
 from jobs.spec import Config, Conflict, JobError, JobRecord, JobStatus, TimeSpan, now_ms
 
 log = logging.getLogger(__name__)
+# A job whose batches a run committed is never left FAILED or CANCELLED by a crash, an exception or a
+# cancel after that commit: it is NEW again, and the next run finishes it (an evaluating job's
+# write-back, the record's counts) without writing its batches twice; up to this many times
+# beyond lostJobRetries.
+FINISH_ATTEMPTS = 3
 
 
 def runner_id() -> str:
@@ -112,22 +117,30 @@ def claim(store: JobStore, job_id: int, runner: str, lease_ms: int) -> JobHandle
     return JobHandle(store, claimed, runner, lease_ms)
 
 
-def batches_committed(config: Config, record: JobRecord) -> bool | None:
+def batches_committed(store: JobStore, config: Config, record: JobRecord) -> bool | None:
     """Whether some run of the job committed its batches to the destination; None when that cannot
     be told (the destination cannot be read, or the job no longer fits the config)."""
     from jobs.engine import already_committed
 
     try:
-        return already_committed(build_plan(record, config))
+        return already_committed(build_plan(record, config, store.deployment(config.deployment)))
     except Exception as err:  # the caller says it could not tell, rather than guess
         log.warning("job %s: could not tell whether its batches were committed: %s", record.id, err)
         return None
 
 
-def lost_runner_error(config: Config, record: JobRecord, runner: str) -> JobError:
+def can_finish(record: JobRecord, config: Config, committed: bool | None) -> bool:
+    """Whether the job, whose run ended before its record did, goes back to NEW to be finished:
+    its batches are committed, and it has attempts left (FINISH_ATTEMPTS)."""
+    return committed is True and (record.retries or 0) < config.lost_job_retries + FINISH_ATTEMPTS
+
+
+def lost_runner_error(config: Config, record: JobRecord, runner: str, committed: bool | None) -> JobError:
     """What a job whose runner was lost says: what was written, and what happens next."""
     retries, allowed = record.retries or 0, config.lost_job_retries
-    if retries < allowed:
+    if can_finish(record, config, committed):
+        then = "It is NEW again, and the next run finishes it without writing its batches twice."
+    elif retries < allowed:
         then = (f"It is NEW again and will be retried (retry {retries + 1} of {allowed}, "
                 f"{allowed - retries - 1} left after it); a retry never writes its batches twice.")
     elif retries:
@@ -138,7 +151,7 @@ def lost_runner_error(config: Config, record: JobRecord, runner: str) -> JobErro
         True: "its batches were committed before it was lost. ",
         False: "nothing was written to the destination. ",
         None: "whether its batches were committed could not be checked (the server log says why). ",
-    }[batches_committed(config, record)]
+    }[committed]
     return JobError(
         code=LostJob.code,
         msg=f"the runner {runner} stopped renewing its lease on this job (it was killed or lost); " + written + then,
@@ -151,16 +164,18 @@ def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
     taken = []
     for row in store.running(lease_expired_before=now):
         record = store.get(row["id"])
-        if record.status is JobStatus.CANCELLING:
+        committed = batches_committed(store, config, record)
+        finishing = can_finish(record, config, committed)
+        if record.status is JobStatus.CANCELLING and not finishing:
             final = record.updated(status=JobStatus.CANCELLED, stage=None, update_time=now)
         else:
             retries = record.retries or 0
-            retry = retries < config.lost_job_retries
+            retry = finishing or retries < config.lost_job_retries
             final = record.updated(
                 status=JobStatus.NEW if retry else JobStatus.FAILED,
                 stage=None,
                 update_time=now,
-                errors=record.errors + [lost_runner_error(config, record, row["runner"])],
+                errors=record.errors + [lost_runner_error(config, record, row["runner"], committed)],
                 retries=retries + 1 if retry else record.retries,
             )
         try:

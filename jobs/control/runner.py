@@ -17,11 +17,30 @@ from typing import TYPE_CHECKING
 
 from jobs.control.failures import job_error
 from jobs.control.jobs import JobStore, StatusConflict
-from jobs.control.leases import JobHandle, LostJob, batches_committed, claim, reap_lost_jobs, runner_id
+from jobs.control.leases import (
+    JobHandle,
+    LostJob,
+    batches_committed,
+    can_finish,
+    claim,
+    reap_lost_jobs,
+    runner_id,
+)
 from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
 from jobs.engine import ExportResult, SparkJobGroup, run_export, session_for
-from jobs.planner import build_plan
-from jobs.spec import ComputeGatewayJobId, Config, ExcludedGraph, JobRecord, JobStatus, TimeSpan, now_ms
+from jobs.planner import build_plan, input_versions
+from jobs.spec import (
+    ComputeGatewayJobId,
+    Config,
+    ExcludedGraph,
+    JobInputs,
+    JobRecord,
+    JobStatus,
+    TimeSpan,
+    from_micros,
+    hashed_id,
+    now_ms,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -61,27 +80,38 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         session = spark()
         group.append(SparkJobGroup(session, job_id))
         handle.on_cancel = group[0].cancel
-        starting = incremental_window(ScheduleStore(config.schedule_table_path), handle.record).evaluated_at(now_ms())
+        # A retry reads what the first run read: its window, its `now` and its input versions.
+        first_run = handle.record.inputs is None
+        starting = (incremental_window(ScheduleStore(config.schedule_table_path), handle.record) if first_run
+                    else handle.record).evaluated_at(now_ms())
+        tenant = (starting.ims_org_id, starting.sandbox_name)
         handle.update(stage="planning", compute_gateway_job_id=ComputeGatewayJobId(export_job=group[0].application_id),
-                      filter=starting.filter, evaluation_info=starting.evaluation_info)
-        plan = build_plan(handle.record, config)
+                      filter=starting.filter, evaluation_info=starting.evaluation_info,
+                      inputs=JobInputs(versions=input_versions(config.for_tenant(*tenant))) if first_run
+                      else starting.inputs)
+        plan = build_plan(handle.record, config, handle.store.deployment(config.deployment))
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
         handle.update(stage="exporting")
         export_start = now_ms()
         log.info("job %s: exporting to %s", job_id, plan.destination_path)
         with group[0].running():
-            tenant = (handle.record.ims_org_id, handle.record.sandbox_name)
             result = run_export(session, plan, lambda: handle.store.recent_namespaces(*tenant))
         export_end = now_ms()
     except LostJob:
         raise
     except Exception as err:  # the record must say what happened, whatever it was
-        if handle.cancelled.is_set() and batches_committed(config, handle.record) is False:
+        committed = batches_committed(handle.store, config, handle.record)
+        if handle.cancelled.is_set() and committed is False:
             log.info("job %s cancelled", job_id)
             return handle.finish(JobStatus.CANCELLED)
-        log.error("job %s failed: %s", job_id, err)
-        return handle.finish(JobStatus.FAILED, errors=handle.record.errors + [job_error(err)])
+        errors = handle.record.errors + [job_error(err, config.resolve(""))]
+        if can_finish(handle.record, config, committed):
+            log.warning("job %s: its batches are committed but the run ended before the job did (%s); it is "
+                        "NEW again, and the next run finishes it", job_id, err)
+            return handle.finish(JobStatus.NEW, errors=errors, retries=(handle.record.retries or 0) + 1)
+        log.error("job %s failed: %s", job_id, err, exc_info=err)
+        return handle.finish(JobStatus.FAILED, errors=errors)
     if handle.cancelled.is_set():
         log.warning("job %s: cancel came after its commit; it ends SUCCEEDED", job_id)
     metrics = handle.record.metrics.updated(
@@ -93,7 +123,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         rejected_records=result.rejected_examples or None,
         segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
         segmented_profile_by_status_counter=result.evaluated.by_status if result.evaluated else None,
-        **_graph_metrics(result),
+        **_graph_metrics(result, config.example_ids == "hashed"),
     )
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)
@@ -101,18 +131,23 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
     # SUCCEEDED: a crash in between may fail the job but can never re-export its window.
     # An evaluating run moves the watermark to at least its `now`, so that its own
     # write-back (ingested at `now`) is not new data for the schedule's next run.
+    # The watermark is read from the input versions the first run fixed, so a retry, or a run that
+    # finds another run's commit, moves it exactly as far as the committed rows reach.
     evaluated_at = handle.record.evaluation_time
     watermark = max(result.watermark or 0, evaluated_at * 1000 if evaluated_at else 0) or None
+    inputs = handle.record.inputs
     if watermark is not None:
         advance_watermark(ScheduleStore(config.schedule_table_path), handle.record, watermark)
-    return handle.finish(JobStatus.SUCCEEDED, metrics=metrics)
+        inputs = inputs.updated(watermark=from_micros(watermark)) if inputs is not None else None
+    return handle.finish(JobStatus.SUCCEEDED, metrics=metrics, inputs=inputs)
 
 
-def _graph_metrics(result: ExportResult) -> dict[str, object]:
-    """identityGraph pdg: the components the cap excluded."""
+def _graph_metrics(result: ExportResult, hashed_ids: bool) -> dict[str, object]:
+    """identityGraph pdg: the components the cap excluded (their ids hashed, Config.example_ids)."""
     if result.graph is None:
         return {}
-    examples = [ExcludedGraph(namespace=ns, id=key, size=size) for ns, key, size in result.graph.excluded_examples]
+    examples = [ExcludedGraph(namespace=ns, id=hashed_id(key) if hashed_ids else key, size=size)
+                for ns, key, size in result.graph.excluded_examples]
     return {"identity_graph_rounds": result.graph.rounds, "excluded_graph_counter": result.graph.excluded,
             "excluded_graphs": examples or None}
 
@@ -137,7 +172,10 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
     spark = spark_factory or deployment_session(config)
     schedules = schedules or ScheduleStore(config.schedule_table_path)
     reap_lost_jobs(store, config)
-    create_due_jobs(schedules, store, config)
+    try:
+        create_due_jobs(schedules, store, config)
+    except Exception:  # the schedule table unreadable: NEW jobs still run
+        log.exception("the scheduler could not read the schedules")
     done: list[JobRecord] = []
     while max_jobs is None or len(done) < max_jobs:
         if stop is not None and stop.is_set():

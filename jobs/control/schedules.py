@@ -28,7 +28,10 @@ from jobs.control.segments import SegmentStore
 from jobs.control.tables import DeltaRows, all_of, any_of, below, equal, literal, retry_commits, tenant
 from jobs.planner import check_job
 from jobs.spec import (
+    SCHEDULE_ACTIVE,
+    SCHEDULE_FAILED,
     Config,
+    ExportJobsError,
     JobDefinition,
     JobRecord,
     NotFound,
@@ -59,7 +62,13 @@ SCHEDULE_TABLE_SCHEMA = pa.schema([
     ("skippedSlots", pa.int64()),  # slots not run because the previous run was still active
     ("lastSkippedSlot", pa.int64()),  # epoch ms of the latest of them
     ("watermark", pa.int64()),  # epoch µs: latest _ingestTime read by the last successful run
+    ("state", pa.string()),  # "failed" once its job could not be created FAILURES_BEFORE_FAILED times in a row
+    ("errorCount", pa.int64()),  # slots in a row whose job could not be created
+    ("lastError", pa.string()),  # why the latest of them could not
 ])
+# A schedule whose job cannot be created this many slots in a row (a definition it evaluates was
+# deleted, the config no longer has its destination, ...) stops being run: its state becomes "failed".
+FAILURES_BEFORE_FAILED = 3
 # A claimed slot whose job is not recorded yet is being created by another scheduler for
 # at most this long (a validation and one commit take well under a second); after it,
 # that scheduler is taken to have died, and the slot's job to be lost.
@@ -90,12 +99,13 @@ def _unchanged(schedule: Schedule, slot_ms: int) -> str:
 
 class ScheduleStore(DeltaRows):
     NAME = "schedules"
+    SCHEMA = SCHEDULE_TABLE_SCHEMA
 
     def add(self, schedule: Schedule) -> Schedule:
         row = {"id": schedule.id, "imsOrgId": schedule.ims_org_id, "sandboxName": schedule.sandbox_name,
                "cron": schedule.cron, "incremental": schedule.incremental,
                "definition": schedule.job.model_dump_json(by_alias=True, exclude_none=True),
-               "creationTime": schedule.creation_time}
+               "creationTime": schedule.creation_time, "state": schedule.state, "errorCount": 0}
         write_deltalake(self.path, pa.Table.from_pylist([row], schema=SCHEDULE_TABLE_SCHEMA), mode="append")
         return schedule
 
@@ -128,10 +138,17 @@ class ScheduleStore(DeltaRows):
         return self._update(updates, _unchanged(schedule, slot_ms)) == 1
 
     def record_job(self, schedule: ScheduleRef, org: str, sandbox: str, job_id: int) -> None:
-        """Name the job created for the slot this scheduler claimed."""
-        predicate = all_of(_row_of(schedule.id, org, sandbox), equal("lastSlot", schedule.slot),
-                           equal("lastJobId", None))
-        self._update({"lastJobId": literal(job_id)}, predicate)
+        """Name the job created for the slot this scheduler claimed; the schedule's errors are over."""
+        self._update({"lastJobId": literal(job_id), "errorCount": literal(0), "lastError": literal(None)},
+                     _claimed(schedule, org, sandbox))
+
+    def record_failure(self, schedule: ScheduleRef, org: str, sandbox: str, error: str) -> None:
+        """The slot this scheduler claimed gets no job: count it, and after FAILURES_BEFORE_FAILED in a
+        row stop the schedule. The claim is released, so an incremental schedule's next slot runs."""
+        count = "coalesce(errorCount, 0) + 1"
+        failed = f"CASE WHEN {count} >= {FAILURES_BEFORE_FAILED} THEN {literal(SCHEDULE_FAILED)} ELSE state END"
+        self._update({"errorCount": count, "lastError": literal(error), "state": failed,
+                      "claimTime": literal(None)}, _claimed(schedule, org, sandbox))
 
     def skip_slot(self, schedule: Schedule, slot_ms: int) -> bool:
         """Count a slot that is not run; True for exactly one caller per (schedule, slot)."""
@@ -144,12 +161,19 @@ class ScheduleStore(DeltaRows):
         self._update({"watermark": literal(micros)}, predicate)
 
 
+def _claimed(schedule: ScheduleRef, org: str, sandbox: str) -> str:
+    """The schedule's row while its slot is claimed and has no job yet."""
+    return all_of(_row_of(schedule.id, org, sandbox), equal("lastSlot", schedule.slot), equal("lastJobId", None))
+
+
 def _schedule(row: dict[str, Any]) -> Schedule:
     return Schedule(id=row["id"], ims_org_id=row["imsOrgId"], sandbox_name=row["sandboxName"], cron=row["cron"],
                     incremental=row["incremental"], job=JobDefinition.model_validate_json(row["definition"]),
                     creation_time=row["creationTime"], last_slot=row["lastSlot"], last_job_id=row["lastJobId"],
                     claim_time=row["claimTime"], skipped_slots=row["skippedSlots"] or 0,
-                    last_skipped_slot=row["lastSkippedSlot"], watermark=_watermark_text(row["watermark"]))
+                    last_skipped_slot=row["lastSkippedSlot"], watermark=_watermark_text(row["watermark"]),
+                    state=row["state"] or SCHEDULE_ACTIVE, error_count=row["errorCount"] or 0,
+                    last_error=row["lastError"])
 
 
 # ---------------------------------------------------------------- operations
@@ -159,6 +183,10 @@ def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, An
                     org: str, sandbox: str) -> Schedule:
     """Validate a schedule (its job as a create request would be) and store it."""
     request = ScheduleRequest.parse(body)
+    existing = len(schedules.list(org, sandbox))
+    if existing >= config.limits.schedules_per_tenant:
+        raise RequestRejected.at("$", f"this org and sandbox have {existing} schedules, the most "
+                                      "limits.schedulesPerTenant allows: delete some first")
     try:
         definition = JobDefinition.parse(request.job)
     except RequestRejected as err:
@@ -169,7 +197,7 @@ def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, An
     definitions = (SegmentStore(config.segment_table_path).all(org, sandbox)
                    if definition.evaluation_info.segmentation else None)
     try:
-        check_job(definition, config, definitions)
+        check_job(definition, config.for_tenant(org, sandbox), definitions)
     except RequestRejected as err:
         raise err.under("job") from None
     schedule = Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=request.cron,
@@ -184,8 +212,8 @@ def previous_run_active(schedule: Schedule, store: JobStore, at_ms: int) -> bool
     or claimed so recently that another scheduler may still be creating it."""
     if schedule.last_slot is None:
         return False
-    if schedule.last_job_id is None:
-        return at_ms - (schedule.claim_time or 0) < CLAIM_GRACE_MS
+    if schedule.last_job_id is None:  # being created, or its creation failed (claim released)
+        return schedule.claim_time is not None and at_ms - schedule.claim_time < CLAIM_GRACE_MS
     try:
         job = store.get(schedule.last_job_id, schedule.ims_org_id, schedule.sandbox_name)
     except JobNotFound:
@@ -196,31 +224,64 @@ def previous_run_active(schedule: Schedule, store: JobStore, at_ms: int) -> bool
 def create_due_jobs(schedules: ScheduleStore, store: JobStore, config: Config,
                     now: datetime | None = None) -> list[JobRecord]:
     """One NEW job per schedule whose latest slot has no job yet (for an incremental schedule,
-    only once its previous run has finished; else the slot is skipped)."""
+    only once its previous run has finished; else the slot is skipped). A schedule whose job
+    cannot be created is marked, never stops the others (`_due_job`)."""
     now = now or datetime.now(UTC)
-    at_ms = int(now.timestamp() * 1000)
     created = []
     for schedule in schedules.list():
-        earliest = datetime.fromtimestamp(schedule.creation_time / 1000, UTC).replace(second=0, microsecond=0)
-        slot = latest_slot(schedule.cron, now, earliest)
-        if slot is None:
+        if schedule.state == SCHEDULE_FAILED:
             continue
-        slot_ms = int(slot.timestamp() * 1000)
-        if max(schedule.last_slot or 0, schedule.last_skipped_slot or 0) >= slot_ms:
+        try:
+            record = _due_job(schedules, store, config, schedule, now)
+        except Exception:  # e.g. a table unreachable: this schedule waits for the next poll, the others go on
+            log.exception("schedule %s: its due job could not be created", schedule.id)
             continue
-        if schedule.incremental and previous_run_active(schedule, store, at_ms):
-            if schedules.skip_slot(schedule, slot_ms):
-                log.info("schedule %s: slot %s skipped, its previous run is still active", schedule.id, slot)
-            continue
-        if not schedules.claim_slot(schedule, slot_ms, at_ms):
-            continue
-        ref = ScheduleRef(id=schedule.id, slot=slot_ms)
-        record = create_job(store, config, schedule.job.model_dump(mode="json", by_alias=True, exclude_none=True),
-                            schedule.ims_org_id, schedule.sandbox_name,
-                            request_id=f"schedule-{schedule.id}-{slot_ms}", schedule=ref)
-        schedules.record_job(ref, schedule.ims_org_id, schedule.sandbox_name, record.id)
-        created.append(record)
+        if record is not None:
+            created.append(record)
     return created
+
+
+def _due_job(schedules: ScheduleStore, store: JobStore, config: Config, schedule: Schedule,
+             now: datetime) -> JobRecord | None:
+    """The job of the schedule's latest slot, if it is due and this scheduler claims it."""
+    at_ms = int(now.timestamp() * 1000)
+    earliest = datetime.fromtimestamp(schedule.creation_time / 1000, UTC).replace(second=0, microsecond=0)
+    slot = latest_slot(schedule.cron, now, earliest)
+    if slot is None:
+        return None
+    slot_ms = int(slot.timestamp() * 1000)
+    if max(schedule.last_slot or 0, schedule.last_skipped_slot or 0) >= slot_ms:
+        return None
+    if schedule.incremental and previous_run_active(schedule, store, at_ms):
+        if schedules.skip_slot(schedule, slot_ms):
+            log.info("schedule %s: slot %s skipped, its previous run is still active", schedule.id, slot)
+        return None
+    if not schedules.claim_slot(schedule, slot_ms, at_ms):
+        return None
+    ref = ScheduleRef(id=schedule.id, slot=slot_ms)
+    org, sandbox = schedule.ims_org_id, schedule.sandbox_name
+    try:
+        record = create_job(store, config, schedule.job.model_dump(mode="json", by_alias=True, exclude_none=True),
+                            org, sandbox, request_id=f"schedule-{schedule.id}-{slot_ms}", schedule=ref)
+    except ExportJobsError as err:  # the definition no longer fits the config, the lake or the segments
+        log.warning("schedule %s: slot %s gets no job: %s", schedule.id, slot, err.detail)
+        schedules.record_failure(ref, org, sandbox, err.detail)
+        return None
+    schedules.record_job(ref, org, sandbox, record.id)
+    return record
+
+
+def evaluations_of(definition_id: str, schedules: ScheduleStore, store: JobStore, org: str,
+                   sandbox: str) -> list[str]:
+    """The tenant's schedules and unfinished jobs that evaluate the segment definition, named for
+    people: deleting it would make the schedule's next job fail to be created, and the job write
+    back memberships of a segment that no longer exists."""
+    users = [f"schedule {s.id}" for s in schedules.list(org, sandbox)
+             if s.job.evaluation_info.segmentation
+             and any(r.segment_ns == "ups" and r.segment_id == definition_id for r in s.job.filter.segments or ())]
+    users += [f"job {r.id}" for r in store.unfinished(org, sandbox)
+              if any(d.id == definition_id for d in r.segment_definitions or ())]
+    return users
 
 
 def _incremental_schedule(schedules: ScheduleStore, record: JobRecord) -> Schedule | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -71,6 +71,7 @@ def check_new_expression(definition_id: str, text: str, policy: MergePolicy, con
     `others`: the scope's definitions other than this one, by id.
     """
     try:
+        pql.check_size(text, config.limits.pql_length, config.limits.pql_nesting)
         expr, _ = Schemas.of(policy, config).checked(text, set(others) | {definition_id})
         references = {d: [r.segment_id for r in pql.segment_references(pql.parse(o.pql))] for d, o in others.items()}
         for reference in pql.segment_references(expr):
@@ -170,21 +171,31 @@ def create_segment(store: SegmentStore, config: Config, body: str | bytes | dict
                    org: str, sandbox: str) -> SegmentDefinition:
     """Validate a definition and store it with a new id; raises RequestRejected (nothing stored)."""
     request = SegmentRequest.parse(body)
+    config = config.for_tenant(org, sandbox)
     policy = definition_policy(request.merge_policy_id, config)
     definition_id = str(uuid.uuid4())
-    check_new_expression(definition_id, request.expression.value, policy, config, store.all(org, sandbox))
+    others = store.all(org, sandbox)
+    if len(others) >= config.limits.definitions_per_tenant:
+        raise RequestRejected.at("$", f"this org and sandbox have {len(others)} segment definitions, the most "
+                                      "limits.definitionsPerTenant allows: delete some first")
+    check_new_expression(definition_id, request.expression.value, policy, config, others)
     created = now_ms()
-    return store.add(SegmentDefinition(
+    definition = store.add(SegmentDefinition(
         id=definition_id, name=request.name, description=request.description,
         expression=request.expression, merge_policy_id=policy.id, schema_=request.schema_,
         ims_org_id=org, sandbox_name=sandbox, creation_time=created, update_time=created,
     ))
+    if not _references_hold(store, definition):
+        store.delete(definition_id, org, sandbox)
+        raise SegmentConflict("a segment definition this one names in inSegment was deleted meanwhile: try again")
+    return definition
 
 
 def update_segment(store: SegmentStore, config: Config, definition_id: str,
                    body: str | bytes | dict[str, Any], org: str, sandbox: str) -> SegmentDefinition:
     """Change the fields a partial body names, validated as a new definition would be."""
     patch: SegmentPatch = parse_patch(body)
+    config = config.for_tenant(org, sandbox)
     current = store.get(definition_id, org, sandbox)
     changes: dict[str, Any] = {"update_time": max(now_ms(), current.update_time + 1)}
     if "name" in patch.model_fields_set and patch.name is not None:
@@ -199,17 +210,38 @@ def update_segment(store: SegmentStore, config: Config, definition_id: str,
     others = {i: d for i, d in store.all(org, sandbox).items() if i != definition_id}
     check_new_expression(definition_id, updated.pql, definition_policy(updated.merge_policy_id, config), config,
                          others)
-    return store.replace(updated, current.update_time)
+    store.replace(updated, current.update_time)
+    if not _references_hold(store, updated):
+        store.replace(current.updated(update_time=updated.update_time + 1), updated.update_time)
+        raise SegmentConflict(f"segment definition {definition_id} was not changed: the definitions it names in "
+                              "inSegment changed meanwhile (deleted, or made to name it): get them and try again")
+    return updated
 
 
-def delete_segment(store: SegmentStore, definition_id: str, org: str, sandbox: str) -> None:
-    """Delete a definition that no other definition names in inSegment."""
+def _references_hold(store: SegmentStore, definition: SegmentDefinition) -> bool:
+    """After a write, read again: every definition this one names in inSegment exists, and no chain of
+    references leads back to it. Writers each validate against what they read before they write, so
+    two concurrent writes (A made to name B, B made to name A; a definition named while it is deleted)
+    can each pass; each then sees the other here, and undoes its own write."""
+    scope = store.all(definition.ims_org_id, definition.sandbox_name)
+    references = {i: [r.segment_id for r in pql.segment_references(pql.parse(d.pql))] for i, d in scope.items()}
+    named = references.get(definition.id, [])
+    return all(n in scope for n in named) and all(_path_back(n, definition.id, references) is None for n in named)
+
+
+def delete_segment(store: SegmentStore, definition_id: str, org: str, sandbox: str,
+                   evaluated_by: Iterable[str] = ()) -> None:
+    """Delete a definition that nothing uses: no other definition names it in inSegment, and
+    nothing in `evaluated_by` (schedules.evaluations_of: the schedules and unfinished jobs that
+    evaluate it) would evaluate it."""
     store.get(definition_id, org, sandbox)
-    users = sorted(d.name for d in store.all(org, sandbox).values()
-                   if any(r.segment_id == definition_id for r in pql.segment_references(pql.parse(d.pql))))
+    users = [f"segment definition {name}" for name in sorted(
+        d.name for d in store.all(org, sandbox).values()
+        if any(r.segment_id == definition_id for r in pql.segment_references(pql.parse(d.pql))))]
+    users += evaluated_by
     if users:
-        raise SegmentConflict(f"segment definition {definition_id} is used by inSegment in {', '.join(users)}: "
-                              "change those first")
+        raise SegmentConflict(f"segment definition {definition_id} is used by {', '.join(users)}: "
+                              "change or delete those first")
     if not store.delete(definition_id, org, sandbox):
         raise SegmentNotFound(f"no segment definition {definition_id}")
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import DeltaTable, QueryBuilder, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 RETRIES = 20
@@ -102,6 +102,9 @@ class DeltaRows:
     """
 
     NAME = "rows"  # the table's name in SQL queries
+    # The columns the code reads and writes: a table made by an older version gains the missing
+    # ones (nullable, so its rows read as unset) the first time this handle opens it.
+    SCHEMA: pa.Schema | None = None
 
     def __init__(self, path: str):
         self.path = path
@@ -116,9 +119,23 @@ class DeltaRows:
                     self._handle = DeltaTable(self.path)
                 except TableNotFoundError:
                     return None
+                self._add_missing_columns(self._handle)
             else:
                 self._handle.update_incremental()
             return self._handle
+
+    def _add_missing_columns(self, table: DeltaTable) -> None:
+        if self.SCHEMA is None:
+            return
+        for _ in range(RETRIES):
+            have = set(table.schema().to_arrow().names)
+            missing = [f for f in self.SCHEMA if f.name not in have]
+            if not missing:
+                return
+            try:
+                table.alter.add_columns(Schema.from_arrow(pa.schema(missing)).fields)
+            except CommitFailedError:  # another process changed the table: look again
+                table.update_incremental()
 
     def _update(self, updates: dict[str, str], predicate: str) -> int:
         """Rows changed by a conditional UPDATE (SQL expressions by column); 0 before the table exists."""

@@ -6,6 +6,7 @@ profile attribute; none of them reaches the destination but `_batchId`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 KEY_NS, KEY_ID = "_keyNs", "_keyId"  # the profile key: one identity (namespace, id)
@@ -30,5 +31,6 @@ SEGMENTATION_SCHEMA = f"identityMap {IDENTITY_MAP}, _ingestTime timestamp, segme
 
 
 def segment_column(namespace: str, segment_id: str) -> str:
-    """The merged membership of one requested segment (JSON keeps any id unambiguous)."""
-    return "__seg__" + json.dumps([namespace, segment_id])
+    """The merged membership of one requested segment. A digest of the (namespace, id) pair, so that
+    any id (with a dot, a backtick, a bracket) makes a plain column name that F.col reads as is."""
+    return "__seg_" + hashlib.sha256(json.dumps([namespace, segment_id]).encode()).hexdigest()[:24]

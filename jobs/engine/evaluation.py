@@ -88,7 +88,7 @@ def condition(expr: pql.Expr, scope: Scope) -> Column:
         member = subject.isin([_literal(item) for item in expr.items.items])
         return _false_if_null(subject.isNotNull() & (~member if expr.negated else member))
     if isinstance(expr, pql.Like):
-        return _false_if_null(_value(expr.subject, scope).like(expr.pattern))
+        return _false_if_null(_value(expr.subject, scope).rlike(like_regex(expr.pattern)))
     if isinstance(expr, pql.StringTest):
         return _false_if_null(_string_test(expr, _value(expr.subject, scope)))
     if isinstance(expr, pql.NullTest):
@@ -105,6 +105,37 @@ def condition(expr: pql.Expr, scope: Scope) -> Column:
     if isinstance(expr, pql.InSegment):
         return qualified(F.col(segment_column(NAMESPACE, expr.segment_id)))
     raise AssertionError(f"no compiler for {type(expr).__name__}")
+
+
+def like_regex(pattern: str) -> str:
+    r"""A `like` pattern (`%`, `_`, `\` before either or itself) as a Java regex that never backtracks.
+
+    Spark's own `like` becomes a regex whose every `%` is `.*`: with many of them, a value that
+    almost matches costs exponential time. Here every `%` but the last is an atomic lazy group,
+    `(?>.*?piece)`, which keeps the leftmost match of the piece after it. The pieces between `%`s
+    have a fixed length (`_` is one character), so the leftmost match of each leaves the most
+    room for the rest: nothing is lost, and the cost is linear in the value's length for each piece.
+    """
+    pieces, i = [""], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):  # pql.parse allows it before %, _ or itself only
+            pieces[-1] += _regex_literal(pattern[i + 1])
+            i += 2
+            continue
+        if char == "%":
+            pieces.append("")
+        else:
+            pieces[-1] += "." if char == "_" else _regex_literal(char)
+        i += 1
+    if len(pieces) == 1:
+        return rf"(?s)\A{pieces[0]}\z"
+    first, *middle, last = pieces
+    return rf"(?s)\A{first}" + "".join(f"(?>.*?{piece})" for piece in middle) + rf".*{last}\z"
+
+
+def _regex_literal(char: str) -> str:
+    return char if char.isascii() and char.isalnum() else f"\\x{{{ord(char):x}}}"
 
 
 def _string_test(expr: pql.StringTest, subject: Column) -> Column:

@@ -19,7 +19,7 @@ from jobs.engine.columns import DATASET, FLAGGED, IDS, KEY_ID, KEY_NS, MEMBERS, 
 from jobs.engine.conform import column_as
 from jobs.engine.evaluation import Scope, condition, event_count_column
 from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
-from jobs.engine.inputs import read_delta, union_all
+from jobs.engine.inputs import read_source, union_all
 from jobs.engine.projection import project
 from jobs.engine.stitching import Components, restitched
 from jobs.planner import EventPlan, EventSource
@@ -75,7 +75,7 @@ def _event_type(plan: EventPlan, path: tuple[str, ...]) -> str | dict[str, objec
 
 def load_events(spark: SparkSession, plan: EventPlan) -> DataFrame:
     """All event datasets' keyed events, bad ones included (REJECT says why)."""
-    return union_all([keyed_events(read_delta(spark, s.path), s, plan) for s in plan.sources])
+    return union_all([keyed_events(read_source(spark, s), s, plan) for s in plan.sources])
 
 
 def _earlier(a: Column, b: Column) -> Column:

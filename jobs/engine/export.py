@@ -109,7 +109,7 @@ def run_export(spark: SparkSession, plan: ExportPlan,
     remember_namespaces(plan, result.counts.by_namespace)
     if result.rejected:
         records = fragments if events is None else fragments.unionByName(events, allowMissingColumns=True)
-        result.rejected_examples = rejected_examples(records)
+        result.rejected_examples = rejected_examples(records, plan.hashed_example_ids)
     return result
 
 
@@ -189,10 +189,15 @@ def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events:
     return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated)
 
 
-def rejected_examples(records: DataFrame) -> list[RejectedRecord]:
+def rejected_examples(records: DataFrame, hashed_ids: bool) -> list[RejectedRecord]:
+    """A few rejected records, their identities hashed as spec.hashed_id does unless `hashed_ids` is off."""
+    identities = F.col(IDS)
+    if hashed_ids:
+        identities = F.transform(identities, lambda i: F.struct(i["ns"].alias("ns"), F.concat(
+            F.lit("sha256:"), F.substring(F.sha2(i["id"], 256), 1, 16)).alias("id")))
     rows = (
         records.where(F.col(REJECT).isNotNull())
-        .select(DATASET, REJECT, F.to_json(F.struct(F.col(IDS).alias("identities"), "_ingestTime")).alias("record"))
+        .select(DATASET, REJECT, F.to_json(F.struct(identities.alias("identities"), "_ingestTime")).alias("record"))
         .limit(REJECTED_EXAMPLES)
         .collect()
     )

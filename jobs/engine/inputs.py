@@ -7,13 +7,19 @@ from collections.abc import Sequence
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.engine.columns import SEGMENTATION_SCHEMA
+from jobs.planner import EventSource, ProfileSource
 
-def read_delta(spark: SparkSession, path: str, missing_schema: str | None = None) -> DataFrame:
-    """The Delta table at `path`; given `missing_schema`, a table that does not exist yet reads as
-    empty rows of that schema (the segmentation dataset before its first write-back)."""
-    if missing_schema is not None and not DeltaTable.is_deltatable(path):
-        return spark.createDataFrame([], missing_schema)
-    return spark.read.format("delta").load(path)
+
+def read_source(spark: SparkSession, source: ProfileSource | EventSource) -> DataFrame:
+    """A source's Delta table at the version the job reads; an optional profile source with no
+    table yet (the segmentation dataset before its first write-back) reads as empty rows."""
+    if isinstance(source, ProfileSource) and source.optional and not DeltaTable.is_deltatable(source.path):
+        return spark.createDataFrame([], SEGMENTATION_SCHEMA)
+    reader = spark.read.format("delta")
+    if source.version is not None:
+        reader = reader.option("versionAsOf", source.version)
+    return reader.load(source.path)
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:

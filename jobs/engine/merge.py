@@ -25,12 +25,11 @@ from jobs.engine.columns import (
     MEMBERSHIPS,
     RANK,
     REJECT,
-    SEGMENTATION_SCHEMA,
     segment_column,
 )
 from jobs.engine.conform import column_as
 from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
-from jobs.engine.inputs import read_delta, union_all
+from jobs.engine.inputs import read_source, union_all
 from jobs.planner import ExportPlan, ProfileSource
 
 
@@ -63,7 +62,7 @@ def keyed_fragments(
 def load_fragments(spark: SparkSession, plan: ExportPlan) -> DataFrame:
     """All sources' keyed fragments, bad ones included (REJECT says why)."""
     return union_all([
-        keyed_fragments(read_delta(spark, s.path, SEGMENTATION_SCHEMA if s.optional else None), s, plan)
+        keyed_fragments(read_source(spark, s), s, plan)
         for s in plan.sources
     ])
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.engine.columns import IDS, KEY_ID, KEY_NS, MEMBERS, SEGMENTATION_SCHEMA
+from jobs.engine.columns import IDS, KEY_ID, KEY_NS, MEMBERS
 from jobs.engine.identities import identity_list, with_identities
-from jobs.engine.inputs import read_delta, union_all
+from jobs.engine.inputs import read_source, union_all
 from jobs.planner import ExportPlan
 from jobs.spec import JobFailure
 
@@ -131,9 +131,8 @@ def stitched_components(spark: SparkSession, plan: ExportPlan) -> Components:
     job's `now`)."""
     stitching = plan.stitching
     assert stitching is not None
-    tables = [read_delta(spark, s.path, SEGMENTATION_SCHEMA if s.optional else None)
-              for s in stitching.profile_sources]
-    tables += [read_delta(spark, s.path) for s in stitching.event_sources]
+    tables = [read_source(spark, s) for s in stitching.profile_sources]
+    tables += [read_source(spark, s) for s in stitching.event_sources]
     if plan.as_of is not None:
         tables = [t.where(F.col("_ingestTime") < F.lit(plan.as_of)) for t in tables]
     # Only records with two or more identities link any; counting them needs no lambda.

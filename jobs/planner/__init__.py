@@ -11,6 +11,7 @@ from jobs.planner.build import (
     evaluation_plan,
     evaluation_problems,
     event_plan,
+    pinned,
     resolve,
     resolve_policy,
     snapshots,
@@ -19,6 +20,7 @@ from jobs.planner.build import (
 from jobs.planner.lake import (
     Schemas,
     event_sources,
+    input_versions,
     merged_schema,
     profile_sources,
 )
@@ -51,7 +53,9 @@ __all__ = [
     "evaluation_problems",
     "event_plan",
     "event_sources",
+    "input_versions",
     "merged_schema",
+    "pinned",
     "profile_sources",
     "resolve",
     "resolve_policy",

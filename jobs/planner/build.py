@@ -21,6 +21,7 @@ from jobs.planner.plan import (
     EvaluatedSegment,
     EvaluationPlan,
     EventPlan,
+    EventSource,
     ExportPlan,
     ProfileSource,
     SegmentSpec,
@@ -127,7 +128,7 @@ def resolve(definition: JobDefinition, config: Config,
         policy = config.default_policy()
     destination = config.destination(definition.destination.dataset_id)
     if destination is None:
-        declared = ", ".join(d.id for d in config.destination_datasets)
+        declared = ", ".join(d.id for d in config.destination_datasets) or "none in this org and sandbox"
         problems.append(Problem(
             path="destination.datasetId",
             message=f"unknown dataset {definition.destination.dataset_id!r}; declared: {declared}",
@@ -162,10 +163,24 @@ def check_job(definition: JobDefinition, config: Config,
     """Reject what the config or the lake make impossible, every problem at once; returns the
     job's merge policy. `definitions`: the scope's segment definitions, for an evaluating job."""
     resolved = resolve(definition, config, definitions)
-    problems = resolved.problems + evaluation_problems(definition, config, definitions or {}, resolved.policy)
+    problems = size_problems(definition, config) + resolved.problems
+    problems += evaluation_problems(definition, config, definitions or {}, resolved.policy)
     if problems:
         raise RequestRejected(problems)
     return resolved.policy
+
+
+def size_problems(definition: JobDefinition, config: Config) -> list[Problem]:
+    """Segments and fields beyond the config's limits."""
+    problems = []
+    segments, fields = len(definition.filter.segments or ()), len((definition.fields or "").split(","))
+    if segments > config.limits.segments_per_job:
+        problems.append(Problem(path="filter.segments", message=f"lists {segments} segments; a job takes at most "
+                                f"{config.limits.segments_per_job} (limits.segmentsPerJob)"))
+    if fields > config.limits.fields_per_job:
+        problems.append(Problem(path="fields", message=f"lists {fields} fields; a job takes at most "
+                                f"{config.limits.fields_per_job} (limits.fieldsPerJob)"))
+    return problems
 
 
 def evaluation_problems(definition: JobDefinition, config: Config, definitions: Mapping[str, SegmentDefinition],
@@ -178,7 +193,8 @@ def evaluation_problems(definition: JobDefinition, config: Config, definitions: 
     schemas = Schemas.of(policy, config)
     if config.segmentation_dataset is None:
         problems.append(Problem(path="evaluationInfo.segmentation",
-                                message="the config names no segmentationDataset to write evaluated memberships to"))
+                                message="this org and sandbox have no segmentation dataset (segmentationDataset) "
+                                        "to write evaluated memberships to"))
     if not definition.filter.segments:
         problems.append(Problem(path="evaluationInfo.segmentation",
                                 message="evaluates the segments filter.segments lists: name at least one"))
@@ -202,7 +218,7 @@ def snapshots(definition: JobDefinition, definitions: Mapping[str, SegmentDefini
     return [SegmentSnapshot.of(definitions[s.segment_id]) for s in definition.filter.segments or ()]
 
 
-def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy
+def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy, deployment: str
                     ) -> tuple[EvaluationPlan, pql.Needs]:
     """The evaluation of an evaluating job's segments, and everything its expressions read."""
     assert record.segment_definitions is not None and record.evaluation_time is not None
@@ -227,7 +243,7 @@ def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy
         now=datetime.fromtimestamp(record.evaluation_time / 1000, UTC),
         segments=tuple(EvaluatedSegment(i, expressions[i]) for i in dependency_order(references)),
         writeback_path=config.resolve(dataset.path),
-        writeback_txn_app_id=f"export-jobs-{config.deployment}-job-{record.id}-segmentation",
+        writeback_txn_app_id=f"export-jobs-{deployment}-job-{record.id}-segmentation",
         writeback_metadata=json.dumps({"jobId": record.id, "segments": list(expressions)}),
     )
     needs = pql.Needs(tuple(leaves.items()),
@@ -260,8 +276,10 @@ def dependency_order(references: Mapping[str, tuple[str, ...]]) -> list[str]:
     return order
 
 
-def build_plan(record: JobRecord, config: Config) -> ExportPlan:
-    """The plan for a stored job record; LakeError if the config or lake no longer fit it."""
+def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan:
+    """The plan for a stored job record; LakeError if the config or lake no longer fit it.
+    `deployment`: the job table's deployment id (JobStore.deployment), in the Delta transaction ids."""
+    config = config.for_tenant(record.ims_org_id, record.sandbox_name)
     definition = record.definition()
     resolved = resolve(definition, config)
     if resolved.problems or resolved.destination is None or resolved.projection is None:
@@ -269,7 +287,7 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
                         + "; ".join(f"{p.path}: {p.message}" for p in resolved.problems))
     policy, nodes = resolved.policy, resolved.projection
     leaves = merge_leaves(nodes)
-    evaluation, needs = evaluation_plan(record, config, policy) if record.evaluates else (None, None)
+    evaluation, needs = evaluation_plan(record, config, policy, deployment) if record.evaluates else (None, None)
     if needs is not None:
         known = {leaf.path for leaf in leaves}
         leaves += [Leaf(path, t) for path, t in needs.leaves if path not in known]
@@ -286,7 +304,7 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
             for s in definition.filter.segments or ()
         )
     window = definition.filter.segment_qualification_time
-    return ExportPlan(
+    plan = ExportPlan(
         job_id=record.id,
         sources=tuple(resolved.sources),
         merge=policy.attribute_merge,
@@ -303,13 +321,40 @@ def build_plan(record: JobRecord, config: Config) -> ExportPlan:
         destination_path=config.resolve(resolved.destination.path),
         per_segment=dest.segment_per_batch,
         batch_ids=tuple(dest.batch_ids()),
-        txn_app_id=f"export-jobs-{config.deployment}-job-{record.id}",
+        txn_app_id=f"export-jobs-{deployment}-job-{record.id}",
         user_metadata=json.dumps({"jobId": record.id, "batchIds": dest.batch_ids()}),
         evaluation=evaluation,
         referenced_segments=tuple(("ups", s) for s in needs.segments) if needs else (),
         as_of=evaluation.now if evaluation else None,
         stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
         fragments=fragment_count(resolved.sources),
+        hashed_example_ids=config.example_ids == "hashed",
+    )
+    return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
+
+
+def pinned(plan: ExportPlan, versions: Mapping[str, int | None]) -> ExportPlan:
+    """The plan reading every source at the Delta version its job's first run fixed; a source that
+    had no table then (the segmentation dataset before its first write-back) is left out. The
+    versions go in the commits' metadata too: what a commit holds can be read again from them."""
+    def profile(sources: tuple[ProfileSource, ...]) -> tuple[ProfileSource, ...]:
+        return tuple(replace(s, version=versions[s.dataset_id]) if s.dataset_id in versions else s
+                     for s in sources if not (s.dataset_id in versions and versions[s.dataset_id] is None))
+
+    def events(sources: tuple[EventSource, ...]) -> tuple[EventSource, ...]:
+        return tuple(replace(s, version=versions.get(s.dataset_id)) for s in sources)
+
+    def metadata(text: str) -> str:
+        return json.dumps({**json.loads(text), "inputVersions": dict(versions)})
+
+    stitching, evaluation = plan.stitching, plan.evaluation
+    return replace(
+        plan, sources=profile(plan.sources), user_metadata=metadata(plan.user_metadata),
+        evaluation=(replace(evaluation, writeback_metadata=metadata(evaluation.writeback_metadata))
+                    if evaluation is not None else None),
+        events=replace(plan.events, sources=events(plan.events.sources)) if plan.events is not None else None,
+        stitching=replace(stitching, profile_sources=profile(stitching.profile_sources),
+                          event_sources=events(stitching.event_sources)) if stitching is not None else None,
     )
 
 

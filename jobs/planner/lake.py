@@ -36,7 +36,8 @@ def merged_schema(kind: str, sources: list[ProfileSource] | list[EventSource]) -
         if schema is None:
             if isinstance(source, ProfileSource) and source.optional:
                 continue
-            raise LakeError(f"{kind} dataset {source.dataset_id!r} has no Delta table at {source.path}")
+            raise LakeError(f"{kind} dataset {source.dataset_id!r} has no Delta table at the path the config "
+                            "gives it")
         schemas.append((source.dataset_id, schema))
     try:
         return union_schemas(schemas)
@@ -58,6 +59,18 @@ def fragment_count(sources: list[ProfileSource]) -> int | None:
             return None
         total += sum(counts)
     return total
+
+
+def input_versions(config: Config) -> dict[str, int | None]:
+    """The current Delta version of every profile and event dataset (None: no table yet), which a
+    job's first run fixes for all its runs (JobRecord.inputs)."""
+    from deltalake import DeltaTable
+
+    versions: dict[str, int | None] = {}
+    for dataset in [*config.profile_datasets, *config.event_datasets]:
+        path = config.resolve(dataset.path)
+        versions[dataset.id] = DeltaTable(path).version() if DeltaTable.is_deltatable(path) else None
+    return versions
 
 
 def event_sources(config: Config) -> list[EventSource]:

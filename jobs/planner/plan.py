@@ -15,12 +15,14 @@ class ProfileSource:
     path: str
     precedence: int  # 0 wins under dataSetPrecedence (-1, the segmentation dataset, above it)
     optional: bool = False  # may have no table yet, and then reads as empty (the segmentation dataset)
+    version: int | None = None  # the Delta version the job reads (JobRecord.inputs); None: the latest
 
 
 @dataclass(frozen=True)
 class EventSource:
     dataset_id: str
     path: str
+    version: int | None = None  # as ProfileSource.version
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class ExportPlan:
     # Rows in the profile sources by their Delta logs' statistics (None if unknown): a small
     # input needs no probe before its export (engine/probe.py).
     fragments: int | None = None
+    hashed_example_ids: bool = True  # Config.example_ids: the record's rejectedRecords show hashed ids
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:

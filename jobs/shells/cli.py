@@ -24,6 +24,7 @@ from jobs.control import (
     create_schedule,
     create_segment,
     delete_segment,
+    evaluations_of,
     list_jobs,
     list_segments,
     update_segment,
@@ -180,7 +181,7 @@ def _run_pending(call: Call) -> int:
 
 
 def _peek(call: Call) -> int:
-    return peek(call.config, call.args.id, call.args.limit)
+    return peek(call.config, call.args.id, call.args.limit, call.org, call.sandbox)
 
 
 def _segment(call: Call) -> int:
@@ -194,7 +195,9 @@ def _segment(call: Call) -> int:
     elif args.action == "update":
         _emit(update_segment(store, call.config, args.id, _read(args.file), call.org, call.sandbox).to_dict())
     else:
-        delete_segment(store, args.id, call.org, call.sandbox)
+        schedules, jobs = ScheduleStore(call.config.schedule_table_path), JobStore(call.config.job_table_path)
+        delete_segment(store, args.id, call.org, call.sandbox,
+                       evaluations_of(args.id, schedules, jobs, call.org, call.sandbox))
         _emit({"status": True, "message": f"segment definition {args.id} deleted"})
     return 0
 

@@ -16,10 +16,11 @@ from jobs.control import JobStore, one_of
 from jobs.spec import EXIT_FAILED, Config, LakeError
 
 
-def peek(config: Config, job_id: int, limit: int) -> int:
-    """Print up to `limit` rows of the job's batches; 0 if the destination holds as many as the record counts."""
-    record = JobStore(config.job_table_path).get(job_id)
-    destination = config.destination(record.destination.dataset_id)
+def peek(config: Config, job_id: int, limit: int, org: str, sandbox: str) -> int:
+    """Print up to `limit` rows of the tenant's job's batches; 0 if the destination holds as many as the
+    record counts."""
+    record = JobStore(config.job_table_path).get(job_id, org, sandbox)
+    destination = config.for_tenant(org, sandbox).destination(record.destination.dataset_id)
     if destination is None:
         raise LakeError(f"job {record.id}'s destination {record.destination.dataset_id!r} is no longer declared")
     query = QueryBuilder().register("out", DeltaTable(config.resolve(destination.path)))

@@ -41,6 +41,7 @@ from jobs.spec.jobs import (
     IngestWindow,
     JobDefinition,
     JobError,
+    JobInputs,
     JobRecord,
     JobStatus,
     MergePolicyRef,
@@ -53,6 +54,7 @@ from jobs.spec.jobs import (
     SegmentStatus,
     TimeSpan,
     TimeWindow,
+    hashed_id,
     parse_definition,
     parse_field_list,
 )
@@ -70,6 +72,8 @@ from jobs.spec.models import (
     Strict,
 )
 from jobs.spec.schedules import (
+    SCHEDULE_ACTIVE,
+    SCHEDULE_FAILED,
     Schedule,
     ScheduleRequest,
     latest_slot,
@@ -115,6 +119,8 @@ from jobs.spec.times import (
 )
 
 __all__ = [
+    "SCHEDULE_ACTIVE",
+    "SCHEDULE_FAILED",
     "QUALIFIED",
     "TRANSITIONS",
     "AdditionalFields",
@@ -158,9 +164,11 @@ __all__ = [
     "RecordDestination",
     "RecordEvaluation",
     "RejectedRecord",
+    "hashed_id",
     "RequestRejected",
     "SYSTEM_COLUMNS",
     "Schedule",
+    "JobInputs",
     "ScheduleRef",
     "ScheduleRequest",
     "SchemaConflict",

@@ -26,6 +26,14 @@ class ConfModel(BaseModel):
 class Dataset(ConfModel):
     id: str = Field(min_length=1)
     path: str = Field(min_length=1)
+    # The tenant whose data it is (docs/reference/configuration.md#tenancy-of-the-data): only that
+    # org's jobs, schedules and segments in these sandboxes read or write it. None: defaultOrg,
+    # [defaultSandbox].
+    org: str | None = Field(default=None, min_length=1)
+    sandboxes: list[str] | None = Field(default=None, min_length=1)
+    # A profile dataset that segment evaluation writes its tenant's changed memberships to (also
+    # `segmentationDataset`, the one of a deployment with one tenant).
+    segmentation: bool = False
 
 
 class DestinationDataset(Dataset):
@@ -56,6 +64,19 @@ class Tenant(ConfModel):
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class Limits(ConfModel):
+    """Caps on what one request or one tenant may ask for (`[limits]`), so that no tenant can make a
+    record, a parse or a scheduler pass arbitrarily expensive for everyone."""
+
+    segments_per_job: int = Field(default=500, ge=1)
+    fields_per_job: int = Field(default=1_000, ge=1)
+    pql_length: int = Field(default=32_768, ge=1)  # characters of a segment definition's expression
+    pql_nesting: int = Field(default=50, ge=1, le=200)  # parentheses and brackets
+    definitions_per_tenant: int = Field(default=2_000, ge=1)
+    schedules_per_tenant: int = Field(default=200, ge=1)
+    active_jobs_per_tenant: int = Field(default=500, ge=1)  # NEW, PROCESSING or CANCELLING
+
+
 class Config(ConfModel):
     lake_root: str = "."
     job_table: str = "system/export_jobs"
@@ -84,6 +105,10 @@ class Config(ConfModel):
     destination_datasets: list[DestinationDataset] = Field(min_length=1)
     merge_policies: list[MergePolicy] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    # How the identity ids in a record's examples (rejectedRecords, excludedGraphs) are shown: as
+    # `sha256:` and the first 16 hex digits of their SHA-256 (namespaces stay readable), or as they are.
+    example_ids: Literal["hashed", "plain"] = "hashed"
     # Set by load_config: the folder the config file is in.
     base_dir: str = "."
 
@@ -103,10 +128,11 @@ class Config(ConfModel):
             ("eventDatasets", self.event_datasets),
             ("destinationDatasets", self.destination_datasets),
         ):
-            ids = [d.id for d in items]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            # An id names one dataset per tenant: two orgs may each have their own "audience".
+            keys = [(d.id, d.org or self.default_org, s) for d in items for s in d.sandboxes or [self.default_sandbox]]
+            dupes = sorted({i for i, org, s in keys if keys.count((i, org, s)) > 1})
             if dupes:
-                raise ValueError(f"{kind} declares {', '.join(dupes)} more than once")
+                raise ValueError(f"{kind} declares {', '.join(dupes)} more than once for one org and sandbox")
         profile_ids = {d.id for d in self.profile_datasets}
         for policy in self.merge_policies:
             unknown = [d for d in policy.order if d not in profile_ids]
@@ -114,15 +140,27 @@ class Config(ConfModel):
                 raise ValueError(
                     f"merge policy {policy.id!r} orders unknown profile datasets {unknown}"
                 )
-        if self.segmentation_dataset is not None:
-            if self.segmentation_dataset not in profile_ids:
-                raise ValueError(f"segmentationDataset {self.segmentation_dataset!r} is not a declared profile dataset")
-            ordering = [p.id for p in self.merge_policies if self.segmentation_dataset in p.order]
+        if self.segmentation_dataset is not None and self.segmentation_dataset not in profile_ids:
+            raise ValueError(f"segmentationDataset {self.segmentation_dataset!r} is not a declared profile dataset")
+        by_tenant: dict[tuple[str, str], str] = {}
+        for dataset in self.profile_datasets:
+            if not self.is_segmentation(dataset.id):
+                continue
+            ordering = [p.id for p in self.merge_policies if dataset.id in p.order]
             if ordering:
                 raise ValueError(
-                    f"segmentationDataset {self.segmentation_dataset!r} must not be in a merge policy's order "
+                    f"segmentation dataset {dataset.id!r} must not be in a merge policy's order "
                     f"({', '.join(ordering)}): its memberships rank above every dataset's, by ingest time"
                 )
+            sandboxes = dataset.sandboxes or [self.default_sandbox]
+            if len(sandboxes) != 1:
+                raise ValueError(f"segmentation dataset {dataset.id!r} must belong to one sandbox: memberships "
+                                 "are evaluated per sandbox")
+            tenant = (dataset.org or self.default_org, sandboxes[0])
+            if tenant in by_tenant:
+                raise ValueError(f"org {tenant[0]!r}, sandbox {tenant[1]!r} has two segmentation datasets: "
+                                 f"{by_tenant[tenant]!r} and {dataset.id!r}")
+            by_tenant[tenant] = dataset.id
         refs = [(p.id, p.version) for p in self.merge_policies]
         if len(set(refs)) != len(refs):
             raise ValueError("mergePolicies declares one id and version twice")
@@ -160,6 +198,32 @@ class Config(ConfModel):
         if self.deployment_id:
             return self.deployment_id
         return hashlib.sha256(self.job_table_path.encode()).hexdigest()[:12]
+
+    # -- tenancy of the data
+
+    def is_segmentation(self, dataset_id: str) -> bool:
+        dataset = self.profile_dataset(dataset_id)
+        return dataset is not None and (dataset.segmentation or dataset_id == self.segmentation_dataset)
+
+    def owns(self, dataset: Dataset, org: str, sandbox: str) -> bool:
+        """Whether the dataset is the org's data in that sandbox."""
+        return (dataset.org or self.default_org) == org and sandbox in (dataset.sandboxes or [self.default_sandbox])
+
+    def for_tenant(self, org: str, sandbox: str) -> Config:
+        """The config as one tenant's jobs, schedules and segments see it: its own datasets only (its
+        segmentation dataset as `segmentationDataset`), and merge policies ordering only those. Another
+        tenant's dataset is then exactly a dataset that does not exist."""
+        profiles = [d for d in self.profile_datasets if self.owns(d, org, sandbox)]
+        ids = {d.id for d in profiles}
+        segmentation = next((d.id for d in profiles if self.is_segmentation(d.id)), None)
+        return self.model_copy(update={
+            "profile_datasets": profiles,
+            "event_datasets": [d for d in self.event_datasets if self.owns(d, org, sandbox)],
+            "destination_datasets": [d for d in self.destination_datasets if self.owns(d, org, sandbox)],
+            "merge_policies": [p.model_copy(update={"order": [i for i in p.order if i in ids]})
+                               for p in self.merge_policies],
+            "segmentation_dataset": segmentation,
+        })
 
     # -- look-ups
 

@@ -9,6 +9,7 @@ validated copies (`Record.updated`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -232,6 +233,12 @@ class TimeSpan(Record):
         )
 
 
+def hashed_id(value: str) -> str:
+    """An identity id as a record's examples show it by default (Config.example_ids): a person's id
+    is not something a job record should carry, but the same id always reads the same."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
 class RejectedRecord(Record):
     dataset_id: str
     reason: str
@@ -278,6 +285,18 @@ class ScheduleRef(Record):
     slot: int  # epoch ms of the cron slot
 
 
+class JobInputs(Record):
+    """What a job read, fixed by its first run (beyond the seed), so that every run of the job,
+    a retry too, reads the same rows and reports the same watermark."""
+
+    # The Delta version of each profile and event dataset, by dataset id; None: it had no table yet.
+    versions: dict[str, int | None]
+    # Where the next run of an incremental schedule starts: the latest `_ingestTime` of the profile
+    # fragments in those versions (µs precision), at least an evaluating job's `now`. Recorded when the
+    # job succeeds; it depends on the versions only, so every run of the job finds the same one.
+    watermark: Timestamp | None = None
+
+
 class RecordEvaluation(Record):
     """`evaluationInfo` as the record keeps it: the request's flag, and the instant the first run fixed."""
 
@@ -313,6 +332,7 @@ class JobRecord(Record):
     segment_definitions: list[SegmentSnapshot] | None = None
     # Set for the jobs that a schedule creates (beyond the seed).
     schedule: ScheduleRef | None = None
+    inputs: JobInputs | None = None
     creation_time: int
     update_time: int
     request_id: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,14 @@ def parser() -> Lark:
     return Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 UNITS = ("hours", "days", "weeks", "months", "years")
+# Bounds on literals, so that every expression accepted at creation can be evaluated (a number Spark
+# holds, a duration whose instant exists, a date whose next day does), and so that a `like`
+# pattern stays cheap to match (engine/evaluation.py compiles it to a regex without backtracking).
+LONG_RANGE = (-(2**63), 2**63 - 1)
+MAX_DURATION_HOURS = 1_000 * 366 * 24  # `occurs < N units before now`: at most 1,000 years back
+HOURS_PER_UNIT = {"hours": 1, "days": 24, "weeks": 24 * 7, "months": 31 * 24, "years": 366 * 24}
+MAX_LIKE_WILDCARDS = 16
+LAST_DATE = dt.date(9999, 12, 30)  # a date's day after must exist (occurs between includes the last day)
 STRING_TESTS = ("startsWith", "endsWith", "contains", "equals")
 NULL_TESTS = ("isNull", "isNotNull")
 SUPPORTED = "comparisons, in/notIn, like, and/or/not, isNull/isNotNull, startsWith/endsWith/contains/equals, " \
@@ -215,15 +224,42 @@ Expr = Compare | In | Like | StringTest | NullTest | Occurs | OccursBetween | In
 # ---------------------------------------------------------------- parsing
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Expr:
-    """The typed tree of a `pql/text` expression; raises PqlError on a syntax error or an unsupported form."""
+    """The typed tree of a `pql/text` expression; raises PqlError on a syntax error or an unsupported form.
+
+    Cached by the text: a definition is parsed once per process, not on every write in its scope
+    (each checks the scope's other definitions). The tree is immutable, so sharing it is safe.
+    """
     if not text.strip():
         raise PqlError(text, 0, "the expression is empty")
     try:
         tree = parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(text, err) from None
-    return _Builder(text).condition(tree.children[0])
+    try:
+        return _Builder(text).condition(tree.children[0])
+    except RecursionError:  # check_size refuses such depth at creation; this guards every other caller
+        raise PqlError(text[:20], 0, "is nested too deeply") from None
+
+
+def check_size(text: str, max_length: int, max_nesting: int) -> None:
+    """Refuse an expression longer than `max_length` characters or nested (parentheses, brackets)
+    deeper than `max_nesting`, before it is parsed."""
+    if len(text) > max_length:
+        raise PqlError(text[:20], 0, f"is {len(text)} characters long; an expression takes at most {max_length}")
+    depth, in_string, escaped = 0, False, False
+    for at, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "([":
+            depth += 1
+            if depth > max_nesting:
+                raise PqlError(text[at:at + 20], at, f"is nested more than {max_nesting} levels deep")
+        elif char in ")]":
+            depth -= 1
 
 
 def _syntax_error(text: str, err: UnexpectedInput) -> PqlError:
@@ -295,8 +331,7 @@ class _Builder:
         if rule == "string":
             return Literal(start, end, _unquote(str(kids[0])), "string")
         if rule == "number":
-            text = str(kids[0])
-            return Literal(start, end, float(text) if any(c in text for c in ".eE") else int(text), "number")
+            return Literal(start, end, self.number(node, str(kids[0])), "number")
         if rule in ("true", "false"):
             return Literal(start, end, rule == "true", "boolean")
         if rule == "list":
@@ -309,10 +344,16 @@ class _Builder:
             if str(method) != "count":
                 raise self.error(method, f"unsupported function '{method}' on xEvent; only count() is supported")
             return EventCount(start, end, condition)
-        if rule == "or_":
-            return Or(start, end, _flatten(Or, [self.condition(k) for k in kids]))
-        if rule == "and_":
-            return And(start, end, _flatten(And, [self.condition(k) for k in kids]))
+        if rule in ("or_", "and_"):
+            # `a and b and c` is a left-deep tree: walk its spine, not recurse into it.
+            operands: list[Tree[Token] | Token] = []
+            spine: Tree[Token] | Token = node
+            while isinstance(spine, Tree) and str(spine.data) == rule:
+                operands.append(spine.children[1])
+                spine = spine.children[0]
+            operands.append(spine)
+            kind = Or if rule == "or_" else And
+            return kind(start, end, _flatten(kind, [self.condition(k) for k in reversed(operands)]))
         if rule == "not_":
             return Not(start, end, self.condition(kids[0]))
         if rule == "truth":
@@ -323,19 +364,53 @@ class _Builder:
             items = self.build(kids[1])
             return In(start, end, self.operand(kids[0]), items, rule == "not_in")
         if rule == "like":
-            return Like(start, end, self.operand(kids[0]), _unquote(str(kids[1])))
+            return Like(start, end, self.operand(kids[0]), self.like_pattern(kids[1]))
         if rule == "occurs":
             op, unit = str(kids[1]), str(kids[3])
             if op not in ("<", ">"):
                 raise self.error(kids[1], f"occurs takes < or >, not {op}")
             subject = self.build(kids[0])
-            return Occurs(start, end, subject, op, int(str(kids[2])), unit if unit.endswith("s") else unit + "s")
+            units = unit if unit.endswith("s") else unit + "s"
+            digits = str(kids[2])
+            if len(digits) > 12 or int(digits) * HOURS_PER_UNIT[units] > MAX_DURATION_HOURS:
+                raise self.error(kids[2], "is too long a duration: occurs looks back at most 1,000 years")
+            return Occurs(start, end, subject, op, int(digits), units)
         if rule == "occurs_between":
             first, last = (self.date_bound(k) for k in kids[1:3])
             if first > last:
                 raise self.error(node, "the first date is after the second")
             return OccursBetween(start, end, self.build(kids[0]), first, last)
         raise AssertionError(f"no rule for {rule}")
+
+    def number(self, node: Tree[Token], text: str) -> int | float:
+        """A number literal Spark can hold: a 64-bit whole number or a finite double."""
+        if any(c in text for c in ".eE"):
+            value = float(text)
+            if not math.isfinite(value):
+                raise self.error(node, "is too large a number")
+            return value
+        low, high = LONG_RANGE
+        if len(text.lstrip("+-")) > 19 or not low <= int(text) <= high:
+            raise self.error(node, "is outside the range of a whole number (64 bits)")
+        return int(text)
+
+    def like_pattern(self, token: Tree[Token] | Token) -> str:
+        r"""The pattern of `like`: `%` any text, `_` one character, `\` before either (or itself) for it
+        as it is; a pattern ending in `\` or escaping another character is refused, as is one with
+        more than MAX_LIKE_WILDCARDS `%`."""
+        pattern = _unquote(str(token))
+        i, wildcards = 0, 0
+        while i < len(pattern):
+            if pattern[i] == "\\":
+                if i + 1 == len(pattern) or pattern[i + 1] not in "%_\\":
+                    raise self.error(token, "a backslash in a like pattern must come before %, _ or a backslash")
+                i += 2
+                continue
+            wildcards += pattern[i] == "%"
+            i += 1
+        if wildcards > MAX_LIKE_WILDCARDS:
+            raise self.error(token, f"has {wildcards} % wildcards; a like pattern takes at most {MAX_LIKE_WILDCARDS}")
+        return pattern
 
     def literal(self, node: Tree[Token] | Token) -> Literal:
         item = self.operand(node)
@@ -381,9 +456,12 @@ class _Builder:
         if len(call.args) != 3 or len(numbers) != 3:
             raise self.error(call, "date takes a year, a month and a day, e.g. date(2024, 1, 31)")
         try:
-            return Literal(call.start, call.end, dt.date(*numbers), "time")
-        except ValueError as err:
+            day = dt.date(*numbers)
+        except (ValueError, OverflowError) as err:
             raise self.error(call, f"is not a date: {err}") from None
+        if day > LAST_DATE:
+            raise self.error(call, f"is after the last date a segment can use, {LAST_DATE.isoformat()}")
+        return Literal(call.start, call.end, day, "time")
 
 
 def _unquote(text: str) -> str:

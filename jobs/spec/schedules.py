@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, field_serializer, field_validator
 
 from jobs.spec.jobs import JobDefinition
@@ -44,15 +45,21 @@ def parse_cron(expression: str) -> list[set[int]]:
 
 
 def latest_slot(expression: str, now: datetime, earliest: datetime) -> datetime | None:
-    """The latest minute ≤ now (and ≥ earliest) that the cron expression fires at, in UTC."""
-    minutes, hours, days, months, weekdays = parse_cron(expression)
-    slot = now.astimezone(UTC).replace(second=0, microsecond=0)
-    while slot >= earliest:
-        if (slot.month in months and slot.day in days and slot.hour in hours
-                and slot.minute in minutes and (slot.weekday() + 1) % 7 in weekdays):
-            return slot
-        slot -= timedelta(minutes=1)
-    return None
+    """The latest minute ≤ now (and ≥ earliest) that the cron expression fires at, in UTC.
+
+    croniter computes it field by field, so a schedule that rarely or never fires (`0 0 31 2 *`)
+    costs no more than one that fires every minute. `day_or=False`: a day of month and a day of
+    week both given must both hold, as parse_cron reads them.
+    """
+    parse_cron(expression)
+    after_now = now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    years = max(1, after_now.year - earliest.year + 1)
+    try:
+        slot = croniter(_ALIASES.get(expression.strip(), expression), after_now, day_or=False,
+                        max_years_between_matches=years).get_prev(datetime)
+    except CroniterBadDateError:  # no slot in those years
+        return None
+    return slot if slot >= earliest else None
 
 
 class ScheduleRequest(Strict):
@@ -67,6 +74,10 @@ class ScheduleRequest(Strict):
     def _cron(cls, value: str) -> str:
         parse_cron(value)
         return value
+
+
+# A schedule's state: run at its slots, or stopped after its job failed to be created too often.
+SCHEDULE_ACTIVE, SCHEDULE_FAILED = "active", "failed"
 
 
 class Schedule(Record):
@@ -85,6 +96,9 @@ class Schedule(Record):
     skipped_slots: int = 0
     last_skipped_slot: int | None = None
     watermark: str | None = None  # RFC 3339, for people; the table keeps µs
+    state: str = SCHEDULE_ACTIVE
+    error_count: int = 0  # slots in a row whose job could not be created
+    last_error: str | None = None
 
     @field_serializer("job")
     def _job(self, job: JobDefinition) -> dict[str, Any]:

@@ -7,6 +7,8 @@ Driven through schemathesis' Python API and hypothesis directly: its pytest fixt
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -66,3 +68,30 @@ def test_generated_requests_get_no_server_error(api_schema, method, path, mode):
         case.call_and_validate(headers=auth(), checks=CHECKS)
 
     call()
+
+
+def _segment(value: str) -> dict:
+    return {"name": "n", "expression": {"type": "PQL", "format": "pql/text", "value": value},
+            "schema": {"name": "_xdm.context.profile"}}
+
+
+HOSTILE_BODIES = {
+    "deep JSON": b"[" * 200_000 + b"]" * 200_000,
+    "deep JSON in a field": b'{"fields": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "over 1 MiB": b'{"fields": "' + b"a" * (1 << 20) + b'"}',
+    "a huge number": json.dumps(_segment("loyalty.points > " + "9" * 5000)).encode(),
+    "deep PQL": json.dumps(_segment("not(" * 20_000 + "vip" + ")" * 20_000)).encode(),
+    "a long PQL list": json.dumps(_segment("loyalty.tier in [" + ", ".join(['"x"'] * 60_000) + "]")).encode(),
+    "20,000 segments": json.dumps({"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"},
+                                   "filter": {"segments": [{"segmentId": f"s{i}"} for i in range(20_000)]}}).encode(),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_BODIES)
+@pytest.mark.parametrize("method, path", [("POST", "/export/jobs"), ("POST", "/segment/definitions"),
+                                          ("POST", "/config/schedules")])
+def test_huge_and_deep_bodies_get_a_4xx_naming_the_problem(client, method, path, name):
+    response = client.request(method, path, content=HOSTILE_BODIES[name],
+                              headers={**auth(), "Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert response.json()["errors"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -76,6 +77,9 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
     assert metrics.rejected_record_counter == 3
     assert metrics.rejected_records is not None
     assert len(metrics.rejected_records) == 3
+    # Their identities show namespaces and hashed ids (exampleIds = "hashed", the default), as spec.hashed_id does.
+    shown = [i for r in metrics.rejected_records for i in json.loads(r.record)["identities"] or ()]
+    assert shown and all(i["id"].startswith("sha256:") and len(i["id"]) == 23 for i in shown)
     assert done.compute_gateway_job_id.export_job == spark.sparkContext.applicationId
     assert metrics.total_time is not None and metrics.profile_export_time is not None
     total_ms, export_ms = metrics.total_time.total_time_in_ms, metrics.profile_export_time.total_time_in_ms
@@ -86,10 +90,13 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
     assert set(sample) == {"_batchId", "identityMap", "segmentMembership", "identities", "personalEmail", "person"}
     assert set(sample["person"]) == {"name"} and set(sample["person"]["name"]) == {"firstName"}
     assert {seg for _, inner in sample["segmentMembership"] for seg, _ in inner} <= {"segment-01", "segment-02"}
-    # The stored record is the one returned, and the commit names the job and its batch.
+    # The stored record is the one returned, and the commit names the job, its batch and what it read.
     assert store.get(record.id) == done
     commit = spark.sql(f"DESCRIBE HISTORY delta.`{config.resolve(config.destination_datasets[0].path)}`").first()
-    assert json.loads(commit.userMetadata) == {"jobId": record.id, "batchIds": [record.destination.batch_id]}
+    assert done.inputs is not None
+    assert done.inputs.versions == {d.id: 0 for d in [*config.profile_datasets, *config.event_datasets]}
+    assert json.loads(commit.userMetadata) == {"jobId": record.id, "batchIds": [record.destination.batch_id],
+                                               "inputVersions": done.inputs.versions}
 
 
 def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, deployment, merge_path):
@@ -235,3 +242,24 @@ def test_a_destination_column_of_another_type_fails_the_job_and_writes_nothing(s
     assert error.code == "DESTINATION_SCHEMA_CONFLICT"
     assert "personalEmail" in error.msg and "Nothing was written" in error.msg
     assert len(read_rows(path)) == 1
+
+
+def test_a_job_table_made_again_never_reuses_the_transaction_ids_of_the_one_before(spark, deployment):
+    """Job ids start again at 1 in a new job table; its deployment id is new, so its job 1 exports
+    instead of finding "already committed" the commit of the old table's job 1."""
+    config = load_config(deployment)
+    first = JobStore(config.job_table_path)
+    done = run_job(first, config, create_job(first, config, definition(), "demo@Org", "prod").id, spark)
+    old_deployment = first.deployment(config.deployment)
+    shutil.rmtree(config.job_table_path)
+
+    again = JobStore(config.job_table_path)
+    record = create_job(again, config, definition(), "demo@Org", "prod")
+    assert record.id == done.id == 1
+    redone = run_job(again, config, record.id, spark)
+
+    assert again.deployment(config.deployment) not in (old_deployment, config.deployment)
+    assert redone.status is JobStatus.SUCCEEDED, redone.errors
+    exported = done.metrics.total_exported_profile_counter
+    assert exported is not None and redone.metrics.total_exported_profile_counter == exported > 0
+    assert len(read_rows(config.resolve(config.destination_datasets[0].path))) == 2 * exported

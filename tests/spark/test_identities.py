@@ -3,9 +3,14 @@ take the lambda-free path (up to UNROLLED_NAMESPACES namespaces) and on wider on
 
 from __future__ import annotations
 
+import json
+
 from chispa import assert_df_equality
 
 from jobs.engine import KEY_ID, KEY_NS, REJECT, UNROLLED_NAMESPACES, key_columns, with_identities
+from jobs.engine.columns import DATASET, IDENTITY, IDS
+from jobs.engine.export import rejected_examples
+from jobs.spec import hashed_id
 
 MAP = "identityMap map<string, array<struct<id: string, primary: boolean>>>"
 TWO = "2 primary identities; a fragment needs exactly one"
@@ -60,3 +65,12 @@ def test_a_namespace_with_a_null_list_leaves_no_primary_identity(spark):
     records = with_identities(spark.createDataFrame([(m,) for m in maps], MAP))
     for listed in (True, False):
         assert [r[REJECT] for r in records.select(*key_columns(listed=listed)).collect()] == [NONE, NONE]
+
+
+def test_rejected_examples_hash_ids_as_the_records_other_examples_do(spark):
+    df = spark.createDataFrame([("d", "no primary identity", [("ECID", "e-1")], None)],
+                               f"{DATASET} string, {REJECT} string, {IDS} array<{IDENTITY}>, _ingestTime timestamp")
+    [hashed] = rejected_examples(df, hashed_ids=True)
+    assert json.loads(hashed.record)["identities"] == [{"ns": "ECID", "id": hashed_id("e-1")}]
+    [plain] = rejected_examples(df, hashed_ids=False)
+    assert json.loads(plain.record)["identities"] == [{"ns": "ECID", "id": "e-1"}]

@@ -9,13 +9,16 @@ from pyspark.sql import functions as F
 
 from jobs.control import (
     JobStore,
+    Lease,
     ScheduleStore,
     SegmentStore,
     create_due_jobs,
     create_job,
     create_schedule,
     create_segment,
+    reap_lost_jobs,
     run_job,
+    runner,
 )
 from jobs.spec import JobStatus, load_config
 from sample_lake import LakeSpec, generate, sample_config
@@ -150,3 +153,44 @@ def test_an_evaluating_incremental_run_moves_the_watermark_to_at_least_its_now(s
     watermark = schedules.list()[0].watermark
     assert watermark is not None
     assert datetime.fromisoformat(watermark) >= evaluated_at
+
+
+def test_a_retry_after_new_data_arrived_moves_the_watermark_only_as_far_as_its_commit(spark, tmp_path, monkeypatch):
+    """The runner dies between its commit and the watermark's move; data arrives; the retry finds
+    the commit there. It must move the watermark to what the commit read, not to the lake as it is
+    now, or the new data would never be exported."""
+    _, config, store, schedules = incremental_deployment(spark, tmp_path)
+    now = datetime.now(UTC)
+    [first] = create_due_jobs(schedules, store, config, now)
+
+    class Died(BaseException):  # not an Exception: nothing in the runner handles it, as with a kill
+        pass
+
+    def dies(*args, **kwargs):
+        raise Died("the runner died after its commit")
+
+    monkeypatch.setattr(runner, "advance_watermark", dies)
+    with pytest.raises(Died):
+        run_job(store, config, first.id, spark)
+    monkeypatch.undo()
+    lost = store.get(first.id)
+    assert lost.status is JobStatus.PROCESSING and lost.inputs is not None
+    assert len(exported(config, lost)) == 100  # committed
+
+    arrived = add_later_fragments(spark, config, range(10), range(10, 15), 2030)
+    [row] = store.running()
+    store.replace(lost, expected=[JobStatus.PROCESSING], lease=Lease(row["runner"], 0))  # the lease runs out
+    [taken] = reap_lost_jobs(store, config)  # lostJobRetries = 0, but its batches are committed: to be finished
+    assert taken.status is JobStatus.NEW and "finishes it" in taken.errors[-1].msg
+    retried = run_job(store, config, first.id, spark)
+    assert retried.status is JobStatus.SUCCEEDED, retried.errors
+    assert retried.inputs is not None and retried.inputs.versions == lost.inputs.versions
+    assert len(exported(config, retried)) == 100  # not written twice
+    watermark = schedules.list()[0].watermark
+    assert watermark is not None and watermark.startswith("2024-")
+    assert retried.to_dict()["inputs"]["watermark"] == watermark
+
+    [second] = create_due_jobs(schedules, store, config, now + timedelta(minutes=1))
+    second = run_job(store, config, second.id, spark)
+    assert second.status is JobStatus.SUCCEEDED, second.errors
+    assert exported(config, second) == arrived  # no gap

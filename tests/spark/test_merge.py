@@ -6,7 +6,16 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.engine import KEY_ID, REJECT, any_segment, keyed_fragments, merge_profiles, segment_column, union_all
+from jobs.engine import (
+    KEY_ID,
+    REJECT,
+    any_segment,
+    keyed_fragments,
+    merge_profiles,
+    segment_column,
+    select_members,
+    union_all,
+)
 from jobs.planner import ProfileSource, SegmentSpec
 
 from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
@@ -115,6 +124,18 @@ def test_requested_memberships_merge_per_segment_latest_wins(spark):
     assert row.segmentMembership == {
         "ups": {"s1": ("exited", ts(2).replace(tzinfo=None)), "s2": ("existing", ts(2).replace(tzinfo=None))}
     }
+
+
+@pytest.mark.parametrize("odd", ["seg.with.dots", "a`b", 'q"uote', "br[0]", "sp ace"])
+def test_any_segment_id_merges_and_matches(spark, odd):
+    """Segment ids become working column names: a dot or a backtick must not make one unreadable."""
+    segments = [SegmentSpec("ups", odd, ("realized",), "b")]
+    plan = make_plan(schema_of(spark), segments=segments)
+    rows = [fragment(ids("A"), ts(1), memberships={"ups": {odd: member("realized", ts(1))}}),
+            fragment(ids("B"), ts(1), memberships={"ups": {"other": member("realized", ts(1))}})]
+    chosen = select_members(merged(spark, plan, (ProfileSource("a", "unused", 0), rows)), plan)
+    assert [(r[KEY_ID], r.segmentMembership) for r in chosen.collect()] == [
+        ("A", {"ups": {odd: ("realized", ts(1).replace(tzinfo=None))}})]
 
 
 def test_all_memberships_merge_per_namespace_and_segment_when_no_segment_is_named(spark):

@@ -87,6 +87,7 @@ def test_components_over_the_cap_are_excluded_and_counted(spark, linked_lake, tm
     examples = record.metrics.excluded_graphs
     assert examples is not None
     assert 0 < len(examples) <= 10 and all(e.size > 2 for e in examples)
+    assert all(e.id.startswith("sha256:") and len(e.id) == 23 for e in examples)  # exampleIds = "hashed"
     assert [e.size for e in examples] == sorted((e.size for e in examples), reverse=True)
 
 

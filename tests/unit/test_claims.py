@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.control import leases
 from jobs.control.jobs import JobStore, StatusConflict, cancel_job, new_record
 from jobs.control.leases import claim, reap_lost_jobs
 from jobs.spec.config import load_config
@@ -145,3 +146,23 @@ def test_maintenance_vacuums_what_the_retention_no_longer_keeps_at_most_hourly(c
     store.maintain(retention_hours=1)  # within the hour: no second vacuum
     assert again.exists()
     assert [r.id for r in store.list("demo@Org", "prod")] == sorted(ids, reverse=True)
+
+
+@pytest.mark.parametrize("cancelling", [False, True])
+def test_a_lost_job_whose_batches_are_committed_is_finished_not_failed(config, monkeypatch, cancelling):
+    """lostJobRetries = 0; the runner died after the commit (of an evaluating job: before its write-back):
+    the job is NEW again, cancel or not, and a later run finishes it; after FINISH_ATTEMPTS, FAILED."""
+    monkeypatch.setattr(leases, "batches_committed", lambda store, config, record: True)
+    store = JobStore(config.job_table_path)
+    job_id = make_jobs(store, config, 1)[0]
+    for attempt in range(leases.FINISH_ATTEMPTS):
+        claim(store, job_id, f"gone-{attempt}", lease_ms=-1)
+        if cancelling:
+            cancel_job(store, job_id, "demo@Org", "prod")
+        [again] = reap_lost_jobs(store, config)
+        assert again.status is JobStatus.NEW and again.retries == attempt + 1
+        assert "were committed before it was lost" in again.errors[-1].msg
+        assert again.errors[-1].msg.endswith("the next run finishes it without writing its batches twice.")
+    claim(store, job_id, "gone-last", lease_ms=-1)
+    [failed] = reap_lost_jobs(store, config)
+    assert failed.status is JobStatus.FAILED

@@ -349,7 +349,7 @@ version = 1
 attributeMerge = "dataSetPrecedence"
 order = ["loyalty", "crm"]
 """)
-    assert "segmentationDataset 'loyalty' must not be in a merge policy's order (prec)" in ordered
+    assert "segmentation dataset 'loyalty' must not be in a merge policy's order (prec)" in ordered
 
 
 def test_dataset_precedence_with_known_order_loads(tmp_path):

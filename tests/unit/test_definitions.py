@@ -112,3 +112,40 @@ def test_the_list_pages_newest_first(store, config):
     second = list_segments(store, ORG, SANDBOX, limit=2, offset=offset)
     seen = [d["id"] for d in first["segments"] + second["segments"]]
     assert sorted(seen) == sorted(ids) and second["link"] == {}
+
+
+class StaleReads(SegmentStore):
+    """A writer that validates against the scope as it was before another writer's change: as two
+    concurrent PATCHes, each reading before the other commits, would."""
+
+    def __init__(self, path: str, stale: dict):
+        super().__init__(path)
+        self.stale: dict | None = stale
+
+    def all(self, org, sandbox):
+        if self.stale is not None:  # the validation's read; the check after the commit reads afresh
+            stale, self.stale = self.stale, None
+            return stale
+        return super().all(org, sandbox)
+
+
+def test_concurrent_patches_cannot_commit_an_inSegment_cycle(store, config):
+    a = create_segment(store, config, body('person.name = "a"'), ORG, SANDBOX)
+    b = create_segment(store, config, body('person.name = "b"'), ORG, SANDBOX)
+    before = store.all(ORG, SANDBOX)
+    update_segment(store, config, a.id, {"expression": body(f'inSegment("{b.id}")')["expression"]}, ORG, SANDBOX)
+
+    racing = StaleReads(store.path, before)  # validated before a named b
+    with pytest.raises(SegmentConflict, match="changed meanwhile"):
+        update_segment(racing, config, b.id, {"expression": body(f'inSegment("{a.id}")')["expression"]}, ORG, SANDBOX)
+    assert store.get(b.id, ORG, SANDBOX).pql == 'person.name = "b"'  # undone: no cycle stays
+    delete_segment(store, a.id, ORG, SANDBOX)  # and nothing is stuck
+
+
+def test_a_definition_naming_one_deleted_meanwhile_is_not_kept(store, config):
+    b = create_segment(store, config, body('person.name = "b"'), ORG, SANDBOX)
+    before = store.all(ORG, SANDBOX)
+    delete_segment(store, b.id, ORG, SANDBOX)
+    with pytest.raises(SegmentConflict, match="deleted meanwhile"):
+        create_segment(StaleReads(store.path, before), config, body(f'inSegment("{b.id}")'), ORG, SANDBOX)
+    assert store.all(ORG, SANDBOX) == {}

@@ -107,3 +107,14 @@ def test_a_finished_job_cannot_be_cancelled_from_either_shell(deployment, config
 def test_a_missing_definition_file_is_a_rejected_request_naming_it(deployment, capsys, tmp_path):
     code, printed = _cli(deployment, capsys, "create", str(tmp_path / "missing.json"))
     assert code == EXIT_REJECTED and printed["errors"][0]["path"] == "file"
+
+
+def test_a_failed_jobs_error_keeps_the_servers_internals_to_its_log():
+    from jobs.control.failures import job_error
+
+    try:
+        raise RuntimeError("[PATH_NOT_FOUND] Path does not exist: file:/srv/lake/profiles/gone.")
+    except RuntimeError as err:
+        error = job_error(err, "/srv/lake/")
+    assert error.msg == "RuntimeError: [PATH_NOT_FOUND] Path does not exist: file:lakeRoot/profiles/gone."
+    assert error.call_stack == "builtins.RuntimeError"  # no frames, no file paths

@@ -97,7 +97,7 @@ def test_the_run_plan_merges_what_the_expressions_read(config):
                         SANDBOX)
     now = datetime(2024, 6, 1, tzinfo=UTC)
     record = record.evaluated_at(int(now.timestamp() * 1000))
-    plan = build_plan(record, config)
+    plan = build_plan(record, config, "d")
     assert plan.evaluation is not None and plan.evaluation.now == now and plan.as_of == now
     assert [s.segment_id for s in plan.evaluation.segments] == [gold, buyer]  # references first
     assert [leaf.path for leaf in plan.leaves] == [("person", "name"), ("loyalty", "tier")]

@@ -122,6 +122,33 @@ def test_syntax_and_unsupported_forms_are_rejected_with_text_and_position(text, 
     assert words in str(caught.value) and f"at position {position}" in str(caught.value)
 
 
+@pytest.mark.parametrize("text, quoted, position, words", [
+    ("loyalty.points > " + "9" * 5000, "9" * 5000, 18, "outside the range of a whole number"),
+    ("loyalty.points > 9223372036854775808", "9223372036854775808", 18, "outside the range"),
+    ("loyalty.points > 1e400", "1e400", 18, "too large a number"),
+    ("person.birthDate > date(10000, 1, 1)", "date(10000, 1, 1)", 20, "is not a date"),
+    ("person.birthDate < date(9999, 12, 31)", "date(9999, 12, 31)", 20, "after the last date"),
+    ("lastSeen occurs < 99999999 years before now", "99999999", 19, "too long a duration"),
+    ("lastSeen occurs < 1001 years before now", "1001", 19, "at most 1,000 years"),
+    ('loyalty.tier like "gold\\\\"', '"gold\\\\"', 19, "a backslash in a like pattern"),
+    ('loyalty.tier like "a\\\\b"', '"a\\\\b"', 19, "must come before %, _ or a backslash"),
+    ('loyalty.tier like "' + "%a" * 17 + '"', '"' + "%a" * 17 + '"', 19, "at most 16"),
+])
+def test_literals_that_could_not_be_evaluated_are_rejected_at_parse(text, quoted, position, words):
+    with pytest.raises(PqlError) as caught:
+        pql.parse(text)
+    assert (caught.value.text, caught.value.position) == (quoted, position)
+    assert words in str(caught.value)
+
+
+def test_literals_at_their_bounds_parse():
+    for text in ("loyalty.points > 9223372036854775807", "loyalty.points > -9223372036854775808",
+                 "person.birthDate < date(9999, 12, 30)", "lastSeen occurs < 1000 years before now",
+                 'loyalty.tier like "' + "%a" * 16 + '"', 'loyalty.tier like "100\\\\% \\\\_ \\\\\\\\"'):
+        pql.parse(text)
+    assert pql.before(dt.datetime(2026, 12, 6, tzinfo=dt.UTC), 1000, "years").year == 1026
+
+
 def checked(text: str, segments: set[str] | None = None, events=EVENTS) -> pql.Needs:
     return pql.check(text, pql.parse(text), PROFILE, events, segments)
 

@@ -3,25 +3,35 @@ records (never a request), one active run per incremental schedule (no Spark).""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import time
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from jobs.control.jobs import JobStore, cancel_job, create_job
 from jobs.control.leases import claim
 from jobs.control.schedules import (
     CLAIM_GRACE_MS,
+    FAILURES_BEFORE_FAILED,
+    SCHEDULE_TABLE_SCHEMA,
     ScheduleNotFound,
     ScheduleStore,
     advance_watermark,
     create_due_jobs,
     create_schedule,
+    evaluations_of,
     incremental_window,
 )
+from jobs.control.segments import SegmentConflict, SegmentNotFound, SegmentStore, create_segment, delete_segment
+from jobs.spec.config import load_config
 from jobs.spec.errors import RequestRejected
 from jobs.spec.jobs import JobStatus, ScheduleRef
 from jobs.spec.schedules import latest_slot, parse_cron
+from sample_lake import empty_table, sample_config
 
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 T = datetime(2026, 3, 4, 10, 37, tzinfo=UTC)  # a Wednesday
@@ -57,12 +67,12 @@ def test_schedule_validation_names_the_field(config):
         create_schedule(schedules, config, {"cron": "99 * * * *", "job": dict(JOB, fields="nope")}, "o", "s")
     assert {p.path for p in caught.value.problems} == {"cron"}
     with pytest.raises(RequestRejected) as caught:
-        create_schedule(schedules, config, {"cron": "@hourly", "job": dict(JOB, fields="nope")}, "o", "s")
+        create_schedule(schedules, config, {"cron": "@hourly", "job": dict(JOB, fields="nope")}, "demo@Org", "prod")
     assert [p.path for p in caught.value.problems] == ["job.fields"]
     with pytest.raises(RequestRejected) as caught:
         create_schedule(schedules, config, {"cron": "@hourly", "incremental": True,
                                             "job": dict(JOB, filter={"fromIngestTimestamp": "2024-01-01T00:00:00Z"})},
-                        "o", "s")
+                        "demo@Org", "prod")
     assert [p.path for p in caught.value.problems] == ["job.filter.fromIngestTimestamp"]
     assert schedules.list() == []
 
@@ -236,3 +246,129 @@ def test_schedulers_racing_on_two_slots_start_one_run_of_an_incremental_schedule
     store = JobStore(config.job_table_path)
     assert [j.id for j in store.list("demo@Org", "prod")] == created
     assert schedules.list()[0].last_job_id == created[0]
+
+
+# ---------------------------------------------------------------- a broken schedule stops no one
+
+
+@pytest.fixture
+def evaluating(tmp_path):
+    """A config with a segmentation dataset, and one segment definition of demo@Org/prod."""
+    empty_table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]))
+    empty_table(tmp_path / "profiles/profiles_1", personalEmail=pa.struct([("address", pa.string())]))
+    empty_table(tmp_path / "events/events_0", _id=pa.string(), timestamp=pa.timestamp("us", "UTC"))
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(tmp_path, segmentation=str(tmp_path / "memberships")) + OTHER_TENANT)
+    config = load_config(conf)
+    definition = create_segment(SegmentStore(config.segment_table_path), config, {
+        "name": "named", "expression": {"type": "PQL", "format": "pql/text", "value": 'person.name = "Ada"'},
+        "schema": {"name": "_xdm.context.profile"}}, "demo@Org", "prod")
+    return config, definition.id
+
+
+# other@Org's own data (the same tables, declared as its own), and a third org's destination.
+OTHER_TENANT = """
+[[profileDatasets]]
+id = "other_profiles"
+path = "profiles/profiles_0"
+org = "other@Org"
+sandboxes = ["prod"]
+
+[[destinationDatasets]]
+id = "other_audience"
+path = "exports/other"
+schemaName = "_xdm.context.profile"
+org = "other@Org"
+sandboxes = ["prod"]
+
+[[destinationDatasets]]
+id = "third_audience"
+path = "exports/third"
+schemaName = "_xdm.context.profile"
+org = "third@Org"
+"""
+
+
+def evaluating_job(definition_id: str) -> dict:
+    return dict(JOB, filter={"segments": [{"segmentId": definition_id}]}, evaluationInfo={"segmentation": True})
+
+
+def test_a_schedule_whose_job_cannot_be_created_stops_no_other_schedule_and_no_new_job(evaluating):
+    config, definition_id = evaluating
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    segments = SegmentStore(config.segment_table_path)
+    broken = create_schedule(schedules, config, {"cron": "* * * * *", "job": evaluating_job(definition_id)},
+                             "demo@Org", "prod")
+    other_job = dict(JOB, destination={"datasetId": "other_audience"})
+    other = create_schedule(schedules, config, {"cron": "* * * * *", "incremental": True, "job": other_job},
+                            "other@Org", "prod")
+    waiting = create_job(store, config, dict(JOB, destination={"datasetId": "third_audience"}), "third@Org",
+                         "prod")
+    assert segments.delete(definition_id, "demo@Org", "prod")  # as a race past delete_segment's check would
+
+    for n in range(FAILURES_BEFORE_FAILED + 1):
+        [created] = create_due_jobs(schedules, store, config, minute(n))
+        assert created.schedule is not None and created.schedule.id == other.id
+        claim(store, created.id, "runner", 60_000).finish(JobStatus.SUCCEEDED)
+        shown = schedules.get(broken.id, "demo@Org", "prod").to_dict()
+        assert shown["errorCount"] == min(n + 1, FAILURES_BEFORE_FAILED)
+        assert shown["state"] == ("failed" if n + 1 >= FAILURES_BEFORE_FAILED else "active")
+        assert f"no segment definition {definition_id!r}" in shown["lastError"]
+        assert shown["lastJobId"] is None
+    assert store.get(waiting.id).status is JobStatus.NEW  # run-pending goes on to run it
+
+
+def test_a_job_created_again_clears_the_schedules_errors(config):
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    schedule = create_schedule(schedules, config, {"cron": "* * * * *", "job": JOB}, "demo@Org", "prod")
+    assert len(create_due_jobs(schedules, store, config, minute(0))) == 1
+    slot = ScheduleRef(id=schedule.id, slot=int(minute(1).timestamp() * 1000))
+    shown = schedules.get(schedule.id, "demo@Org", "prod")
+    assert schedules.claim_slot(shown, slot.slot, slot.slot)
+    schedules.record_failure(slot, "demo@Org", "prod", "the destination is gone")
+    assert schedules.get(schedule.id, "demo@Org", "prod").error_count == 1
+    [second] = create_due_jobs(schedules, store, config, minute(2))
+    shown = schedules.get(schedule.id, "demo@Org", "prod")
+    assert (shown.error_count, shown.last_error, shown.state, shown.last_job_id) == (0, None, "active", second.id)
+
+
+def test_a_definition_that_a_schedule_or_an_unfinished_job_evaluates_cannot_be_deleted(evaluating):
+    config, definition_id = evaluating
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    segments = SegmentStore(config.segment_table_path)
+    schedule = create_schedule(schedules, config, {"cron": "@daily", "job": evaluating_job(definition_id)},
+                               "demo@Org", "prod")
+    job = create_job(store, config, evaluating_job(definition_id), "demo@Org", "prod")
+
+    def delete() -> None:
+        delete_segment(segments, definition_id, "demo@Org", "prod",
+                       evaluations_of(definition_id, schedules, store, "demo@Org", "prod"))
+
+    with pytest.raises(SegmentConflict, match=f"schedule {schedule.id}, job {job.id}"):
+        delete()
+    schedules.delete(schedule.id, "demo@Org", "prod")
+    with pytest.raises(SegmentConflict, match=f"used by job {job.id}:"):
+        delete()
+    cancel_job(store, job.id, "demo@Org", "prod")
+    delete()
+    with pytest.raises(SegmentNotFound):
+        segments.get(definition_id, "demo@Org", "prod")
+
+
+def test_a_schedule_table_of_an_older_version_gains_the_new_columns(config):
+    older = pa.schema([f for f in SCHEDULE_TABLE_SCHEMA if f.name not in ("state", "errorCount", "lastError")])
+    write_deltalake(config.schedule_table_path, pa.Table.from_pylist([{
+        "id": "s1", "imsOrgId": "demo@Org", "sandboxName": "prod", "cron": "* * * * *", "incremental": False,
+        "definition": json.dumps(JOB), "creationTime": 0}], schema=older))
+    schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
+    assert schedules.get("s1", "demo@Org", "prod").state == "active"
+    [record] = create_due_jobs(schedules, store, config, minute(0))
+    assert schedules.get("s1", "demo@Org", "prod").last_job_id == record.id
+
+
+def test_a_schedule_that_never_fires_costs_no_walk():
+    started = time.perf_counter()
+    for _ in range(100):
+        assert latest_slot("0 0 31 2 *", T + timedelta(days=3650), EPOCH) is None
+    assert latest_slot("0 0 13 * 5", T, EPOCH) == datetime(2026, 2, 13, tzinfo=UTC)  # a Friday the 13th
+    assert time.perf_counter() - started < 5  # minute by minute, ten years took minutes per call

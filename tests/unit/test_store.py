@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
-from jobs.control.jobs import JobNotFound, JobStore, StatusConflict, new_record
+from jobs.control.jobs import JOB_TABLE_SCHEMA, JobNotFound, JobStore, StatusConflict, new_record
 from jobs.spec.config import load_config
 from jobs.spec.jobs import JobRecord, JobStatus, parse_definition
 
@@ -266,3 +268,15 @@ def test_replace_unknown_job_is_not_found(store):
 
     with pytest.raises(JobNotFound):
         store.replace(created.updated(id=42), [JobStatus.NEW])
+
+
+def test_a_job_table_names_its_deployment_at_random_and_an_older_one_keeps_its_path_hash(store, tmp_path):
+    assert store.deployment("legacy") == "legacy"  # no table yet
+    create(store)
+    made = store.deployment("legacy")
+    assert made == str(uuid.UUID(made)) == DeltaTable(store.path).metadata().id
+    assert JobStore(store.path).deployment("legacy") == made  # stored: every process reads it
+
+    older = str(tmp_path / "older")
+    write_deltalake(older, pa.Table.from_pylist([], schema=JOB_TABLE_SCHEMA))
+    assert JobStore(older).deployment("path hash") == "path hash"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_segment, delete_segment, list_segments, update_segment
+from jobs.control import create_segment, delete_segment, evaluations_of, list_segments, update_segment
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -18,6 +18,8 @@ from jobs.shells.http.auth import (
     Body,
     DefinitionId,
     Deployment,
+    Jobs,
+    Schedules,
     Segments,
     body_schema,
 )
@@ -25,7 +27,8 @@ from jobs.spec import ProblemDocument, SegmentPatch, SegmentRequest
 
 segment_definitions = APIRouter(prefix="/segment/definitions")
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ProblemDocument, "description": "Changed meanwhile, or used by another definition's inSegment"},
+    409: {"model": ProblemDocument, "description": "Changed meanwhile, or used by another definition's inSegment, "
+                                                 "a schedule or an unfinished job"},
 }
 
 
@@ -68,7 +71,10 @@ async def update_segment_definition(scope: Authorized, config: Deployment, store
 
 
 @segment_definitions.delete("/{id}", responses={**ERRORS, **NOT_FOUND, **CONFLICT}, openapi_extra=TENANT,
-                            summary="Delete a segment definition that no other definition uses")
-def delete_segment_definition(scope: Authorized, store: Segments, id_: DefinitionId) -> JSONResponse:
-    delete_segment(store, id_, scope.org, scope.sandbox)
+                            summary="Delete a segment definition that no other definition, schedule or "
+                                    "unfinished job uses")
+def delete_segment_definition(scope: Authorized, store: Segments, schedules: Schedules, jobs: Jobs,
+                              id_: DefinitionId) -> JSONResponse:
+    delete_segment(store, id_, scope.org, scope.sandbox,
+                   evaluations_of(id_, schedules, jobs, scope.org, scope.sandbox))
     return JSONResponse({"status": True, "message": "Segment definition deleted"})

@@ -88,7 +88,7 @@ def condition(expr: pql.Expr, scope: Scope) -> Column:
         member = subject.isin([_literal(item) for item in expr.items.items])
         return _false_if_null(subject.isNotNull() & (~member if expr.negated else member))
     if isinstance(expr, pql.Like):
-        return _false_if_null(_value(expr.subject, scope).rlike(like_regex(expr.pattern)))
+        return _false_if_null(like(_value(expr.subject, scope), expr.pattern))
     if isinstance(expr, pql.StringTest):
         return _false_if_null(_string_test(expr, _value(expr.subject, scope)))
     if isinstance(expr, pql.NullTest):
@@ -105,6 +105,46 @@ def condition(expr: pql.Expr, scope: Scope) -> Column:
     if isinstance(expr, pql.InSegment):
         return qualified(F.col(segment_column(NAMESPACE, expr.segment_id)))
     raise AssertionError(f"no compiler for {type(expr).__name__}")
+
+
+def like(subject: Column, pattern: str) -> Column:
+    """`subject like pattern`: the common forms as string tests, which cost what Spark's own `like`
+    does once its optimizer simplifies them; any other as like_regex."""
+    pieces = _like_pieces(pattern)
+    if pieces is None:
+        return subject.rlike(like_regex(pattern))
+    if len(pieces) == 1:
+        return subject == F.lit(pieces[0])
+    if len(pieces) == 3 and pieces[0] == pieces[2] == "":
+        return subject.contains(pieces[1])
+    if len(pieces) == 2:
+        first, last = pieces
+        if not last:
+            return subject.startswith(first)
+        if not first:
+            return subject.endswith(last)
+        long_enough = F.length(subject) >= len(first) + len(last)  # `ab%bc` is not "abc"
+        return long_enough & subject.startswith(first) & subject.endswith(last)
+    return subject.rlike(like_regex(pattern))
+
+
+def _like_pieces(pattern: str) -> list[str] | None:
+    """The literal text between a pattern's `%`s, escapes resolved; None if it has a `_` wildcard."""
+    pieces, i = [""], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            pieces[-1] += pattern[i + 1]
+            i += 2
+            continue
+        if char == "_":
+            return None
+        if char == "%":
+            pieces.append("")
+        else:
+            pieces[-1] += char
+        i += 1
+    return pieces
 
 
 def like_regex(pattern: str) -> str:

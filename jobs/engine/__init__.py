@@ -6,6 +6,8 @@ from __future__ import annotations
 from jobs.engine import export, probe, segments
 from jobs.engine.columns import (
     BATCH,
+    DATASET,
+    IDENTITY,
     IDS,
     KEY_ID,
     KEY_NS,
@@ -27,6 +29,7 @@ from jobs.engine.evaluation import (
     evaluated_membership,
     event_count_column,
     flattened,
+    like,
     unflattened,
     writeback_rows,
 )
@@ -40,6 +43,7 @@ from jobs.engine.events import (
 from jobs.engine.export import (
     ExportResult,
     profiles_of,
+    rejected_examples,
     run_export,
 )
 from jobs.engine.identities import (
@@ -121,6 +125,8 @@ __all__ = [
     "ExportedCounts",
     "FragmentProbe",
     "GraphDidNotConverge",
+    "DATASET",
+    "IDENTITY",
     "IDS",
     "KEY_ID",
     "KEY_NS",
@@ -138,6 +144,8 @@ __all__ = [
     "build_session",
     "candidate_filter",
     "condition",
+    "like",
+    "rejected_examples",
     "connected_components",
     "converged",
     "delta_coordinates",

@@ -39,7 +39,7 @@ from benchmarks.report import draw, kept_section, ratio_lines, report
 from benchmarks.rounds import parse_size, parse_sizes, say
 from benchmarks.runs import compare, scale_point
 from benchmarks.scaling import HEADING as SCALING
-from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF
+from benchmarks.settings import DEFAULT_SCALING, MASTER, SPARK_CONF, STITCH_PROFILES
 from benchmarks.stitching import stitch_point
 from jobs.engine import build_session
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="export-jobs-bench-") as tmp:
         lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=True)
         stitching = [stitch_point(spark, Path(tmp), size, args.runs)
-                     for size in dict.fromkeys([args.profiles, *(args.scaling or ())])]
+                     for size in dict.fromkeys([min(args.profiles, STITCH_PROFILES), *(args.scaling or ())])]
         result = compare(spark, lake, args.runs, stitching)
         scaling = [scale_point(spark, Path(tmp), size, args.runs) for size in args.scaling or ()]
         chart = args.out.with_suffix(".png")

@@ -72,8 +72,10 @@ def report(args: argparse.Namespace, spark: SparkSession, lake: Lake, result: Co
         "# Export benchmarks",
         "",
         f"`{' '.join(['scripts/bench export', *args.argv])}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Each figure is the median of {plural(args.runs, 'warm run')} after a warm-up run; the runs go in rounds "
-        "(every figure once per round), so that a change in the machine's load touches every figure alike. "
+        f"Each figure is the median of {plural(args.runs, 'run')}; the runs go in rounds "
+        "(every figure once per round), so that a change in the machine's load touches every figure alike, "
+        "after a warm-up round of the 1- and 20-segment exports, the floors and DuckDB (the others share their "
+        "code, and an unmeasured evaluation warms evaluation and the events' grouping). "
         "Regenerate with the same command; see docs/performance.md for what each figure measures.",
         "",
         "| machine | |",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 
@@ -71,11 +71,14 @@ class Figure:
         return self.samples[-1]
 
 
-def interleave(scenarios: list[Scenario], runs: int) -> dict[str, Figure]:
-    """A warm-up round, then `runs` rounds, each running every scenario once."""
+def interleave(scenarios: list[Scenario], runs: int, warm_up: Collection[str] | None = None) -> dict[str, Figure]:
+    """A warm-up round, then `runs` rounds, each running every scenario once. `warm_up`: the keys of
+    the scenarios the warm-up round runs (default: all), when the others share their warm code."""
     samples: dict[str, list[Sample]] = {s.key: [] for s in scenarios}
     for n in range(runs + 1):
         for scenario in scenarios:
+            if n == 0 and warm_up is not None and scenario.key not in warm_up:
+                continue
             sample = scenario.run(f"{scenario.key}-{n}")
             say(f"{scenario.name}: {'warm-up' if n == 0 else f'run {n}/{runs}'}: {sample.seconds:.2f} s")
             if n:

@@ -30,6 +30,9 @@ REPORTED_SETTINGS = (
 )
 DUCKDB_THREADS = 2  # the cores local[2] has
 DEFAULT_SCALING = "250k,1M,4M"
+# The pdg / none ratio is measured on a linked lake of at most this many profiles (and at each
+# --scaling size): at 1M its two figures alone took longer than the rest of a round.
+STITCH_PROFILES = 200_000
 TARGETS = {  # name -> the most it may be
     "ours / I/O floor, 1 segment": 1.5,
     "per-segment / combined, 20 segments": 1.3,

@@ -7,9 +7,18 @@ import json
 
 from chispa import assert_df_equality
 
-from jobs.engine import KEY_ID, KEY_NS, REJECT, UNROLLED_NAMESPACES, key_columns, with_identities
-from jobs.engine.columns import DATASET, IDENTITY, IDS
-from jobs.engine.export import rejected_examples
+from jobs.engine import (
+    DATASET,
+    IDENTITY,
+    IDS,
+    KEY_ID,
+    KEY_NS,
+    REJECT,
+    UNROLLED_NAMESPACES,
+    key_columns,
+    rejected_examples,
+    with_identities,
+)
 from jobs.spec import hashed_id
 
 MAP = "identityMap map<string, array<struct<id: string, primary: boolean>>>"

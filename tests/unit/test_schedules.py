@@ -266,7 +266,7 @@ def evaluating(tmp_path):
     return config, definition.id
 
 
-# other@Org's own data (the same tables, declared as its own), and a third org's destination.
+# other@Org's and third@Org's own data (the same tables, declared as theirs).
 OTHER_TENANT = """
 [[profileDatasets]]
 id = "other_profiles"
@@ -280,6 +280,11 @@ path = "exports/other"
 schemaName = "_xdm.context.profile"
 org = "other@Org"
 sandboxes = ["prod"]
+
+[[profileDatasets]]
+id = "third_profiles"
+path = "profiles/profiles_1"
+org = "third@Org"
 
 [[destinationDatasets]]
 id = "third_audience"

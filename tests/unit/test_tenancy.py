@@ -86,6 +86,9 @@ def test_a_tenants_job_reads_and_writes_only_its_own_datasets(config):
     assert [s.dataset_id for s in demo.sources] == ["profiles_0", "profiles_1", "segment_memberships"]
     # acme@Org's dev sandbox has its profiles, but neither its events nor a destination.
     assert "destination.datasetId" in rejected(lambda: create_job(store, config, acme, "acme@Org", "dev"))
+    # A tenant with no data at all is told so, not given a job that reads nothing.
+    nothing = rejected(lambda: create_job(store, config, JOB, "nobody@Org", "prod"))
+    assert nothing["$"] == "this org and sandbox have no profile datasets to export from"
 
 
 def test_a_tenants_segments_are_checked_against_its_own_profiles_and_written_back_to_its_own_dataset(config):

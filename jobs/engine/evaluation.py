@@ -111,14 +111,15 @@ def like(subject: Column, pattern: str) -> Column:
     """`subject like pattern`: the common forms as string tests, which cost what Spark's own `like`
     does once its optimizer simplifies them; any other as like_regex."""
     pieces = _like_pieces(pattern)
-    if pieces is None:
+    if any(ONE_CHARACTER in piece for piece in pieces):
         return subject.rlike(like_regex(pattern))
-    if len(pieces) == 1:
-        return subject == F.lit(pieces[0])
-    if len(pieces) == 3 and pieces[0] == pieces[2] == "":
-        return subject.contains(pieces[1])
-    if len(pieces) == 2:
-        first, last = pieces
+    texts = ["".join(c for c in piece if c is not None) for piece in pieces]
+    if len(texts) == 1:
+        return subject == F.lit(texts[0])
+    if len(texts) == 3 and texts[0] == texts[2] == "":
+        return subject.contains(texts[1])
+    if len(texts) == 2:
+        first, last = texts
         if not last:
             return subject.startswith(first)
         if not first:
@@ -128,21 +129,23 @@ def like(subject: Column, pattern: str) -> Column:
     return subject.rlike(like_regex(pattern))
 
 
-def _like_pieces(pattern: str) -> list[str] | None:
-    """The literal text between a pattern's `%`s, escapes resolved; None if it has a `_` wildcard."""
-    pieces, i = [""], 0
+ONE_CHARACTER = None  # `_` in a piece of _like_pieces
+
+
+def _like_pieces(pattern: str) -> list[list[str | None]]:
+    """The pieces between a pattern's `%`s: their characters, escapes resolved, `_` as ONE_CHARACTER."""
+    pieces: list[list[str | None]] = [[]]
+    i = 0
     while i < len(pattern):
         char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            pieces[-1] += pattern[i + 1]
+        if char == "\\" and i + 1 < len(pattern):  # pql.parse allows it before %, _ or itself only
+            pieces[-1].append(pattern[i + 1])
             i += 2
             continue
-        if char == "_":
-            return None
         if char == "%":
-            pieces.append("")
+            pieces.append([])
         else:
-            pieces[-1] += char
+            pieces[-1].append(ONE_CHARACTER if char == "_" else char)
         i += 1
     return pieces
 
@@ -156,18 +159,8 @@ def like_regex(pattern: str) -> str:
     have a fixed length (`_` is one character), so the leftmost match of each leaves the most
     room for the rest: nothing is lost, and the cost is linear in the value's length for each piece.
     """
-    pieces, i = [""], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):  # pql.parse allows it before %, _ or itself only
-            pieces[-1] += _regex_literal(pattern[i + 1])
-            i += 2
-            continue
-        if char == "%":
-            pieces.append("")
-        else:
-            pieces[-1] += "." if char == "_" else _regex_literal(char)
-        i += 1
+    pieces = ["".join("." if c is ONE_CHARACTER else _regex_literal(c) for c in piece)
+              for piece in _like_pieces(pattern)]
     if len(pieces) == 1:
         return rf"(?s)\A{pieces[0]}\z"
     first, *middle, last = pieces

@@ -137,18 +137,24 @@ def _present(entries: list[tuple[str, Column]]) -> Column:
 
 
 def requested_memberships(refs: list[tuple[str, str]]) -> Column:
-    """{ns: {segment: membership}} keeping only memberships that exist; null if none does."""
+    """{ns: {segment: membership}} keeping only memberships that exist; null if none does.
+
+    A job's segments are nearly always of one namespace: its map is then built directly,
+    without map_concat, which copies every entry again and checks the keys once more
+    (docs/performance.md#the-requested-memberships-map).
+    """
     by_namespace: dict[str, list[tuple[str, Column]]] = {}
     for namespace, segment_id in refs:
         by_namespace.setdefault(namespace, []).append(
             (segment_id, F.col(segment_column(namespace, segment_id)))
         )
+    maps = [(namespace, _present(members)) for namespace, members in by_namespace.items()]
+    if len(maps) == 1:
+        [(namespace, inner)] = maps
+        return F.when(F.size(inner) > 0, F.create_map(F.lit(namespace), inner))
     none = F.create_map().cast(MEMBERSHIP_MAP)
-    per_namespace = []
-    for namespace, members in by_namespace.items():
-        inner = _present(members)
-        per_namespace.append(F.when(F.size(inner) > 0, F.create_map(F.lit(namespace), inner)).otherwise(none))
-    result = F.map_concat(*per_namespace)
+    result = F.map_concat(*[F.when(F.size(inner) > 0, F.create_map(F.lit(namespace), inner)).otherwise(none)
+                            for namespace, inner in maps])
     return F.when(F.size(result) > 0, result)
 
 

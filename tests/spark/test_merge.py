@@ -126,6 +126,23 @@ def test_requested_memberships_merge_per_segment_latest_wins(spark):
     }
 
 
+def test_requested_memberships_of_two_namespaces_keep_only_those_that_exist(spark):
+    segments = [SegmentSpec("ups", "s1", ("realized",), "b"), SegmentSpec("AAM", "x", ("existing",), "b")]
+    plan = make_plan(schema_of(spark), segments=segments)
+    source = ProfileSource("a", "unused", 0)
+    rows = [
+        fragment(ids("A"), ts(1), memberships={"ups": {"s1": member("realized")}, "AAM": {"x": member("existing")}}),
+        fragment(ids("B"), ts(1), memberships={"AAM": {"x": member("existing")}}),
+        fragment(ids("C"), ts(1), memberships={"ups": {"s9": member("realized")}}),
+    ]
+    found = {r[KEY_ID]: r.segmentMembership for r in merged(spark, plan, (source, rows)).collect()}
+    assert found == {
+        "A": {"ups": {"s1": ("realized", None)}, "AAM": {"x": ("existing", None)}},
+        "B": {"AAM": {"x": ("existing", None)}},
+        "C": None,
+    }
+
+
 @pytest.mark.parametrize("odd", ["seg.with.dots", "a`b", 'q"uote', "br[0]", "sp ace"])
 def test_any_segment_id_merges_and_matches(spark, odd):
     """Segment ids become working column names: a dot or a backtick must not make one unreadable."""

@@ -8,11 +8,13 @@ import httpx
 import pytest
 
 from jobs.shells.http import make_server, running
-from jobs.spec import Config
+from jobs.spec import Config, load_config
 from sample_lake import empty_deployment
 
 # org → (token, sandboxes)
 TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}
+# A destination of orgA's prod sandbox alone, which the tenancy tests name from elsewhere.
+PRIVATE_DESTINATION = "orgA-prod-only"
 
 
 def auth(org: str = "orgA", sandbox: str = "prod", token: str | None = None) -> dict[str, str]:
@@ -27,7 +29,13 @@ def auth(org: str = "orgA", sandbox: str = "prod", token: str | None = None) -> 
 
 @pytest.fixture(scope="session")
 def api_config(tmp_path_factory) -> Config:
-    return empty_deployment(tmp_path_factory.mktemp("api-lake"), TENANTS)
+    root = tmp_path_factory.mktemp("api-lake")
+    empty_deployment(root, TENANTS)
+    conf = root / "export.toml"
+    conf.write_text(conf.read_text() + "\n".join([
+        "", "[[destinationDatasets]]", f'id = "{PRIVATE_DESTINATION}"', 'path = "exports/orgA-prod"',
+        'schemaName = "_xdm.context.profile"', 'org = "orgA"', 'sandboxes = ["prod"]', ""]))
+    return load_config(conf)
 
 
 @pytest.fixture(scope="session")

@@ -194,6 +194,24 @@ def test_another_tenants_or_sandboxs_job_is_invisible(client):
     assert client.get(f"/export/jobs/{job_id}", headers=auth()).json()["status"] == "NEW"
 
 
+def test_another_tenants_or_sandboxs_dataset_is_refused_as_if_it_did_not_exist(client):
+    """Tenancy of the data itself: a dataset only orgA/prod owns, named by a job or a schedule elsewhere."""
+    from tests.api.conftest import PRIVATE_DESTINATION
+
+    body = {**MINIMAL_BODY, "destination": {"datasetId": PRIVATE_DESTINATION}}
+    assert client.post("/export/jobs", json=body, headers=auth("orgA", "prod")).status_code == 200
+    absent = {**MINIMAL_BODY, "destination": {"datasetId": "elsewhere"}}
+    unknown = problem(client.post("/export/jobs", json=absent, headers=auth("orgB")), 400)["destination.datasetId"]
+    for org, sandbox in (("orgB", "prod"), ("orgA", "dev")):
+        before = client.get("/export/jobs", params={"limit": 1}, headers=auth(org, sandbox)).json()["records"]
+        refused = problem(client.post("/export/jobs", json=body, headers=auth(org, sandbox)), 400)
+        assert refused == {"destination.datasetId": unknown.replace("elsewhere", PRIVATE_DESTINATION)}
+        schedule = {"cron": "0 * * * *", "incremental": True, "job": body}
+        response = client.post("/config/schedules", json=schedule, headers=auth(org, sandbox))
+        assert response.status_code == 400 and "destination.datasetId" in response.json()["errors"][0]["path"]
+        assert client.get("/export/jobs", params={"limit": 1}, headers=auth(org, sandbox)).json()["records"] == before
+
+
 # ---------------------------------------------------------------- listing
 
 

@@ -67,6 +67,9 @@ JOB_TABLE_SCHEMA = pa.schema([
     # The runner holding a PROCESSING or CANCELLING job, and until when (epoch ms).
     ("runner", pa.string()),
     ("leaseUntil", pa.int64()),
+    # A running job's progress: renewing the lease writes it and updateTime, never `record`, which
+    # reads take them from (JobStore.renew).
+    ("stage", pa.string()),
 ])
 # Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
 CHECKPOINT_EVERY = 10
@@ -105,6 +108,7 @@ class StatusConflict(Conflict):
 
 class JobStore(DeltaRows):
     NAME = "jobs"
+    SCHEMA = JOB_TABLE_SCHEMA
 
     # -- reads
 
@@ -117,10 +121,10 @@ class JobStore(DeltaRows):
         return str(table.metadata().id)  # a UUID
 
     def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
-        rows = self._query(f"SELECT record FROM jobs WHERE {all_of(equal('id', int(job_id)), tenant(org, sandbox))}")
+        rows = self._query(f"SELECT {RECORD} FROM jobs WHERE {all_of(equal('id', int(job_id)), tenant(org, sandbox))}")
         if not rows:
             raise JobNotFound(f"no export job {job_id}")
-        return JobRecord.model_validate_json(rows[0]["record"])
+        return stored_record(rows[0])
 
     def list(
         self,
@@ -134,9 +138,9 @@ class JobStore(DeltaRows):
         where = all_of(tenant(org, sandbox), equal("status", status.value) if status else None,
                        before(*after) if after else None)
         rows = self._query(
-            f"SELECT record FROM jobs WHERE {where} ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}"
+            f"SELECT {RECORD} FROM jobs WHERE {where} ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}"
         )
-        return [JobRecord.model_validate_json(r["record"]) for r in rows]
+        return [stored_record(r) for r in rows]
 
     def recent_namespaces(self, org: str, sandbox: str, jobs: int = 20) -> set[str]:
         """The identity namespaces that the tenant's latest succeeded jobs counted in their exports."""
@@ -146,8 +150,7 @@ class JobStore(DeltaRows):
     def unfinished(self, org: str, sandbox: str) -> builtins.list[JobRecord]:
         """The tenant's jobs that are NEW, PROCESSING or CANCELLING, oldest first."""
         where = all_of(tenant(org, sandbox), one_of("status", [s.value for s in JobStatus if not s.finished]))
-        return [JobRecord.model_validate_json(r["record"])
-                for r in self._query(f"SELECT record FROM jobs WHERE {where} ORDER BY id")]
+        return [stored_record(r) for r in self._query(f"SELECT {RECORD} FROM jobs WHERE {where} ORDER BY id")]
 
     def ids_with_status(self, status: JobStatus) -> builtins.list[int]:
         rows = self._query(f"SELECT id FROM jobs WHERE {equal('status', status.value)} ORDER BY id")
@@ -210,7 +213,7 @@ class JobStore(DeltaRows):
         """
         expected = tuple(expected)
         row = job_row(record)
-        updates = {column: literal(row[column]) for column in ("status", "updateTime", "record")}
+        updates = {column: literal(row[column]) for column in ("status", "updateTime", "record", "stage")}
         if lease is not None:
             updates["runner"] = literal(lease.runner)
             updates["leaseUntil"] = literal(lease.until)
@@ -226,6 +229,32 @@ class JobStore(DeltaRows):
             raise StatusConflict(record.id, current.status.value, expected)
         return record
 
+    def renew(self, record: JobRecord, lease: Lease) -> JobRecord:
+        """Extend the lease of a running job and publish its stage and update time, without writing its
+        record (bounded by the caps, but a renewal every few seconds need not copy it): `record` is the
+        job as its runner holds it, with the new stage and update time. Raises StatusConflict as
+        `replace` does if the job is no longer in that status or held by `lease.holder`."""
+        updates = {"updateTime": literal(record.update_time), "stage": literal(record.stage),
+                   "runner": literal(lease.runner), "leaseUntil": literal(lease.until)}
+        predicate = all_of(equal("id", record.id), equal("status", record.status.value),
+                           equal("runner", lease.holder) if lease.holder is not None else None)
+        if self._update(updates, predicate) != 1:
+            current = self.get(record.id)
+            raise StatusConflict(record.id, current.status.value, [record.status])
+        return record
+
+
+# The columns a record is read from: the record, and what renewals change without rewriting it.
+RECORD = "record, stage, updateTime"
+
+
+def stored_record(row: dict[str, Any]) -> JobRecord:
+    """The record of a job table row, with the stage and update time of its runner's last renewal."""
+    record = JobRecord.model_validate_json(row["record"])
+    if row["updateTime"] is None or row["updateTime"] <= record.update_time:
+        return record
+    return record.updated(stage=row["stage"], update_time=row["updateTime"])
+
 
 def job_row(record: JobRecord) -> dict[str, Any]:
     """The table row of a record (no lease), in JOB_TABLE_SCHEMA's columns."""
@@ -239,6 +268,7 @@ def job_row(record: JobRecord) -> dict[str, Any]:
         "record": record.to_json(),
         "runner": None,
         "leaseUntil": None,
+        "stage": record.stage,
     }
 
 

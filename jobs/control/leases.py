@@ -50,12 +50,13 @@ class JobHandle:
         self._finished = False
 
     def update(self, **changes: Any) -> JobRecord:
-        """Write changes (renewing the lease); notices a cancel or a lost lease."""
+        """Write changes (renewing the lease); notices a cancel or a lost lease. A change of the
+        stage alone, as every renewal has, leaves the stored record as it is (JobStore.renew)."""
         with self._lock:
             if self._finished:  # the lease thread may tick once more after the end
                 return self.record
-            return self._write(self.record.status, Lease(self.runner, now_ms() + self.lease_ms, self.runner),
-                               **changes)
+            lease = Lease(self.runner, now_ms() + self.lease_ms, self.runner)
+            return self._write(self.record.status, lease, renewal=changes.keys() <= {"stage"}, **changes)
 
     def finish(self, status: JobStatus, **changes: Any) -> JobRecord:
         with self._lock:
@@ -66,11 +67,14 @@ class JobHandle:
             self._finished = True
             return self._write(status, Lease(None, None, self.runner), stage=None, metrics=metrics, **changes)
 
-    def _write(self, status: JobStatus, lease: Lease, **changes: Any) -> JobRecord:
+    def _write(self, status: JobStatus, lease: Lease, renewal: bool = False, **changes: Any) -> JobRecord:
         for _ in range(3):
             new = self.record.updated(**changes, status=status, update_time=now_ms())
             try:
-                self.record = self.store.replace(new, expected=[self.record.status], lease=lease)
+                if renewal and status is self.record.status:
+                    self.record = self.store.renew(new, lease)
+                else:
+                    self.record = self.store.replace(new, expected=[self.record.status], lease=lease)
                 return self.record
             except StatusConflict as err:
                 if err.status != JobStatus.CANCELLING.value or self.record.status is not JobStatus.PROCESSING:

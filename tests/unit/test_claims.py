@@ -105,6 +105,39 @@ def test_cancel_new_is_immediate_and_cancel_of_a_running_job_marks_it_cancelling
     assert json.loads(json.dumps(store.get(running).to_dict()))["status"] == "CANCELLED"
 
 
+def test_a_renewal_writes_the_lease_and_stage_columns_and_leaves_the_stored_record_alone(config):
+    store = JobStore(config.job_table_path)
+    job_id = make_jobs(store, config, 1)[0]
+    handle = claim(store, job_id, "r", 60_000)
+    stored = store._query(f"SELECT record, leaseUntil FROM jobs WHERE id = {job_id}")[0]
+    time.sleep(0.01)
+    handle.update(stage="exporting: 3/8 tasks")
+    after = store._query(f"SELECT record, leaseUntil, stage FROM jobs WHERE id = {job_id}")[0]
+    assert after["record"] == stored["record"] and after["leaseUntil"] > stored["leaseUntil"]
+    seen = store.get(job_id)
+    assert seen.stage == after["stage"] == "exporting: 3/8 tasks"
+    assert seen.update_time == handle.record.update_time > json.loads(stored["record"])["updateTime"]
+    assert [r.stage for r in store.list("demo@Org", "prod")] == ["exporting: 3/8 tasks"]
+    # A change beyond the stage writes the record, and the end clears the stage.
+    handle.update(stage="writing", retries=0)
+    assert json.loads(store._query(f"SELECT record FROM jobs WHERE id = {job_id}")[0]["record"])["stage"] == "writing"
+    assert store.get(job_id).stage == "writing"
+    assert handle.finish(JobStatus.SUCCEEDED).stage is None and store.get(job_id).stage is None
+
+
+def test_a_job_table_without_the_stage_column_gains_it(config):
+    store = JobStore(config.job_table_path)
+    job_id = make_jobs(store, config, 1)[0]
+    from deltalake import DeltaTable, write_deltalake
+
+    older = DeltaTable(store.path).to_pyarrow_table().drop_columns(["stage"])
+    write_deltalake(store.path, older, mode="overwrite", schema_mode="overwrite")
+    again = JobStore(store.path)
+    handle = claim(again, job_id, "r", 60_000)
+    handle.update(stage="exporting")
+    assert again.get(job_id).stage == "exporting"
+
+
 def test_maintenance_compacts_small_files_and_keeps_every_job(config):
     store = JobStore(config.job_table_path)
     ids = make_jobs(store, config, 55)  # each create adds a file; every 50th commit compacts

@@ -68,7 +68,7 @@ JOB_TABLE_SCHEMA = pa.schema([
     ("runner", pa.string()),
     ("leaseUntil", pa.int64()),
     # A running job's progress: renewing the lease writes it and updateTime, never `record`, which
-    # reads take them from (JobStore.renew).
+    # reads take them from (JobStore.replace with renewal).
     ("stage", pa.string()),
 ])
 # Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
@@ -206,14 +206,20 @@ class JobStore(DeltaRows):
         expected: Iterable[JobStatus],
         lease: Lease | None = None,
         expired_before: int | None = None,
+        renewal: bool = False,
     ) -> JobRecord:
         """Store `record` if the stored job is still in one of the `expected` statuses
         (and, with `lease.holder`, still held by that runner; with `expired_before`,
         its lease ran out before then). Raises StatusConflict otherwise.
+
+        A `renewal` (a running job's lease extended, its stage published) writes only the lease,
+        `stage` and `updateTime`, not the record: reads take those two from their columns
+        (stored_record), so a renewal every few seconds never copies the record.
         """
         expected = tuple(expected)
         row = job_row(record)
-        updates = {column: literal(row[column]) for column in ("status", "updateTime", "record", "stage")}
+        written = ("updateTime", "stage") if renewal else ("status", "updateTime", "record", "stage")
+        updates = {column: literal(row[column]) for column in written}
         if lease is not None:
             updates["runner"] = literal(lease.runner)
             updates["leaseUntil"] = literal(lease.until)
@@ -229,20 +235,6 @@ class JobStore(DeltaRows):
             raise StatusConflict(record.id, current.status.value, expected)
         return record
 
-    def renew(self, record: JobRecord, lease: Lease) -> JobRecord:
-        """Extend the lease of a running job and publish its stage and update time, without writing its
-        record (bounded by the caps, but a renewal every few seconds need not copy it): `record` is the
-        job as its runner holds it, with the new stage and update time. Raises StatusConflict as
-        `replace` does if the job is no longer in that status or held by `lease.holder`."""
-        updates = {"updateTime": literal(record.update_time), "stage": literal(record.stage),
-                   "runner": literal(lease.runner), "leaseUntil": literal(lease.until)}
-        predicate = all_of(equal("id", record.id), equal("status", record.status.value),
-                           equal("runner", lease.holder) if lease.holder is not None else None)
-        if self._update(updates, predicate) != 1:
-            current = self.get(record.id)
-            raise StatusConflict(record.id, current.status.value, [record.status])
-        return record
-
 
 # The columns a record is read from: the record, and what renewals change without rewriting it.
 RECORD = "record, stage, updateTime"
@@ -251,7 +243,7 @@ RECORD = "record, stage, updateTime"
 def stored_record(row: dict[str, Any]) -> JobRecord:
     """The record of a job table row, with the stage and update time of its runner's last renewal."""
     record = JobRecord.model_validate_json(row["record"])
-    if row["updateTime"] is None or row["updateTime"] <= record.update_time:
+    if row["updateTime"] <= record.update_time:
         return record
     return record.updated(stage=row["stage"], update_time=row["updateTime"])
 

@@ -51,7 +51,7 @@ class JobHandle:
 
     def update(self, **changes: Any) -> JobRecord:
         """Write changes (renewing the lease); notices a cancel or a lost lease. A change of the
-        stage alone, as every renewal has, leaves the stored record as it is (JobStore.renew)."""
+        stage alone, as every renewal has, leaves the stored record as it is (JobStore.replace)."""
         with self._lock:
             if self._finished:  # the lease thread may tick once more after the end
                 return self.record
@@ -71,10 +71,7 @@ class JobHandle:
         for _ in range(3):
             new = self.record.updated(**changes, status=status, update_time=now_ms())
             try:
-                if renewal and status is self.record.status:
-                    self.record = self.store.renew(new, lease)
-                else:
-                    self.record = self.store.replace(new, expected=[self.record.status], lease=lease)
+                self.record = self.store.replace(new, expected=[self.record.status], lease=lease, renewal=renewal)
                 return self.record
             except StatusConflict as err:
                 if err.status != JobStatus.CANCELLING.value or self.record.status is not JobStatus.PROCESSING:

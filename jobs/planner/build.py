@@ -140,7 +140,7 @@ def resolve(definition: JobDefinition, config: Config,
             f"not {definition.schema_.name!r}",
         ))
     sources = profile_sources(policy, config)
-    if not any(not s.optional for s in sources):
+    if all(s.optional for s in sources):
         problems.append(Problem(path="$", message="this org and sandbox have no profile datasets to export from"))
     profile = merged_schema("profile", sources)
     nodes = None

@@ -14,7 +14,7 @@ import pytest
 from jobs.control import JobStore, ScheduleStore, advance_watermark, incremental_window
 from jobs.shells.http import make_server, running
 from jobs.spec import load_config
-from tests.api.conftest import TENANTS, auth
+from tests.api.conftest import PRIVATE_DESTINATION, TENANTS, auth
 
 # The seeds' POST body, with the test config's destination and an event field it has.
 SEED_BODY = {
@@ -196,8 +196,6 @@ def test_another_tenants_or_sandboxs_job_is_invisible(client):
 
 def test_another_tenants_or_sandboxs_dataset_is_refused_as_if_it_did_not_exist(client):
     """Tenancy of the data itself: a dataset only orgA/prod owns, named by a job or a schedule elsewhere."""
-    from tests.api.conftest import PRIVATE_DESTINATION
-
     body = {**MINIMAL_BODY, "destination": {"datasetId": PRIVATE_DESTINATION}}
     assert client.post("/export/jobs", json=body, headers=auth("orgA", "prod")).status_code == 200
     absent = {**MINIMAL_BODY, "destination": {"datasetId": "elsewhere"}}

@@ -54,6 +54,16 @@ from jobs.engine.identities import (
 from jobs.engine.inputs import (
     union_all,
 )
+from jobs.engine.jars import (
+    MAVEN_CENTRAL,
+    SCALA_VERSION,
+    artifact_url,
+    delta_coordinates,
+    delta_jars,
+    fetch_jars,
+    jar_file_name,
+    jars_dir,
+)
 from jobs.engine.jobgroup import (
     SparkJobGroup,
 )
@@ -89,7 +99,6 @@ from jobs.engine.session import (
     REQUIRED_CONF,
     SUBMITTED_TUNING,
     build_session,
-    delta_coordinates,
     session_for,
 )
 from jobs.engine.sink import (
@@ -111,6 +120,13 @@ from jobs.engine.stitching import (
 
 __all__ = [
     "DRIVER_CONF",
+    "MAVEN_CENTRAL",
+    "SCALA_VERSION",
+    "artifact_url",
+    "delta_jars",
+    "fetch_jars",
+    "jar_file_name",
+    "jars_dir",
     "EMBEDDED_CONF",
     "EMBEDDED_TUNING",
     "REQUIRED_CONF",

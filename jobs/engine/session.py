@@ -1,8 +1,8 @@
 """The one place that builds a SparkSession with Delta Lake.
 
-The Delta jars are not in the delta-spark wheel: scripts/setup copies them once
-from Maven into a cache folder, and sessions load them from there, so nothing
-is downloaded when a job or a test runs.
+The Delta jars are not in the delta-spark wheel: how a session gets them is
+jobs.engine.jars's (a folder filled once, by default, so that nothing is
+downloaded when a job or a test runs).
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from importlib import resources
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from jobs.engine.jars import JarMode, delta_coordinates, delta_jars, fetch_jars, jar_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from jobs.spec import Config
-
-SCALA_VERSION = "2.13"
-DEFAULT_JARS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 
 # An embedded session stays on loopback; under spark-submit the cluster decides.
 LOCAL_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
@@ -90,50 +88,20 @@ QUIET_LOG4J = "log4j2-quiet.properties"
 INCUBATOR_NOTICE = b"WARNING: Using incubator modules"
 
 
-def spark_line() -> str:
-    """The installed pyspark's major.minor line (e.g. "4.2"): Delta publishes one jar per line."""
-    return ".".join(version("pyspark").split(".")[:2])
-
-
-def delta_coordinates() -> list[str]:
-    """Maven coordinates of the jars matching the installed delta-spark wheel and pyspark line."""
-    delta = version("delta-spark")
-    return [f"io.delta:delta-spark_{spark_line()}_{SCALA_VERSION}:{delta}", f"io.delta:delta-storage:{delta}"]
-
-
-def jars_dir() -> Path:
-    return Path(os.environ.get("EXPORT_JOBS_JARS", DEFAULT_JARS_DIR))
-
-
-def delta_jars() -> list[Path]:
-    """Paths of the cached Delta jars; raises with the fix when one is missing."""
-    folder = jars_dir()
-    paths = []
-    for coordinate in delta_coordinates():
-        _, artifact, ver = coordinate.split(":")
-        path = folder / f"{artifact}-{ver}.jar"
-        if not path.is_file():
-            raise RuntimeError(
-                f"Delta jar {path} is missing: run ./scripts/setup to fetch {coordinate} "
-                "(or point EXPORT_JOBS_JARS at a folder that has it)"
-            )
-        paths.append(path)
-    return paths
-
-
 def build_session(
     master: str = "local[*]",
     app_name: str = "export-jobs",
     conf: Mapping[str, str] | None = None,
     verbose: bool = False,
+    jars: JarMode = "folder",
 ) -> SparkSession:
     """Get or create an embedded SparkSession with Delta's extensions and catalog, on loopback;
-    quiet unless `verbose` (when this call starts the JVM)."""
+    quiet unless `verbose` (when this call starts the JVM); `jars`: how it gets Delta's jars."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     settings = {**EMBEDDED_CONF, **LOCAL_CONF}
-    settings["spark.jars"] = ",".join(str(p) for p in delta_jars())
+    settings.update(jar_settings(jars))
     settings.update(conf or {})
     if not verbose:
         _start_quiet_jvm(master, app_name, settings)
@@ -207,7 +175,7 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
     master, conf = config.spark_conf()
     settings = {**conf, **(overrides or {})}
     if not under_spark_submit():
-        return build_session(master, app_name, settings, verbose)
+        return build_session(master, app_name, settings, verbose, config.delta_jars)
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
@@ -221,7 +189,7 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.engine coordinates|jars|check`: used by scripts/setup and scripts/submit."""
+    """`python -m jobs.engine coordinates|jars|check|fetch`: used by scripts/setup and scripts/submit."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["coordinates"]:
         print("\n".join(delta_coordinates()))
@@ -229,12 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["jars"]:
         print(",".join(str(p) for p in delta_jars()))
         return 0
-    if args == ["check"]:
+    if args in (["check"], ["fetch"]):
         try:
-            delta_jars()
+            fetch_jars() if args == ["fetch"] else delta_jars()
         except RuntimeError as err:
             print(f"setup: {err}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m jobs.engine coordinates|jars|check", file=sys.stderr)
+    print("usage: python -m jobs.engine coordinates|jars|check|fetch", file=sys.stderr)
     return 2

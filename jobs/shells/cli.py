@@ -1,7 +1,8 @@
 """`export-jobs` (and `python -m jobs`): JSON results on stdout, logs on stderr (docs/reference/cli.md).
 
-Exit codes: 0 success, 1 a job that ended FAILED or CANCELLED, 2 bad usage or a
-rejected request (every `ExportJobsError` says which, and prints its problem document).
+Exit codes (jobs.spec.errors, docs/reference/cli.md#exit-codes): 0 success, 1 a job that ended
+FAILED or CANCELLED, 2 usage, then one per kind of refusal (each `ExportJobsError` has its own and
+prints its problem document), and 70 for a bug of ours.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,67 +34,117 @@ from jobs.control import (
 from jobs.shells.logs import setup_logging
 from jobs.shells.peek import peek
 from jobs.spec import (
+    CONFIG_VARIABLE,
     EXIT_FAILED,
-    EXIT_REJECTED,
+    EXIT_INTERNAL,
+    EXIT_UNAVAILABLE,
     Config,
     ConfigError,
     ExportJobsError,
     JobStatus,
     RequestRejected,
+    UsageError,
+    find_config,
     load_config,
+    shown_settings,
 )
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("export-jobs")
+# The spark extra's modules: a command that needs them says how to install them.
+ENGINE_MODULES = ("pyspark", "delta", "py4j")
+
+
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes. Given again to each subcommand (with no defaults there, so
+    that one given before the subcommand is kept), they may come before or after it."""
+    keep = argparse.SUPPRESS
+    parser.add_argument("--conf", default=None if defaults else keep,
+                        help=f"config file (default: ${CONFIG_VARIABLE}, then ./conf/export.toml, then "
+                             "~/.config/export-jobs/export.toml)")
+    parser.add_argument("--org", default=None if defaults else keep,
+                        help="IMS org (default: the config's defaultOrg)")
+    parser.add_argument("--sandbox", default=None if defaults else keep,
+                        help="sandbox (default: the config's defaultSandbox)")
+    parser.add_argument("--verbose", action="store_true", default=False if defaults else keep,
+                        help="Spark's own start-up messages and warnings on stderr (default: its errors only)")
+
+
+class _Commands:
+    """add_parser for (sub)commands that also take the global options."""
+
+    def __init__(self, subparsers: Any):
+        self.subparsers = subparsers
+
+    def add(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = self.subparsers.add_parser(name, **kwargs)
+        _global_options(command, defaults=False)
+        return command
+
+    def group(self, name: str, text: str) -> _Commands:
+        return _Commands(self.add(name, help=text).add_subparsers(dest="action", required=True))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="export-jobs", description="Segment export jobs on Spark and Delta.")
-    parser.add_argument("--conf", default="conf/export.toml", help="config file (default: %(default)s)")
-    parser.add_argument("--org", help="IMS org (default: the config's defaultOrg)")
-    parser.add_argument("--sandbox", help="sandbox (default: the config's defaultSandbox)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="Spark's own start-up messages and warnings on stderr (default: its errors only)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="create a job from a JSON definition")
+    parser.add_argument("--version", action="version", version=versions())
+    _global_options(parser, defaults=True)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True))
+    create = commands.add("create", help="create a job from a JSON definition")
     create.add_argument("file", help="definition file, or - for standard input")
     for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
-        commands.add_parser(name, help=text).add_argument("id", type=int)
-    schedule = commands.add_parser("schedule", help="recurring exports").add_subparsers(dest="action", required=True)
-    schedule.add_parser("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
+        commands.add(name, help=text).add_argument("id", type=int)
+    schedule = commands.group("schedule", "recurring exports")
+    schedule.add("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
         "file", help="schedule file, or - for standard input")
-    schedule.add_parser("list", help="list schedules")
-    schedule.add_parser("delete", help="delete a schedule").add_argument("id")
-    segment = commands.add_parser("segment", help="segment definitions (PQL)").add_subparsers(
-        dest="action", required=True)
-    segment.add_parser("create", help="create from a definition's JSON").add_argument(
+    schedule.add("list", help="list schedules")
+    schedule.add("delete", help="delete a schedule").add_argument("id")
+    segment = commands.group("segment", "segment definitions (PQL)")
+    segment.add("create", help="create from a definition's JSON").add_argument(
         "file", help="definition file, or - for standard input")
-    listed = segment.add_parser("list", help="list definitions, newest first")
+    listed = segment.add("list", help="list definitions, newest first")
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
-    segment.add_parser("get", help="show a definition").add_argument("id")
-    update = segment.add_parser("update", help="change name, description, expression or mergePolicyId")
+    segment.add("get", help="show a definition").add_argument("id")
+    update = segment.add("update", help="change name, description, expression or mergePolicyId")
     update.add_argument("id")
     update.add_argument("file", help="a partial definition's JSON, or - for standard input")
-    segment.add_parser("delete", help="delete a definition no other one uses").add_argument("id")
-    pending = commands.add_parser("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
+    segment.add("delete", help="delete a definition no other one uses").add_argument("id")
+    pending = commands.add("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
-    listing = commands.add_parser("list", help="list jobs, newest first")
+    listing = commands.add("list", help="list jobs, newest first")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
-    peeking = commands.add_parser("peek", help="print a few of a job's exported rows and check their count")
+    peeking = commands.add("peek", help="print a few of a job's exported rows and check their count")
     peeking.add_argument("--limit", type=int, default=3, help="rows to print (default: %(default)s)")
     peeking.add_argument("id", type=int)
-    serve = commands.add_parser("serve", help="serve the HTTP API on /export/jobs")
+    serve = commands.add("serve", help="serve the HTTP API on /export/jobs")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument("--no-runner", action="store_true",
                        help="only serve the API; leave NEW jobs to other runners (run-pending)")
+    commands.group("config", "the deployment's settings").add(
+        "show", help="the effective settings and where each came from (secrets masked)")
+    jars = commands.add("setup-jars", help="fetch the Delta jars that match the installed pyspark and delta-spark")
+    jars.add_argument("--dir", help="folder to keep them in (default: $EXPORT_JOBS_JARS, else the user's cache)")
+    jars.add_argument("--repository",
+                      help="Maven repository (default: $EXPORT_JOBS_MAVEN_REPOSITORY, else Maven Central)")
     return parser
+
+
+def versions() -> str:
+    """This package's version and the engine's it runs on (pyspark is an extra: it may be absent)."""
+    found = []
+    for name in ("pyspark", "delta-spark"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return f"export-jobs {version('segment-export-jobs')} ({', '.join(found)})"
 
 
 def _emit(value: Any) -> None:
@@ -213,27 +265,70 @@ def _schedule(call: Call) -> int:
     return 0
 
 
+def _config(call: Call) -> int:
+    _emit(shown_settings(call.config, *find_config(call.args.conf)))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Call], int]] = {
     "serve": _serve, "create": _create, "get": _get, "list": _list, "cancel": _cancel, "run": _run,
-    "run-pending": _run_pending, "peek": _peek, "segment": _segment, "schedule": _schedule,
+    "run-pending": _run_pending, "peek": _peek, "segment": _segment, "schedule": _schedule, "config": _config,
 }
+
+
+def _setup_jars(args: argparse.Namespace) -> int:
+    """Needs no config: it is what a fresh install runs first."""
+    from jobs.engine import fetch_jars
+
+    try:
+        paths = fetch_jars(Path(args.dir) if args.dir else None, args.repository)
+    except RuntimeError as err:
+        log.error("%s", err)
+        return EXIT_UNAVAILABLE
+    _emit({"jars": [str(p) for p in paths]})
+    return 0
+
+
+def _tenant(config: Config, org: str | None, sandbox: str | None) -> tuple[str, str]:
+    """The org and sandbox the command acts for; one that no tenant of the config has is a usage error."""
+    chosen = (org or config.default_org, sandbox or config.default_sandbox)
+    known = config.known_tenants()
+    if chosen not in known:
+        listed = ", ".join(f"{o}/{s}" for o, s in sorted(known))
+        raise UsageError(f"org {chosen[0]!r} with sandbox {chosen[1]!r} is not a tenant of this deployment "
+                         f"(it has {listed})")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = _parser().parse_args(argv)
+    if args.command == "setup-jars":
+        return _setup_jars(args)
     try:
-        config = load_config(args.conf)
-    except ConfigError as err:
-        log.error("%s", err)
-        return EXIT_REJECTED
-    call = Call(args, config, args.org or config.default_org, args.sandbox or config.default_sandbox)
-    try:
+        file, chosen_by = find_config(args.conf)
+        config = load_config(file)
+        log.debug("config %s (%s)", file, chosen_by)
+        call = Call(args, config, *_tenant(config, args.org, args.sandbox))
         return COMMANDS[args.command](call)
     except ExportJobsError as err:
         log.error("%s: %s", err.code, err)
-        _emit(err.document())
+        if not isinstance(err, ConfigError | UsageError):
+            _emit(err.document())
         return err.exit_code
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ENGINE_MODULES:
+            return _internal_error()
+        log.error("%s: this command runs Spark; install the engine with pip install 'segment-export-jobs[spark]', "
+                  "or run it where the platform provides pyspark and delta-spark", err)
+        return EXIT_UNAVAILABLE
+    except Exception:
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    log.exception("internal error (a bug: please report it with this log)")
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -7,14 +7,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from jobs.spec.errors import ConfigError, json_path
+
+# How an embedded session gets Delta's jars (jobs.engine.jars).
+JarMode = Literal["folder", "packages", "provided"]
 
 
 class ConfModel(BaseModel):
@@ -100,6 +105,7 @@ class Config(ConfModel):
     # (for their readers, and time travel); older files are deleted between jobs.
     table_retention_hours: int = Field(default=168, ge=1)
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    delta_jars: JarMode = "folder"
     profile_datasets: list[Dataset] = Field(min_length=1)
     event_datasets: list[Dataset] = Field(default_factory=list)
     destination_datasets: list[DestinationDataset] = Field(min_length=1)
@@ -109,8 +115,10 @@ class Config(ConfModel):
     # How the identity ids in a record's examples (rejectedRecords, excludedGraphs) are shown: as
     # `sha256:` and the first 16 hex digits of their SHA-256 (namespaces stay readable), or as they are.
     example_ids: Literal["hashed", "plain"] = "hashed"
-    # Set by load_config: the folder the config file is in.
+    # Set by load_config: the folder the config file is in, and the settings that an
+    # EXPORT_JOBS_* variable gave (config key -> variable).
     base_dir: str = "."
+    origins: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("table_retention_hours")
     @classmethod
@@ -227,6 +235,14 @@ class Config(ConfModel):
 
     # -- look-ups
 
+    def known_tenants(self) -> set[tuple[str, str]]:
+        """Every (org, sandbox) the deployment has: the default one, its tenants', its datasets'."""
+        known = {(self.default_org, self.default_sandbox)}
+        known |= {(t.org, s) for t in self.tenants for s in t.sandboxes}
+        datasets = [*self.profile_datasets, *self.event_datasets, *self.destination_datasets]
+        known |= {(d.org or self.default_org, s) for d in datasets for s in d.sandboxes or [self.default_sandbox]}
+        return known
+
     def default_policy(self) -> MergePolicy:
         return next(p for p in self.merge_policies if p.default)
 
@@ -257,17 +273,49 @@ def _spark_value(value: str | int | float | bool) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def load_config(path: str | Path) -> Config:
+# Settings a container platform sets without editing the file: variable -> (config key, meaning).
+ENVIRONMENT_OVERRIDES: dict[str, str] = {
+    "EXPORT_JOBS_LAKE_ROOT": "lakeRoot",
+    "EXPORT_JOBS_SPARK_MASTER": "spark.master",
+    "EXPORT_JOBS_DELTA_JARS": "deltaJars",
+}
+CONFIG_VARIABLE = "EXPORT_JOBS_CONF"
+LOCAL_CONFIG = Path("conf") / "export.toml"
+
+
+def user_config() -> Path:
+    """The user's config file: $XDG_CONFIG_HOME/export-jobs/export.toml (~/.config by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "export-jobs" / "export.toml"
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The config file and what chose it: --conf, then EXPORT_JOBS_CONF, then ./conf/export.toml
+    (the current folder's), then the user's config file."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit), "--conf"
+    if env.get(CONFIG_VARIABLE):
+        return Path(env[CONFIG_VARIABLE]), CONFIG_VARIABLE
+    if LOCAL_CONFIG.is_file() or not user_config().is_file():
+        return LOCAL_CONFIG, "./conf/export.toml"
+    return user_config(), "the user's config file"
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The config file, validated, with the EXPORT_JOBS_* overrides of `environ` (the process's
+    environment by default); `origins` says which setting came from which variable."""
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {file} does not exist (pass --conf PATH)") from None
+        raise ConfigError(f"config file {file} does not exist (pass --conf PATH or set {CONFIG_VARIABLE})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {file} is not valid TOML: {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {file} cannot be read: {err}") from None
     raw["baseDir"] = str(file.resolve().parent)
+    raw["origins"] = _apply_overrides(raw, os.environ if environ is None else environ)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -276,3 +324,48 @@ def load_config(path: str | Path) -> Config:
             for e in err.errors(include_url=False)
         ]
         raise ConfigError(f"config file {file} is invalid: " + "; ".join(lines)) from None
+
+
+def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    origins = {}
+    for variable, key in ENVIRONMENT_OVERRIDES.items():
+        value = environ.get(variable)
+        if not value:
+            continue
+        if key == "lakeRoot" and "://" not in value and not value.startswith("file:"):
+            value = str(Path(value).resolve())  # relative to where the command runs, not to the file
+        if key.startswith("spark."):
+            raw["spark"] = {**raw.get("spark", {}), key.removeprefix("spark."): value}
+        else:
+            raw[key] = value
+        origins[key] = variable
+    return origins
+
+
+# A setting whose name has one of these words is shown masked (`config show`).
+SECRET_WORDS = ("secret", "password", "token", "credential", "key", "sas")
+MASK = "***"
+
+
+def shown_settings(config: Config, file: Path, chosen_by: str) -> dict[str, Any]:
+    """`export-jobs config show`: the config file and what chose it, and every setting's effective
+    value and where it came from (the file, an EXPORT_JOBS_* variable, or the default), secrets masked."""
+    values = config.model_dump(by_alias=True, exclude={"base_dir", "origins"})
+    fields = type(config).model_fields
+    written = {fields[f].alias or f for f in config.model_fields_set}
+    settings: dict[str, Any] = {}
+    for key, value in values.items():
+        origin = config.origins.get(key) or ("file" if key in written else "default")
+        if key == "spark":
+            value = {k: {"value": MASK if _secret(k) else v,
+                         "from": config.origins.get(f"spark.{k}") or "file"} for k, v in value.items()}
+        elif key == "tenants":
+            value = [dict(t, tokenSha256=MASK) for t in value]
+        settings[key] = {"value": value, "from": origin}
+    settings["lakeRoot"]["resolved"] = config.resolve(".") if "://" not in config.lake_root else config.lake_root
+    return {"file": str(file.resolve()), "chosenBy": chosen_by, "settings": settings}
+
+
+def _secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)

@@ -16,9 +16,17 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-# The CLI's exit codes (docs/reference/cli.md#exit-codes).
+# The CLI's exit codes (docs/reference/cli.md#exit-codes): one per kind of failure, so that a script
+# can tell a job that failed from a request it must fix, an id that does not exist, or our own bug.
 EXIT_FAILED = 1  # a job that ended FAILED or CANCELLED
-EXIT_REJECTED = 2  # bad usage, or a request that was refused
+EXIT_USAGE = 2  # the command line itself (argparse's code), or an org or sandbox no tenant has
+EXIT_REJECTED = 3  # a request that was refused (400): fix it and send it again
+EXIT_NOT_FOUND = 4  # no such job, schedule or segment for this org and sandbox (404)
+EXIT_CONFLICT = 5  # the resource's state does not allow it (409)
+EXIT_LAKE = 6  # the lake does not match the config (422)
+EXIT_CONFIG = 7  # the config file is missing or invalid
+EXIT_UNAVAILABLE = 69  # something to fetch could not be had (sysexits' EX_UNAVAILABLE): setup-jars
+EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE): the log has the traceback
 
 
 class Problem(BaseModel):
@@ -48,7 +56,7 @@ class ExportJobsError(Exception):
 
     code: ClassVar[str] = "EXPORT_FAILED"
     http_status: ClassVar[int] = 500
-    exit_code: ClassVar[int] = EXIT_REJECTED
+    exit_code: ClassVar[int] = EXIT_INTERNAL
 
     def __init__(self, message: str, problems: Sequence[Problem] = ()):
         super().__init__(message)
@@ -68,6 +76,7 @@ class RequestRejected(ExportJobsError):
 
     code = "BAD_REQUEST"
     http_status = 400
+    exit_code = EXIT_REJECTED
 
     def __init__(self, problems: Sequence[Problem]):
         super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems), problems)
@@ -90,6 +99,7 @@ class NotFound(ExportJobsError):
 
     code = "NOT_FOUND"
     http_status = 404
+    exit_code = EXIT_NOT_FOUND
 
 
 class Conflict(ExportJobsError):
@@ -97,6 +107,7 @@ class Conflict(ExportJobsError):
 
     code = "CONFLICT"
     http_status = 409
+    exit_code = EXIT_CONFLICT
 
 
 class LakeError(ExportJobsError):
@@ -104,6 +115,7 @@ class LakeError(ExportJobsError):
 
     code = "INVALID_LAKE"
     http_status = 422
+    exit_code = EXIT_LAKE
 
     def __init__(self, message: str):
         super().__init__(message, [Problem(path="$", message=message)])
@@ -113,6 +125,15 @@ class ConfigError(ExportJobsError):
     """The configuration file is missing or wrong; the message says where."""
 
     code = "INVALID_CONFIG"
+    exit_code = EXIT_CONFIG
+
+
+class UsageError(ExportJobsError):
+    """A command line that names something the deployment does not have (e.g. an org no tenant has)."""
+
+    code = "USAGE"
+    http_status = 400
+    exit_code = EXIT_USAGE
 
 
 class JobFailure(ExportJobsError):

@@ -22,7 +22,7 @@ from typing import Literal as Lit
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from jobs.spec.errors import ExportJobsError
+from jobs.spec.errors import EXIT_REJECTED, ExportJobsError
 from jobs.spec.schema import JsonType, type_at, type_text
 
 GRAMMAR = r"""
@@ -95,6 +95,7 @@ class PqlError(ExportJobsError, ValueError):
 
     code = "INVALID_PQL"
     http_status = 400
+    exit_code = EXIT_REJECTED
 
     def __init__(self, text: str, start: int, message: str):
         self.text, self.position = text, start + 1

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jobs.spec import load_config
+from jobs.spec import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_USAGE, load_config
 
 from ..reference import read_rows
 
@@ -69,14 +69,14 @@ def test_create_run_get_through_the_cli(deployment, tmp_path):
 def test_a_rejected_request_exits_2_and_names_each_field(deployment):
     bad = dict(JOB, fields="identities.id,nope.missing", destination={"datasetId": "unknown"}, extra=1)
     code, out, err = cli(deployment, "create", "-", stdin=json.dumps(bad))
-    assert code == 2, err
+    assert code == EXIT_REJECTED, err
     problem = json.loads(out)
     assert problem["status"] == 400
     assert {e["path"] for e in problem["errors"]} == {"extra"}  # schema errors first; nothing stored
 
     code, out, _ = cli(deployment, "create", "-", stdin=json.dumps(dict(JOB, fields="nope.missing",
                                                                       destination={"datasetId": "unknown"})))
-    assert code == 2
+    assert code == EXIT_REJECTED
     paths = {e["path"] for e in json.loads(out)["errors"]}
     assert paths == {"fields", "destination.datasetId"}
 
@@ -84,12 +84,13 @@ def test_a_rejected_request_exits_2_and_names_each_field(deployment):
     assert code == 0 and json.loads(out)["records"] == []
 
 
-def test_get_of_an_unknown_job_or_another_org_is_not_found(deployment, tmp_path):
+def test_get_of_an_unknown_job_is_not_found_and_an_org_the_deployment_lacks_is_refused(deployment, tmp_path):
     code, out, err = cli(deployment, "create", "-", stdin=json.dumps(JOB))
     assert code == 0, err
     job_id = str(json.loads(out)["id"])
-    assert cli(deployment, "--org", "other@Org", "get", job_id)[0] == 2
-    assert cli(deployment, "get", "999")[0] == 2
+    code, out, err = cli(deployment, "--org", "other@Org", "get", job_id)
+    assert (code, out) == (EXIT_USAGE, "") and "'other@Org' with sandbox 'prod' is not a tenant" in err
+    assert cli(deployment, "get", "999")[0] == EXIT_NOT_FOUND
     assert cli(deployment, "get", job_id)[0] == 0
 
 

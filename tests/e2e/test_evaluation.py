@@ -13,7 +13,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from jobs.spec import load_config
+from jobs.spec import EXIT_NOT_FOUND, load_config
 from sample_lake import sample_config, token_sha256
 
 from ..reference import read_rows
@@ -111,7 +111,7 @@ def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
             code, out, _ = cli(conf, "segment", "list")
             assert code == 0 and [d["id"] for d in json.loads(out)["segments"]] == [segment]
             code, out, _ = cli(conf, "segment", "get", "no-such-id")
-            assert code == 2 and json.loads(out)["status"] == 404
+            assert code == EXIT_NOT_FOUND and json.loads(out)["status"] == 404
     finally:
         server.terminate()
         server.wait(30)

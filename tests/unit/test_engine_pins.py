@@ -1,28 +1,55 @@
-"""The engine's versions agree: the pinned pyspark and delta-spark are installed, delta-spark supports that
-pyspark, and the Delta jars scripts/setup fetches are the ones built for that Spark line."""
+"""The versions agree: scripts/constraints.txt's engine is installed, it is within the package's ranges,
+delta-spark supports that pyspark, and the Delta jars are the ones built for that Spark line."""
 
 from __future__ import annotations
 
-import tomllib
-from importlib.metadata import requires, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from jobs.engine.session import SCALA_VERSION, delta_coordinates
+from jobs.engine import SCALA_VERSION, delta_coordinates
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pins() -> dict[str, str]:
-    """pyproject.toml's exact pins, by package name."""
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return {name: pinned for name, _, pinned in (d.partition("==") for d in dependencies)}
+def constraints() -> dict[str, str]:
+    """scripts/constraints.txt's exact versions, by canonical package name."""
+    lines = (ROOT / "scripts" / "constraints.txt").read_text().splitlines()
+    pins = [line.partition("==") for line in lines if line and not line.startswith("#")]
+    return {canonicalize_name(name): pinned for name, _, pinned in pins}
 
 
-def test_the_pinned_engine_is_installed():
-    assert {name: version(name) for name in ("pyspark", "delta-spark")} == {
-        name: pins()[name] for name in ("pyspark", "delta-spark")}
+def installed(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def test_the_constrained_versions_are_the_installed_ones():
+    """The bench and pack extras' packages are installed by their scripts only, but at these versions too."""
+    found = {name: installed(name) for name in constraints()}
+    assert {name: v for name, v in found.items() if v is not None} == {
+        name: pinned for name, pinned in constraints().items() if found[name] is not None}
+    assert {"pyspark", "delta-spark", "pytest", "setuptools"} <= {name for name, v in found.items() if v}
+
+
+def test_every_dependency_of_the_package_and_its_extras_allows_the_constrained_version():
+    wanted = [Requirement(r) for r in requires("segment-export-jobs") or []]
+    assert {"pyspark", "delta-spark", "pydantic", "deltalake"} <= {r.name for r in wanted}
+    outside = [str(r) for r in wanted
+               if not r.specifier.contains(constraints()[canonicalize_name(r.name)], prereleases=True)]
+    assert outside == []
+
+
+def test_the_engine_is_an_extra_and_the_runtime_takes_ranges():
+    wanted = [Requirement(r) for r in requires("segment-export-jobs") or []]
+    spark = {r.name for r in wanted if r.marker is not None and 'extra == "spark"' in str(r.marker)}
+    runtime = [r for r in wanted if r.marker is None]
+    assert spark == {"pyspark", "delta-spark"}
+    assert [str(r) for r in runtime if any(s.operator == "==" for s in r.specifier)] == []
 
 
 def test_delta_spark_supports_the_installed_pyspark():

@@ -13,7 +13,25 @@ import jobs.engine
 import jobs.shells.http
 from jobs.control import JobStore, StatusConflict
 from jobs.shells.cli import main
-from jobs.spec import EXIT_FAILED, EXIT_REJECTED, ExportJobsError, LakeError, RequestRejected
+from jobs.shells.http.errors import ApiProblem
+from jobs.spec import (
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_LAKE,
+    EXIT_NOT_FOUND,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    ConfigError,
+    Conflict,
+    ExportJobsError,
+    JobFailure,
+    LakeError,
+    NotFound,
+    RequestRejected,
+    UsageError,
+)
+from jobs.spec.pql import PqlError
 from sample_lake import sample_config, token_sha256
 
 TOKEN = "unit-token"
@@ -23,14 +41,22 @@ def _subclasses(cls: type[ExportJobsError]) -> list[type[ExportJobsError]]:
     return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
 
 
+# Each kind of failure has its own exit code; every error is one of these kinds.
+EXIT_CODES = {RequestRejected: EXIT_REJECTED, NotFound: EXIT_NOT_FOUND, Conflict: EXIT_CONFLICT, LakeError: EXIT_LAKE,
+              ConfigError: EXIT_CONFIG, UsageError: EXIT_USAGE, JobFailure: EXIT_FAILED,
+              ApiProblem: EXIT_REJECTED, PqlError: EXIT_REJECTED}
+
+
 def test_every_error_names_its_code_status_and_exit_code():
     assert jobs.control and jobs.engine and jobs.shells.http  # every layer's errors are defined
     errors = _subclasses(ExportJobsError)
     assert len(errors) >= 12
+    assert len(set(EXIT_CODES.values())) == len(EXIT_CODES) - 2  # HTTP-only and PQL refusals are rejected requests
     for error in errors:
         assert error.code.isupper(), error
         assert 400 <= error.http_status < 600, error
-        assert error.exit_code in (EXIT_FAILED, EXIT_REJECTED), error
+        [kind] = [k for k in EXIT_CODES if issubclass(error, k)]
+        assert error.exit_code == EXIT_CODES[kind], error
 
 
 def test_a_rejected_request_locates_its_problems_inside_another_value():
@@ -84,7 +110,7 @@ def _http(conf, method: str, path: str, **kwargs) -> tuple[int, dict]:
 def test_the_cli_and_the_api_answer_an_error_alike(deployment, capsys, cli, http):
     code, printed = _cli(deployment, capsys, *cli)
     status, answered = _http(deployment, *http)
-    assert code == EXIT_REJECTED
+    assert code == {400: EXIT_REJECTED, 404: EXIT_NOT_FOUND}[status]
     assert printed["status"] == status == answered["status"]
     assert printed["title"] == answered["title"]
     assert [e["path"] for e in printed["errors"]] == [e["path"] for e in answered["errors"]]
@@ -100,7 +126,7 @@ def test_a_finished_job_cannot_be_cancelled_from_either_shell(deployment, config
 
     code, printed = _cli(deployment, capsys, "cancel", str(created.id))
     status, answered = _http(deployment, "DELETE", f"/export/jobs/{created.id}")
-    assert (code, printed["status"], status) == (EXIT_REJECTED, 409, 409)
+    assert (code, printed["status"], status) == (EXIT_CONFLICT, 409, 409)
     assert printed["detail"] == answered["detail"] and "cannot be cancelled" in answered["detail"]
 
 

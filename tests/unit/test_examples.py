@@ -7,7 +7,9 @@ import json
 import tomllib
 from pathlib import Path
 
-from jobs.engine.session import delta_coordinates
+from packaging.requirements import Requirement
+
+from jobs.engine import delta_coordinates
 from jobs.spec import pql
 from jobs.spec.jobs import parse_definition
 from jobs.spec.segments import SegmentRequest
@@ -48,11 +50,14 @@ def test_databricks_job_runs_the_submit_entry_point():
     task = job["tasks"][0]["spark_python_task"]
     assert task["python_file"].endswith("/jobs/submit.py")
     _submit_arguments(["--conf", Path(task["parameters"][1]).name, *task["parameters"][2:]])
-    pinned = {lib["pypi"]["package"] for lib in job["tasks"][0]["libraries"]}
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    # The runtime brings pyspark and delta-spark; FastAPI and uvicorn load only for `serve`.
-    needed = {d for d in dependencies if d.split("==")[0] not in ("pyspark", "delta-spark", "fastapi", "uvicorn")}
-    assert pinned == needed
+    pinned = dict(lib["pypi"]["package"].split("==") for lib in job["tasks"][0]["libraries"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dependencies = [Requirement(d) for d in project["dependencies"]]
+    # The runtime brings pyspark and delta-spark (an extra); FastAPI and uvicorn load only for `serve`.
+    assert set(pinned) == {d.name for d in dependencies if d.name not in ("fastapi", "uvicorn")}
+    tested = dict(line.split("==") for line in (ROOT / "scripts" / "constraints.txt").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert pinned == {name: tested[name] for name in pinned}  # the versions CI tests
 
 
 def test_example_job_definition_is_valid():

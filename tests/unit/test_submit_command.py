@@ -7,7 +7,7 @@ import subprocess
 from itertools import pairwise
 from pathlib import Path
 
-from jobs.engine.session import delta_coordinates
+from jobs.engine import delta_coordinates
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ["--", "--conf", "export.toml", "--job-id", "42"]

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from jobs.spec import ExportJobsError, Problem, json_path, problem_document
+from jobs.spec import EXIT_REJECTED, ExportJobsError, Problem, json_path, problem_document
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -25,6 +25,7 @@ class ApiProblem(ExportJobsError):
 
     code = "REQUEST_REFUSED"
     http_status = 400
+    exit_code = EXIT_REJECTED
 
     def __init__(self, status: int, detail: str, errors: Sequence[tuple[str, str]] = (),
                  headers: dict[str, str] | None = None):

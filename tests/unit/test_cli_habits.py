@@ -1,0 +1,193 @@
+"""What a user of any CLI expects of ours: --version, options before or after the command, the config
+found where they would put it, EXPORT_JOBS_* overrides and `config show`, exit codes by kind, and the
+Delta jars fetched whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import jobs.shells.cli as cli
+from jobs.engine import delta_coordinates, fetch_jars, jar_file_name
+from jobs.engine.jars import jar_settings
+from jobs.spec import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    ConfigError,
+    find_config,
+    load_config,
+    shown_settings,
+)
+from sample_lake import sample_config, token_sha256
+
+
+@pytest.fixture
+def conf(config):
+    return Path(config.base_dir) / "export.toml"
+
+
+def test_version_names_the_package_and_its_engine(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("export-jobs 0.1.0 (pyspark 4.2.0, delta-spark 4.4.0)")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--conf", "{conf}", "get", "41"],
+    ["get", "41", "--conf", "{conf}"],
+    ["get", "--conf", "{conf}", "41"],
+])
+def test_global_options_come_before_or_after_the_command(conf, capsys, argv):
+    code = cli.main([a.format(conf=conf) for a in argv])
+    assert code == EXIT_NOT_FOUND
+    assert json.loads(capsys.readouterr().out)["status"] == 404
+
+
+def test_an_option_given_before_the_command_is_kept(conf, config, capsys):
+    assert cli.main(["--conf", str(conf), "--org", "nobody@Org", "list"]) == EXIT_USAGE
+    assert cli.main(["--conf", str(conf), "list", "--org", config.default_org]) == 0
+    capsys.readouterr()
+
+
+def test_an_org_or_sandbox_no_tenant_has_is_a_usage_error(conf, config, capsys, caplog):
+    assert cli.main(["--conf", str(conf), "--sandbox", "no-such-sandbox", "list"]) == EXIT_USAGE
+    assert capsys.readouterr().out == ""
+    assert "'no-such-sandbox' is not a tenant of this deployment" in caplog.text
+    assert f"{config.default_org}/{config.default_sandbox}" in caplog.text
+
+
+def test_a_missing_config_exits_with_its_own_code(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    monkeypatch.delenv("EXPORT_JOBS_CONF", raising=False)
+    assert cli.main(["list"]) == EXIT_CONFIG
+    assert "conf/export.toml does not exist (pass --conf PATH or set EXPORT_JOBS_CONF)" in caplog.text
+
+
+def test_a_bug_of_ours_exits_70_with_its_traceback_in_the_log(conf, monkeypatch, caplog):
+    def broken(call):
+        raise KeyError("oops")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", broken)
+    assert cli.main(["--conf", str(conf), "list"]) == EXIT_INTERNAL
+    assert "internal error" in caplog.text and "KeyError: 'oops'" in caplog.text
+
+
+def test_the_config_is_looked_up_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    user = tmp_path / "config-home" / "export-jobs" / "export.toml"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    assert find_config(None, {}) == (Path("conf/export.toml"), "./conf/export.toml")  # nothing anywhere: named
+    user.parent.mkdir(parents=True)
+    user.write_text("")
+    assert find_config(None, {}) == (user, "the user's config file")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "export.toml").write_text("")
+    assert find_config(None, {}) == (Path("conf/export.toml"), "./conf/export.toml")
+    assert find_config(None, {"EXPORT_JOBS_CONF": "/etc/x.toml"}) == (Path("/etc/x.toml"), "EXPORT_JOBS_CONF")
+    assert find_config("mine.toml", {"EXPORT_JOBS_CONF": "/etc/x.toml"}) == (Path("mine.toml"), "--conf")
+
+
+def test_environment_overrides_win_over_the_file(conf, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(conf, {"EXPORT_JOBS_LAKE_ROOT": "elsewhere", "EXPORT_JOBS_SPARK_MASTER": "local[1]",
+                                "EXPORT_JOBS_DELTA_JARS": "provided"})
+    assert config.lake_root == str(tmp_path / "elsewhere")  # relative to where the command runs
+    assert config.spark_conf()[0] == "local[1]"
+    assert config.delta_jars == "provided"
+    assert config.origins == {"lakeRoot": "EXPORT_JOBS_LAKE_ROOT", "spark.master": "EXPORT_JOBS_SPARK_MASTER",
+                              "deltaJars": "EXPORT_JOBS_DELTA_JARS"}
+    with pytest.raises(ConfigError, match="deltaJars: Input should be 'folder', 'packages' or 'provided'"):
+        load_config(conf, {"EXPORT_JOBS_DELTA_JARS": "maven"})
+
+
+def test_config_show_says_where_each_setting_came_from_and_masks_secrets(tmp_path):
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(tmp_path, tenants=[("o@Org", ["prod"], token_sha256("t"))]).replace(
+        "[spark]\n", '[spark]\n"spark.hadoop.fs.s3a.secret.key" = "hunter2"\n'))
+    config = load_config(conf, {"EXPORT_JOBS_SPARK_MASTER": "local[1]"})
+    shown = shown_settings(config, conf, "--conf")
+    settings = shown["settings"]
+    assert (shown["file"], shown["chosenBy"]) == (str(conf), "--conf")
+    assert settings["jobTable"]["from"] == "file" and settings["leaseSeconds"]["from"] == "default"
+    assert settings["spark"]["value"] == {
+        "spark.hadoop.fs.s3a.secret.key": {"value": "***", "from": "file"},
+        "master": {"value": "local[1]", "from": "EXPORT_JOBS_SPARK_MASTER"},
+        "spark.sql.shuffle.partitions": {"value": "4", "from": "file"},
+    }
+    assert [t["tokenSha256"] for t in settings["tenants"]["value"]] == ["***"]
+    assert "hunter2" not in json.dumps(shown) and token_sha256("t") not in json.dumps(shown)
+
+
+def test_jar_modes_give_the_session_its_delta_jars(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORT_JOBS_JARS", str(tmp_path))
+    with pytest.raises(RuntimeError, match="run `export-jobs setup-jars`"):
+        jar_settings("folder")
+    assert jar_settings("packages") == {"spark.jars.packages": ",".join(delta_coordinates())}
+    assert jar_settings("provided") == {}
+
+
+def _repository(tmp_path: Path, checksum: str | None = None) -> str:
+    for coordinate in delta_coordinates():
+        group, artifact, version = coordinate.split(":")
+        folder = tmp_path.joinpath("maven", *group.split("."), artifact, version)
+        folder.mkdir(parents=True, exist_ok=True)
+        content = f"jar of {coordinate}".encode()
+        (folder / jar_file_name(coordinate)).write_bytes(content)
+        (folder / f"{jar_file_name(coordinate)}.sha1").write_text(
+            f"{checksum or hashlib.sha1(content).hexdigest()}  {jar_file_name(coordinate)}\n")
+    return (tmp_path / "maven").as_uri()
+
+
+def test_fetched_jars_are_checked_and_land_whole(tmp_path):
+    jars = fetch_jars(tmp_path / "jars", _repository(tmp_path))
+    assert [p.name for p in jars] == [jar_file_name(c) for c in delta_coordinates()]
+    assert sorted(p.name for p in (tmp_path / "jars").iterdir()) == sorted(p.name for p in jars)
+
+
+def test_a_jar_that_does_not_match_its_checksum_is_not_saved(tmp_path, capsys):
+    repository = _repository(tmp_path, checksum="0" * 40)
+    with pytest.raises(RuntimeError, match="does not match its SHA-1"):
+        fetch_jars(tmp_path / "jars", repository)
+    assert list((tmp_path / "jars").iterdir()) == []
+    assert cli.main(["setup-jars", "--dir", str(tmp_path / "jars"), "--repository", repository]) == 69
+
+
+NO_PYSPARK = """
+import sys
+class NoPyspark:  # as where the spark extra is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pyspark", "delta", "py4j"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoPyspark())
+from jobs.shells.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_commands_that_need_no_spark_run_without_the_spark_extra(conf, config, tmp_path):
+    job = {"destination": {"datasetId": config.destination_datasets[0].id},
+           "schema": {"name": config.destination_datasets[0].schema_name}}
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", NO_PYSPARK, "--conf", str(conf), *args], input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    created = run("create", "-", stdin=json.dumps(job))
+    assert created.returncode == 0, created.stderr
+    job_id = str(json.loads(created.stdout)["id"])
+    for args in (["get", job_id], ["list"], ["segment", "list"], ["schedule", "list"], ["config", "show"],
+                 ["cancel", job_id]):
+        done = run(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    created = run("create", "-", stdin=json.dumps(job))
+    ran = run("run", str(json.loads(created.stdout)["id"]))
+    assert ran.returncode == 69 and "pip install 'segment-export-jobs[spark]'" in ran.stderr

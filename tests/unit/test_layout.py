@@ -30,7 +30,7 @@ SPARK = ("pyspark", "delta", "py4j")
 LAYERS = ("jobs.spec", "jobs.planner", "jobs.engine", "jobs.control", "jobs.shells")
 # The package's own entry files (python -m jobs, and the file spark-submit runs) sit on top of the layers.
 ENTRY_FILES = {"jobs", "jobs.__main__", "jobs.submit"}
-FACES = (*LAYERS, "jobs.shells.http")
+FACES = (*LAYERS, "jobs.shells.http", "jobs")  # `jobs`: the Python API (ExportJobs)
 
 
 def modules() -> dict[str, Path]:

@@ -18,6 +18,9 @@ from jobs.engine.columns import (
 from jobs.engine.conform import (
     spark_type,
 )
+from jobs.engine.conversion import (
+    profile_fragments,
+)
 from jobs.engine.errors import (
     is_analysis_error,
     spark_message,
@@ -127,6 +130,7 @@ __all__ = [
     "fetch_jars",
     "jar_file_name",
     "jars_dir",
+    "profile_fragments",
     "EMBEDDED_CONF",
     "EMBEDDED_TUNING",
     "REQUIRED_CONF",

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.planner.plan import EventSource, ProfileSource
-from jobs.spec import Config, LakeError, MergePolicy, SchemaConflict, pql, read_delta_schema, union_schemas
+from jobs.spec import (
+    Config,
+    LakeError,
+    MergePolicy,
+    SchemaConflict,
+    input_shape_problems,
+    pql,
+    read_delta_schema,
+    union_schemas,
+)
 
 
 def profile_sources(policy: MergePolicy, config: Config) -> list[ProfileSource]:
@@ -38,6 +47,10 @@ def merged_schema(kind: str, sources: list[ProfileSource] | list[EventSource]) -
                 continue
             raise LakeError(f"{kind} dataset {source.dataset_id!r} has no Delta table at the path the config "
                             "gives it")
+        problems = input_shape_problems(kind, schema)
+        if problems:
+            raise LakeError(f"{kind} dataset {source.dataset_id!r} does not have the system columns a {kind} table "
+                            f"needs: it {'; it '.join(problems)} (docs/reference/your-lake.md#the-tables)")
         schemas.append((source.dataset_id, schema))
     try:
         return union_schemas(schemas)

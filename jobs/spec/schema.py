@@ -8,7 +8,7 @@ Reading them with the deltalake package keeps job creation free of a JVM.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -40,6 +40,59 @@ def read_delta_schema(path: str) -> dict[str, Any] | None:
     if not DeltaTable.is_deltatable(path):
         return None
     return json.loads(DeltaTable(path).schema().to_json())
+
+
+def input_shape_problems(kind: str, schema: dict[str, Any]) -> list[str]:
+    """What is wrong with the system columns of a profile or event dataset's table (`kind`), one
+    sentence per column naming what was expected (docs/reference/your-lake.md#the-tables)."""
+    columns = fields_of(schema)
+    problems = []
+    for name, (expected, check, required) in _SYSTEM_SHAPES[kind].items():
+        if name not in columns:
+            if required:
+                problems.append(f"has no column {name} (expected {expected})")
+        elif not check(columns[name]):
+            problems.append(f"column {name} is {type_text(columns[name])}, expected {expected}")
+    return problems
+
+
+def _field(t: JsonType | None, name: str) -> JsonType | None:
+    return fields_of(t).get(name) if t is not None and is_struct(t) else None
+
+
+def _is_identity_map(t: JsonType) -> bool:
+    """map<string, array<struct<id: string, primary: boolean (optional), ...>>>"""
+    if not (isinstance(t, dict) and t.get("type") == "map" and t.get("keyType") == "string"):
+        return False
+    value = t.get("valueType")
+    entry = value.get("elementType") if value is not None and is_array(value) else None
+    return _field(entry, "id") == "string" and _field(entry, "primary") in {None, "boolean"}
+
+
+def _is_memberships(t: JsonType) -> bool:
+    """map<string, map<string, struct<status: string, ...>>>"""
+    if not (isinstance(t, dict) and t.get("type") == "map" and t.get("keyType") == "string"):
+        return False
+    inner = t.get("valueType")
+    return (isinstance(inner, dict) and inner.get("type") == "map" and inner.get("keyType") == "string"
+            and _field(inner.get("valueType"), "status") == "string")
+
+
+IDENTITY_MAP_TEXT = "map<string, array<struct<id: string, primary: boolean, ...>>>"
+# Per kind of dataset: column -> (what is expected, in words; its check; whether it must be there).
+_SYSTEM_SHAPES: dict[str, dict[str, tuple[str, Callable[[JsonType], bool], bool]]] = {
+    "profile": {
+        "identityMap": (IDENTITY_MAP_TEXT, _is_identity_map, True),
+        "_ingestTime": ("timestamp", lambda t: t == "timestamp", True),
+        "segmentMembership": ("map<string, map<string, struct<status: string, lastQualificationTime: timestamp, "
+                              "...>>> (namespace -> segment id -> membership)", _is_memberships, False),
+    },
+    "event": {
+        "identityMap": (IDENTITY_MAP_TEXT, _is_identity_map, True),
+        "_ingestTime": ("timestamp", lambda t: t == "timestamp", True),
+        "timestamp": ("timestamp", lambda t: t == "timestamp", False),
+    },
+}
 
 
 def is_struct(t: JsonType) -> TypeGuard[dict[str, Any]]:

@@ -333,10 +333,12 @@ def create_job(
     request_id: str | None = None,
     *,
     schedule: ScheduleRef | None = None,
+    dry_run: bool = False,
 ) -> JobRecord:
     """Validate a create request against the config and the lake, then store it as NEW.
 
     `schedule` is for the scheduler alone (jobs.control.schedules): a request never sets it.
+    `dry_run`: make every check and return the record it would store, with id 0, storing nothing.
     Raises RequestRejected (nothing written) when the request is bad.
     """
     definition = parse_definition(body)
@@ -350,10 +352,11 @@ def create_job(
     evaluated = snapshots(definition, definitions) if evaluates else None
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()
-    return store.create(
-        lambda job_id: new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated,
-                                  schedule)
-    )
+
+    def record(job_id: int) -> JobRecord:
+        return new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated, schedule)
+
+    return record(0) if dry_run else store.create(record)
 
 
 def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str) -> JobRecord:

@@ -206,10 +206,17 @@ class RunnerLoop:
         # Kept across polls, so that each table is vacuumed at most every VACUUM_EVERY_SECONDS.
         self.schedules = ScheduleStore(config.schedule_table_path)
         self._stop = threading.Event()
+        self._started = threading.Event()  # the session is up: the loop takes jobs (readiness)
         self._thread = threading.Thread(target=self._loop, name="runner-loop", daemon=True)
 
     def _loop(self) -> None:
         runner = runner_id()
+        try:
+            self.spark()  # start the session now, so that being ready means a job starts at once
+        except Exception:
+            log.exception("runner loop: the Spark session did not start")
+            return
+        self._started.set()
         while not self._stop.is_set():
             try:
                 run_pending(self.store, self.config, spark_factory=self.spark, runner=runner, stop=self._stop,
@@ -220,6 +227,10 @@ class RunnerLoop:
 
     def start(self) -> None:
         self._thread.start()
+
+    def ready(self) -> bool:
+        """The session is up and the loop is running."""
+        return self._started.is_set() and self._thread.is_alive() and not self._stop.is_set()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

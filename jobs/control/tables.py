@@ -147,6 +147,11 @@ class DeltaRows:
         with self._lock:
             return retry_commits(attempt)
 
+    def check(self) -> None:
+        """Brings the table up to date, raising what keeps it from being read (a readiness probe's
+        question); a table not made yet is readable: its first write makes it."""
+        self._table()
+
     def _query(self, sql: str) -> list[dict[str, Any]]:
         with self._lock:
             table = self._table()

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -37,6 +38,7 @@ from jobs.spec import (
     CONFIG_VARIABLE,
     EXIT_FAILED,
     EXIT_INTERNAL,
+    EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
     Config,
     ConfigError,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("export-jobs")
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # The spark extra's modules: a command that needs them says how to install them.
 ENGINE_MODULES = ("pyspark", "delta", "py4j")
 
@@ -94,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
     create = commands.add("create", help="create a job from a JSON definition")
     create.add_argument("file", help="definition file, or - for standard input")
+    create.add_argument("--dry-run", action="store_true",
+                        help="make every check and print the record it would store; store nothing")
+    commands.add("validate", help="every check create makes, nothing stored (create --dry-run)").add_argument(
+        "file", help="definition file, or - for standard input")
+    waiting = commands.add("wait", help="wait until a job has finished; exit 0 if it SUCCEEDED, 1 if not")
+    waiting.add_argument("id", type=int)
+    waiting.add_argument("--timeout", type=float, help="give up after this many seconds (exit 75)")
+    waiting.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default: %(default)s)")
     for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
         commands.add(name, help=text).add_argument("id", type=int)
@@ -101,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     schedule.add("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
         "file", help="schedule file, or - for standard input")
     schedule.add("list", help="list schedules")
+    schedule.add("get", help="show a schedule").add_argument("id")
     schedule.add("delete", help="delete a schedule").add_argument("id")
     segment = commands.group("segment", "segment definitions (PQL)")
     segment.add("create", help="create from a definition's JSON").add_argument(
@@ -188,14 +200,31 @@ def _serve(call: Call) -> int:
 
     loop = None if call.args.no_runner else RunnerLoop(
         call.jobs, call.config, spark_factory=deployment_session(call.config, call.args.verbose))
-    serve(call.config, call.args.host, call.args.port,
-          on_startup=loop.start if loop else None, on_shutdown=loop.stop if loop else None)
+    serve(call.config, call.args.host, call.args.port, on_startup=loop.start if loop else None,
+          on_shutdown=loop.stop if loop else None, runner_ready=loop.ready if loop else None)
     return 0
 
 
 def _create(call: Call) -> int:
-    _emit(create_job(call.jobs, call.config, _read(call.args.file), call.org, call.sandbox).to_dict())
+    dry_run = call.args.command == "validate" or call.args.dry_run
+    record = create_job(call.jobs, call.config, _read(call.args.file), call.org, call.sandbox, dry_run=dry_run)
+    _emit(record.to_dict())
     return 0
+
+
+def _wait(call: Call) -> int:
+    """Polls the job table, which every runner writes, so it waits for a job run anywhere."""
+    deadline = None if call.args.timeout is None else time.monotonic() + call.args.timeout
+    while True:
+        record = call.jobs.get(call.args.id, call.org, call.sandbox)
+        if record.status in FINISHED:
+            _emit(record.to_dict())
+            return 0 if record.status is JobStatus.SUCCEEDED else EXIT_FAILED
+        if deadline is not None and time.monotonic() >= deadline:
+            log.error("job %d is still %s after %g s", record.id, record.status.value, call.args.timeout)
+            _emit(record.to_dict())
+            return EXIT_TIMEOUT
+        time.sleep(max(0.05, call.args.interval))
 
 
 def _get(call: Call) -> int:
@@ -260,6 +289,8 @@ def _schedule(call: Call) -> int:
         _emit(create_schedule(schedules, call.config, _read(args.file), call.org, call.sandbox).to_dict())
     elif args.action == "list":
         _emit([s.to_dict() for s in schedules.list(call.org, call.sandbox)])
+    elif args.action == "get":
+        _emit(schedules.get(args.id, call.org, call.sandbox).to_dict())
     else:
         schedules.delete(args.id, call.org, call.sandbox)
     return 0
@@ -271,8 +302,9 @@ def _config(call: Call) -> int:
 
 
 COMMANDS: dict[str, Callable[[Call], int]] = {
-    "serve": _serve, "create": _create, "get": _get, "list": _list, "cancel": _cancel, "run": _run,
-    "run-pending": _run_pending, "peek": _peek, "segment": _segment, "schedule": _schedule, "config": _config,
+    "serve": _serve, "create": _create, "validate": _create, "wait": _wait, "get": _get, "list": _list,
+    "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek, "segment": _segment,
+    "schedule": _schedule, "config": _config,
 }
 
 

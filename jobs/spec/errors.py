@@ -27,6 +27,7 @@ EXIT_LAKE = 6  # the lake does not match the config (422)
 EXIT_CONFIG = 7  # the config file is missing or invalid
 EXIT_UNAVAILABLE = 69  # something to fetch could not be had (sysexits' EX_UNAVAILABLE): setup-jars
 EXIT_INTERNAL = 70  # a bug of ours (sysexits' EX_SOFTWARE): the log has the traceback
+EXIT_TIMEOUT = 75  # `wait --timeout` ran out before the job finished (sysexits' EX_TEMPFAIL: try again)
 
 
 class Problem(BaseModel):

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 
 import jobs.shells.cli as cli
+from jobs.control import JobStore, create_job
 from jobs.engine import delta_coordinates, fetch_jars, jar_file_name
 from jobs.engine.jars import jar_settings
 from jobs.spec import (
     EXIT_CONFIG,
+    EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_NOT_FOUND,
+    EXIT_REJECTED,
+    EXIT_TIMEOUT,
     EXIT_USAGE,
     ConfigError,
     find_config,
@@ -191,3 +195,43 @@ def test_the_commands_that_need_no_spark_run_without_the_spark_extra(conf, confi
     created = run("create", "-", stdin=json.dumps(job))
     ran = run("run", str(json.loads(created.stdout)["id"]))
     assert ran.returncode == 69 and "pip install 'segment-export-jobs[spark]'" in ran.stderr
+
+
+def _job(config) -> dict:
+    return {"destination": {"datasetId": config.destination_datasets[0].id},
+            "schema": {"name": config.destination_datasets[0].schema_name}}
+
+
+@pytest.mark.parametrize("argv", [["validate", "{file}"], ["create", "--dry-run", "{file}"]])
+def test_validate_makes_every_check_and_stores_nothing(conf, config, capsys, tmp_path, argv):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(_job(config)))
+    bad.write_text(json.dumps(dict(_job(config), fields="nope.missing", destination={"datasetId": "nowhere"})))
+    assert cli.main(["--conf", str(conf), *[a.format(file=good) for a in argv]]) == 0
+    would = json.loads(capsys.readouterr().out)
+    assert (would["id"], would["status"], would["mergePolicy"]["id"]) == (0, "NEW", config.default_policy().id)
+    assert cli.main(["--conf", str(conf), *[a.format(file=bad) for a in argv]]) == EXIT_REJECTED
+    assert {e["path"] for e in json.loads(capsys.readouterr().out)["errors"]} == {"fields", "destination.datasetId"}
+    assert JobStore(config.job_table_path).list(config.default_org, config.default_sandbox) == []
+
+
+def test_wait_exits_by_the_jobs_status_or_on_its_timeout(conf, config, capsys):
+    store = JobStore(config.job_table_path)
+    created = create_job(store, config, _job(config), config.default_org, config.default_sandbox)
+    assert cli.main(["--conf", str(conf), "wait", str(created.id), "--timeout", "0.2", "--interval", "0.05"]) \
+        == EXIT_TIMEOUT
+    assert json.loads(capsys.readouterr().out)["status"] == "NEW"
+    store.replace(created.updated(status="CANCELLED"), [created.status])
+    assert cli.main(["--conf", str(conf), "wait", str(created.id)]) == EXIT_FAILED
+    assert json.loads(capsys.readouterr().out)["status"] == "CANCELLED"
+    assert cli.main(["--conf", str(conf), "wait", "999"]) == EXIT_NOT_FOUND
+
+
+def test_schedule_get(conf, config, capsys, tmp_path):
+    body = tmp_path / "schedule.json"
+    body.write_text(json.dumps({"cron": "0 * * * *", "incremental": True, "job": _job(config)}))
+    assert cli.main(["--conf", str(conf), "schedule", "create", str(body)]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert cli.main(["schedule", "get", created["id"], "--conf", str(conf)]) == 0
+    assert json.loads(capsys.readouterr().out) == created
+    assert cli.main(["--conf", str(conf), "schedule", "get", "no-such-schedule"]) == EXIT_NOT_FOUND

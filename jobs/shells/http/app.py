@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from jobs.control import JobStore, ScheduleStore, SegmentStore
 from jobs.shells.http.errors import ANSWERS
+from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
 from jobs.shells.http.openapi import openapi_document
 from jobs.shells.http.schedules import schedules
@@ -30,7 +31,9 @@ from jobs.spec import Config
 log = logging.getLogger("export-jobs.api")
 
 
-def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
+def create_app(config: Config, store: JobStore | None = None,
+               runner_ready: Callable[[], bool] | None = None) -> FastAPI:
+    """The API; `runner_ready` says whether `serve`'s runner of NEW jobs is up (/readyz), None without one."""
     if not config.tenants:
         log.warning("the config declares no [[tenants]]: every request will be refused (401)")
     app = FastAPI(
@@ -42,6 +45,8 @@ def create_app(config: Config, store: JobStore | None = None) -> FastAPI:
     app.state.jobs = store or JobStore(config.job_table_path)
     app.state.schedules = ScheduleStore(config.schedule_table_path)
     app.state.segments = SegmentStore(config.segment_table_path)
+    app.state.runner_ready = runner_ready
+    app.include_router(probes)
     app.include_router(export_jobs)
     app.include_router(segment_definitions)
     app.include_router(schedules)
@@ -59,10 +64,11 @@ def make_server(
     on_shutdown: Callable[[], None] | None = None,
     store: JobStore | None = None,
     log_level: str = "info",
+    runner_ready: Callable[[], bool] | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for the API; the hooks run when it starts and when it stops
-    (e.g. to start and stop a background runner of NEW jobs)."""
-    app = create_app(config, store)
+    (e.g. to start and stop a background runner of NEW jobs, whose `ready` /readyz asks)."""
+    app = create_app(config, store, runner_ready)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -84,9 +90,10 @@ def serve(
     port: int = 8080,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    runner_ready: Callable[[], bool] | None = None,
 ) -> None:
     """Serve the API until interrupted (Ctrl-C or SIGTERM)."""
-    make_server(config, host, port, on_startup, on_shutdown).run()
+    make_server(config, host, port, on_startup, on_shutdown, runner_ready=runner_ready).run()
 
 
 @contextmanager

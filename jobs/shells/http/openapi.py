@@ -39,13 +39,15 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
             doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"] = body
         # Parameter errors are 400 problem documents here, never FastAPI's 422 HTTPValidationError.
         for operation in (op for item in doc["paths"].values() for op in item.values()):
-            # FastAPI lists each security dependency as an alternative; both are required.
-            operation["security"] = [{k: v for req in operation["security"] for k, v in req.items()}]
+            # FastAPI lists each security dependency as an alternative; both are required (the probes
+            # take none).
+            if "security" in operation:
+                operation["security"] = [{k: v for req in operation["security"] for k, v in req.items()}]
             responses = operation["responses"]
             if "HTTPValidationError" in str(responses.get("422")):
                 del responses["422"]
             for code, response in responses.items():
-                if int(code) >= 400:
+                if int(code) >= 400 and "content" in response:  # /readyz's 503 is its own body
                     response["content"] = {PROBLEM_MEDIA_TYPE: response["content"]["application/json"]}
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)

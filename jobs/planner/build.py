@@ -42,6 +42,7 @@ from jobs.spec import (
     SegmentDefinition,
     SegmentSnapshot,
     UnknownPath,
+    did_you_mean,
     merge_leaves,
     parse_field_list,
     pql,
@@ -131,7 +132,8 @@ def resolve(definition: JobDefinition, config: Config,
         declared = ", ".join(d.id for d in config.destination_datasets) or "none in this org and sandbox"
         problems.append(Problem(
             path="destination.datasetId",
-            message=f"unknown dataset {definition.destination.dataset_id!r}; declared: {declared}",
+            message=f"unknown dataset {definition.destination.dataset_id!r}; declared: {declared}"
+                    + did_you_mean(definition.destination.dataset_id, [d.id for d in config.destination_datasets]),
         ))
     elif definition.schema_.name != destination.schema_name:
         problems.append(Problem(

@@ -8,9 +8,11 @@ returns, so both shells read an error the same way. A rejected request lists eve
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Sequence
+import typing
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -158,15 +160,41 @@ def json_path(loc: tuple[int | str, ...]) -> str:
 _INTERNAL_TAG = re.compile(r"^function-(before|after|wrap|plain)\[")
 
 
-def problems_from(error: ValidationError) -> list[Problem]:
+def problems_from(error: ValidationError, model: type[BaseModel] | None = None) -> list[Problem]:
+    """Every problem of a request; an unknown key of `model` (or of a model inside it) comes with the
+    closest key it has, if one is close."""
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(p for p in item["loc"] if isinstance(p, int) or not _INTERNAL_TAG.match(p))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]) if model else [])
         problems.append(Problem(path=json_path(loc), message=message))
     return problems
+
+
+def did_you_mean(given: str, known: Iterable[str]) -> str:
+    """"; did you mean 'x'?" for the closest of `known`, or "" when none is close."""
+    close = difflib.get_close_matches(given, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys (aliases) of the model found at `loc` inside `model`, following nested models."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = next((f for name, f in current.model_fields.items() if (f.alias or name) == part), None)
+        current = _model_in(field.annotation) if field is not None else None
+    return [] if current is None else [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, through Optional, lists and unions."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, typing.get_args(annotation)) if m is not None), None)
 
 
 def json_object(body: str | bytes) -> dict[str, Any]:

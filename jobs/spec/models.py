@@ -39,7 +39,7 @@ class Strict(Model):
         try:
             return cls.model_validate(body if isinstance(body, dict) else json_object(body))
         except ValidationError as err:
-            raise RequestRejected(problems_from(err)) from None
+            raise RequestRejected(problems_from(err, cls)) from None
 
 
 class Record(Model):

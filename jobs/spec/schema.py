@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from jobs.spec.errors import LakeError
+from jobs.spec.errors import LakeError, did_you_mean
 
 JsonType = str | dict[str, Any]
 
@@ -241,7 +241,8 @@ def _select(selection: dict, struct: dict[str, Any], path: tuple[str, ...], full
     name, rest = path[0], path[1:]
     fields = fields_of(struct)
     if name not in fields:
-        raise UnknownPath(full, f"does not exist in the profile schema: no field {name!r} here")
+        raise UnknownPath(full, f"does not exist in the profile schema: no field {name!r} here"
+                                + did_you_mean(name, fields))
     t = fields[name]
     if is_struct(t):
         if selection.get(name) is True:

@@ -25,8 +25,10 @@ from jobs.spec import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
     ConfigError,
+    RequestRejected,
     find_config,
     load_config,
+    parse_definition,
     shown_settings,
 )
 from sample_lake import sample_config, token_sha256
@@ -235,3 +237,20 @@ def test_schedule_get(conf, config, capsys, tmp_path):
     assert cli.main(["schedule", "get", created["id"], "--conf", str(conf)]) == 0
     assert json.loads(capsys.readouterr().out) == created
     assert cli.main(["--conf", str(conf), "schedule", "get", "no-such-schedule"]) == EXIT_NOT_FOUND
+
+
+def test_close_matches_are_suggested_for_unknown_keys_datasets_and_fields(config):
+    with pytest.raises(RequestRejected) as keys:
+        parse_definition({"feilds": "x", "destination": {"datasetId": "a", "segmentPerBach": True},
+                          "schema": {"name": "s"}})
+    assert {(p.path, p.message) for p in keys.value.problems} == {
+        ("feilds", "unknown key; did you mean 'fields'?"),
+        ("destination.segmentPerBach", "unknown key; did you mean 'segmentPerBatch'?")}
+    destination = config.destination_datasets[0]
+    body = {"fields": "persn.name", "destination": {"datasetId": destination.id[:-1] + "x"},
+            "schema": {"name": destination.schema_name}}
+    with pytest.raises(RequestRejected) as values:
+        create_job(JobStore(config.job_table_path), config, body, config.default_org, config.default_sandbox)
+    messages = {p.path: p.message for p in values.value.problems}
+    assert messages["destination.datasetId"].endswith(f"; did you mean {destination.id!r}?")
+    assert messages["fields"].endswith("no field 'persn' here; did you mean 'person'?")

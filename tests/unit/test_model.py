@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic.alias_generators import to_camel
 
 from jobs.spec.errors import RequestRejected, json_path
 from jobs.spec.jobs import JobDefinition, SegmentStatus, parse_definition, parse_field_list
@@ -290,7 +291,7 @@ def test_unknown_top_level_key_rejected():
 def test_unknown_nested_key_rejected_with_full_path():
     request = body(filter={"segments": [{"segmentId": "s1", "segmentNamespace": "ups"}]})
 
-    assert only_problem(request) == ("filter.segments[0].segmentNamespace", "unknown key")
+    assert only_problem(request) == ("filter.segments[0].segmentNamespace", "unknown key; did you mean 'segmentNs'?")
 
 
 @pytest.mark.parametrize(
@@ -302,8 +303,9 @@ def test_unknown_nested_key_rejected_with_full_path():
     ],
 )
 def test_snake_case_key_rejected_as_unknown(request_body, path):
-    # camelCase only on the wire (exactly the seed's keys).
-    assert (path, "unknown key") in problems(request_body)
+    # camelCase only on the wire (exactly the seed's keys); the camelCase key is suggested.
+    assert [m for p, m in problems(request_body) if p == path] == [
+        f"unknown key; did you mean {to_camel(path.rsplit('.', 1)[-1]).rstrip('_')!r}?"]
 
 
 def test_unknown_key_containing_brackets_is_reported_at_its_path():

@@ -66,7 +66,8 @@ def test_another_tenants_destination_is_refused_as_one_that_does_not_exist(confi
     tenants = (("acme@Org", "prod", "acme_audience"), ("acme@Org", "dev", none), ("demo@Org", "dev", none))
     for org, sandbox, own in tenants:
         problems = rejected(lambda o=org, s=sandbox: create_job(store, config, JOB, o, s))
-        assert problems["destination.datasetId"] == f"unknown dataset 'audience'; declared: {own}"
+        suggested = f"; did you mean {own!r}?" if own != none else ""  # only a dataset of its own
+        assert problems["destination.datasetId"] == f"unknown dataset 'audience'; declared: {own}{suggested}"
     schedules = ScheduleStore(config.schedule_table_path)
     problems = rejected(lambda: create_schedule(schedules, config, {"cron": "@daily", "job": JOB}, "acme@Org", "prod"))
     assert "job.destination.datasetId" in problems

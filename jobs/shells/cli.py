@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,8 +203,10 @@ def _serve(call: Call) -> int:
 
     loop = None if call.args.no_runner else RunnerLoop(
         call.jobs, call.config, spark_factory=deployment_session(call.config, call.args.verbose))
+    # uvicorn turns SIGTERM into a shutdown: the loop claims no more jobs and its running one has the grace.
     serve(call.config, call.args.host, call.args.port, on_startup=loop.start if loop else None,
-          on_shutdown=loop.stop if loop else None, runner_ready=loop.ready if loop else None)
+          on_shutdown=(lambda: loop.stop(call.config.shutdown_grace_seconds)) if loop else None,
+          runner_ready=loop.ready if loop else None)
     return 0
 
 
@@ -256,9 +261,28 @@ def _run(call: Call) -> int:
 def _run_pending(call: Call) -> int:
     from jobs.control import run_pending
 
-    records = run_pending(call.jobs, call.config, call.args.max, spark_factory=lambda: call.session("export-jobs"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: _stop_claiming(stop, call.config.shutdown_grace_seconds))
+    records = run_pending(call.jobs, call.config, call.args.max, spark_factory=lambda: call.session("export-jobs"),
+                          stop=stop)
     _emit([r.to_dict() for r in records])
     return 0 if all(r.status is JobStatus.SUCCEEDED for r in records) else EXIT_FAILED
+
+
+def _stop_claiming(stop: threading.Event, grace: float) -> None:
+    """SIGTERM (a container stopping): claim no more jobs, and give the running one `grace` seconds."""
+    log.warning("SIGTERM: claiming no more jobs; a running job has %g s (shutdownGraceSeconds) to finish", grace)
+    stop.set()
+    timer = threading.Timer(grace, _give_up, args=(grace,))
+    timer.daemon = True
+    timer.start()
+
+
+def _give_up(grace: float) -> None:
+    log.error("the running job did not finish within %g s of SIGTERM: exiting; its lease runs out and another "
+              "runner takes it back", grace)
+    logging.shutdown()
+    os._exit(EXIT_TIMEOUT)
 
 
 def _peek(call: Call) -> int:

@@ -100,6 +100,9 @@ class Config(ConfModel):
     # A runner renews its lease on a running job this often (a third of it); a job whose
     # lease ran out is taken back: FAILED, or NEW again up to lostJobRetries times.
     lease_seconds: float = Field(default=30.0, gt=0)
+    # On SIGTERM, `run-pending` and `serve` claim no more jobs and give the running one this long to
+    # finish; then they exit, and its lease runs out, so that another runner takes it back.
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     lost_job_retries: int = Field(default=0, ge=0)
     # The job and schedule tables keep the files of their versions of the last this many hours
     # (for their readers, and time travel); older files are deleted between jobs.

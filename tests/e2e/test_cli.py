@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from jobs.spec import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_USAGE, load_config
+from jobs.control import JobStore
+from jobs.spec import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_USAGE, JobStatus, load_config
 
 from ..reference import read_rows
 
@@ -119,3 +122,28 @@ def test_per_segment_job_through_the_cli_writes_one_batch_per_segment(deployment
     assert {b["segmentId"]: per_batch[b["batchId"]] for b in batches} == counter
     assert all(counter.values())
     assert ran["metrics"]["totalExportedProfileCounter"] == len(keys)
+
+
+def test_sigterm_lets_run_pending_finish_its_job_and_claim_no_more(deployment):
+    """A container stopping: the running job ends SUCCEEDED, the next stays NEW for another runner, exit 0."""
+    deployment.write_text("shutdownGraceSeconds = 600\n" + deployment.read_text())  # however slow the machine
+    ids = []
+    for _ in range(2):
+        code, out, err = cli(deployment, "create", "-", stdin=json.dumps(JOB))
+        assert code == 0, err
+        ids.append(json.loads(out)["id"])
+    runner = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(deployment), "run-pending"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config = load_config(deployment)
+    store = JobStore(config.job_table_path)
+    deadline = time.monotonic() + 300
+    while store.get(ids[0], config.default_org, config.default_sandbox).status is JobStatus.NEW:
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.2)
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=300)
+    assert runner.returncode == 0, err
+    assert "SIGTERM: claiming no more jobs" in err
+    assert [r["id"] for r in json.loads(out)] == [ids[0]]
+    statuses = [store.get(i, config.default_org, config.default_sandbox).status for i in ids]
+    assert statuses == [JobStatus.SUCCEEDED, JobStatus.NEW]

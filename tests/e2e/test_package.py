@@ -100,3 +100,12 @@ def test_setup_jars_then_a_job_runs_in_the_installed_package(venv, deployment, t
     config = load_config(deployment)
     rows = read_rows(config.resolve(config.destination_datasets[0].path))
     assert len(rows) == ran["metrics"]["totalExportedProfileCounter"] > 0
+
+
+def test_the_dockerfile_builds_where_a_container_engine_runs():
+    engine = shutil.which("docker")
+    if engine is None or subprocess.run([engine, "info"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("no container engine runs on this machine (`docker info` failed): conf/examples/Dockerfile "
+                    "was not built; tests/unit/test_examples.py checks what it copies and runs")
+    run(engine, "build", "--quiet", "-f", "conf/examples/Dockerfile", "-t", "export-jobs:test", ".", cwd=ROOT)
+    assert run(engine, "run", "--rm", "export-jobs:test", "--version").startswith("export-jobs 0.1.0")

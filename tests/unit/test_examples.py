@@ -7,10 +7,10 @@ import json
 import tomllib
 from pathlib import Path
 
+import yaml
 from packaging.requirements import Requirement
 
-from jobs.engine import delta_coordinates
-from jobs.spec import pql
+from jobs.spec import ENVIRONMENT_OVERRIDES, pql
 from jobs.spec.jobs import parse_definition
 from jobs.spec.segments import SegmentRequest
 
@@ -28,21 +28,41 @@ def _submit_arguments(args: list[str]) -> None:
     assert namespace.command == "run-pending" or namespace.job_id is not None
 
 
-def test_airflow_dag_parses_and_submits_the_entry_point_with_the_jars():
+def test_airflow_dag_runs_scripts_submit_with_arguments_the_entry_point_takes():
     tree = ast.parse((EXAMPLES / "airflow_export_dag.py").read_text())
     call = next(n for n in ast.walk(tree)
-                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SparkSubmitOperator")
-    keywords = {k.arg: k.value for k in call.keywords}
-    assert ast.unparse(keywords["application"]).endswith("/jobs/submit.py'")
-    assert (ROOT / "jobs" / "submit.py").exists()
-    application_args = keywords["application_args"]
-    assert isinstance(application_args, ast.List)
-    args = [ast.literal_eval(e) if isinstance(e, ast.Constant) else "export.toml" for e in application_args.elts]
-    _submit_arguments(args)
-    jars = ast.unparse(keywords["jars"])
-    for coordinate in delta_coordinates():
-        _, artifact, version = coordinate.split(":")
-        assert f"{artifact}-{version}.jar" in jars
+                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "BashOperator")
+    command = ast.unparse({k.arg: k.value for k in call.keywords}["bash_command"])
+    words = command.strip("f'").split()
+    assert words[0] == "{HOME}/scripts/submit" and (ROOT / "scripts" / "submit").exists()
+    _submit_arguments([w.replace("{HOME}/", "") for w in words[words.index("--") + 1:]])
+    assert ".jar" not in command and ".zip" not in command  # scripts/submit finds and builds them
+
+
+def _cli_accepts(argv: list[str]) -> None:
+    from jobs.shells.cli import _parser
+
+    _parser().parse_args(argv)
+
+
+def test_the_dockerfile_copies_what_exists_and_runs_commands_the_cli_takes():
+    lines = (EXAMPLES / "Dockerfile").read_text().splitlines()
+    for line in (x for x in lines if x.startswith("COPY ")):
+        assert all((ROOT / source).exists() for source in line.split()[1:-1]), line
+    run = " ".join(x for x in lines if "setup-jars" in x)
+    assert "export-jobs setup-jars --dir" in run and "-c scripts/constraints.txt '.[spark]'" in "\n".join(lines)
+    [cmd] = [json.loads(x.removeprefix("CMD ")) for x in lines if x.startswith("CMD ")]
+    _cli_accepts(cmd)
+    assert 'EXPORT_JOBS_DELTA_JARS=provided' in "\n".join(lines)
+
+
+def test_the_compose_file_builds_the_dockerfile_and_serves_a_mounted_config():
+    compose = yaml.safe_load((EXAMPLES / "compose.yaml").read_text())["services"]["export-jobs"]
+    assert (EXAMPLES / compose["build"]["context"] / compose["build"]["dockerfile"]).resolve() == (
+        EXAMPLES / "Dockerfile").resolve()
+    _cli_accepts(compose["command"])
+    assert "/etc/export-jobs/export.toml" in " ".join(compose["volumes"])
+    assert set(compose["environment"]) <= set(ENVIRONMENT_OVERRIDES)
 
 
 def test_databricks_job_runs_the_submit_entry_point():

@@ -37,6 +37,7 @@ from jobs.control import (
 )
 from jobs.shells.logs import setup_logging
 from jobs.shells.peek import peek
+from jobs.shells.table_output import TABLES
 from jobs.spec import (
     CONFIG_VARIABLE,
     EXIT_FAILED,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("export-jobs")
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command its reader stopped reading (128 + SIGPIPE)
 # The spark extra's modules: a command that needs them says how to install them.
 ENGINE_MODULES = ("pyspark", "delta", "py4j")
 
@@ -108,29 +110,30 @@ def _parser() -> argparse.ArgumentParser:
     waiting.add_argument("id", type=int)
     waiting.add_argument("--timeout", type=float, help="give up after this many seconds (exit 75)")
     waiting.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default: %(default)s)")
-    for name, text in (("get", "show a job"), ("run", "run a NEW job now, on the configured Spark master"),
+    _output(commands.add("get", help="show a job")).add_argument("id", type=int)
+    for name, text in (("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
         commands.add(name, help=text).add_argument("id", type=int)
     schedule = commands.group("schedule", "recurring exports")
     schedule.add("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
         "file", help="schedule file, or - for standard input")
-    schedule.add("list", help="list schedules")
-    schedule.add("get", help="show a schedule").add_argument("id")
+    _output(schedule.add("list", help="list schedules"))
+    _output(schedule.add("get", help="show a schedule")).add_argument("id")
     schedule.add("delete", help="delete a schedule").add_argument("id")
     segment = commands.group("segment", "segment definitions (PQL)")
     segment.add("create", help="create from a definition's JSON").add_argument(
         "file", help="definition file, or - for standard input")
-    listed = segment.add("list", help="list definitions, newest first")
+    listed = _output(segment.add("list", help="list definitions, newest first"))
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
-    segment.add("get", help="show a definition").add_argument("id")
+    _output(segment.add("get", help="show a definition")).add_argument("id")
     update = segment.add("update", help="change name, description, expression or mergePolicyId")
     update.add_argument("id")
     update.add_argument("file", help="a partial definition's JSON, or - for standard input")
     segment.add("delete", help="delete a definition no other one uses").add_argument("id")
     pending = commands.add("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
-    listing = commands.add("list", help="list jobs, newest first")
+    listing = _output(commands.add("list", help="list jobs, newest first"))
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
@@ -151,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument("--output", choices=("json", "table"),
+                         help="json (the default when piped) or table (the default on a terminal)")
+    return command
+
+
 def versions() -> str:
     """This package's version and the engine's it runs on (pyspark is an extra: it may be absent)."""
     found = []
@@ -164,6 +173,15 @@ def versions() -> str:
 
 def _emit(value: Any) -> None:
     print(json.dumps(value, indent=2))
+
+
+def _show(call: Call, command: str, value: Any) -> None:
+    """A read command's answer: JSON for scripts (piped), a table for people (a terminal), or as --output says."""
+    output = call.args.output or ("table" if sys.stdout.isatty() else "json")
+    if output == "table":
+        print(TABLES[command](value))
+    else:
+        _emit(value)
 
 
 def _read(file: str) -> str:
@@ -233,13 +251,13 @@ def _wait(call: Call) -> int:
 
 
 def _get(call: Call) -> int:
-    _emit(call.jobs.get(call.args.id, call.org, call.sandbox).to_dict())
+    _show(call, "get", call.jobs.get(call.args.id, call.org, call.sandbox).to_dict())
     return 0
 
 
 def _list(call: Call) -> int:
     status = JobStatus(call.args.status) if call.args.status else None
-    _emit(list_jobs(call.jobs, call.org, call.sandbox, call.args.limit, call.args.offset, status))
+    _show(call, "list", list_jobs(call.jobs, call.org, call.sandbox, call.args.limit, call.args.offset, status))
     return 0
 
 
@@ -294,9 +312,9 @@ def _segment(call: Call) -> int:
     if args.action == "create":
         _emit(create_segment(store, call.config, _read(args.file), call.org, call.sandbox).to_dict())
     elif args.action == "list":
-        _emit(list_segments(store, call.org, call.sandbox, args.limit, args.offset))
+        _show(call, "segment list", list_segments(store, call.org, call.sandbox, args.limit, args.offset))
     elif args.action == "get":
-        _emit(store.get(args.id, call.org, call.sandbox).to_dict())
+        _show(call, "segment get", store.get(args.id, call.org, call.sandbox).to_dict())
     elif args.action == "update":
         _emit(update_segment(store, call.config, args.id, _read(args.file), call.org, call.sandbox).to_dict())
     else:
@@ -312,9 +330,9 @@ def _schedule(call: Call) -> int:
     if args.action == "create":
         _emit(create_schedule(schedules, call.config, _read(args.file), call.org, call.sandbox).to_dict())
     elif args.action == "list":
-        _emit([s.to_dict() for s in schedules.list(call.org, call.sandbox)])
+        _show(call, "schedule list", [s.to_dict() for s in schedules.list(call.org, call.sandbox)])
     elif args.action == "get":
-        _emit(schedules.get(args.id, call.org, call.sandbox).to_dict())
+        _show(call, "schedule get", schedules.get(args.id, call.org, call.sandbox).to_dict())
     else:
         schedules.delete(args.id, call.org, call.sandbox)
     return 0
@@ -378,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s: this command runs Spark; install the engine with pip install 'segment-export-jobs[spark]', "
                   "or run it where the platform provides pyspark and delta-spark", err)
         return EXIT_UNAVAILABLE
+    except BrokenPipeError:  # `export-jobs list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception:
         return _internal_error()
 

@@ -254,3 +254,33 @@ def test_close_matches_are_suggested_for_unknown_keys_datasets_and_fields(config
     messages = {p.path: p.message for p in values.value.problems}
     assert messages["destination.datasetId"].endswith(f"; did you mean {destination.id!r}?")
     assert messages["fields"].endswith("no field 'persn' here; did you mean 'person'?")
+
+
+def test_read_commands_print_a_table_for_people_and_json_when_piped(conf, config, capsys, monkeypatch):
+    store = JobStore(config.job_table_path)
+    created = create_job(store, config, _job(config), config.default_org, config.default_sandbox)
+    assert cli.main(["--conf", str(conf), "list"]) == 0  # piped (captured): JSON
+    assert json.loads(capsys.readouterr().out)["records"][0]["id"] == created.id
+    assert cli.main(["--conf", str(conf), "list", "--output", "table"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "STATUS", "CREATED", "(UTC)", "DESTINATION", "EXPORTED", "TIME", "ERRORS"]
+    assert row.split()[:2] == [str(created.id), "NEW"] and row.split()[-1] == "0"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal: a table unless --output json
+    assert cli.main(["--conf", str(conf), "get", str(created.id)]) == 0
+    shown = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert shown["status"].strip() == "NEW" and shown["merge policy"].strip() == f"{config.default_policy().id} v1"
+    destination = config.destination_datasets[0].id
+    assert shown["destination"].strip() == f"{destination} (batches: {created.destination.batch_id})"
+    assert cli.main(["--conf", str(conf), "get", str(created.id), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == created.id
+
+
+def test_a_list_table_names_the_next_pages_cursor(conf, config, capsys):
+    store = JobStore(config.job_table_path)
+    for _ in range(3):
+        create_job(store, config, _job(config), config.default_org, config.default_sandbox)
+    assert cli.main(["--conf", str(conf), "list", "--limit", "2", "--output", "table"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("next page: --offset ")
+    assert cli.main(["--conf", str(conf), "list", "--limit", "2", "--offset", last.split()[-1]]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)["records"]] == [1]

@@ -36,7 +36,7 @@ from jobs.control.tables import (
     retry_commits,
     tenant,
 )
-from jobs.planner import check_job, snapshots
+from jobs.planner import build_plan, check_job, explain_plan, input_versions, snapshots
 from jobs.spec import (
     Batch,
     Config,
@@ -357,6 +357,16 @@ def create_job(
         return new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated, schedule)
 
     return record(0) if dry_run else store.create(record)
+
+
+def explain_job(store: JobStore, config: Config, body: str | bytes | dict[str, Any], org: str,
+                sandbox: str) -> dict[str, Any]:
+    """What a job would read and do (`export-jobs explain`): every check `create` makes, then its plan
+    described, with the Delta version of each dataset as a first run would fix it; nothing is written."""
+    record = create_job(store, config, body, org, sandbox, dry_run=True)
+    plan = build_plan(record, config, store.deployment(config.deployment))
+    return {"mergePolicy": record.merge_policy.model_dump(by_alias=True),
+            **explain_plan(plan, input_versions(config.for_tenant(org, sandbox)))}
 
 
 def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str) -> JobRecord:

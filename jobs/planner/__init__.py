@@ -17,6 +17,9 @@ from jobs.planner.build import (
     snapshots,
     stitch_plan,
 )
+from jobs.planner.explain import (
+    explain_plan,
+)
 from jobs.planner.lake import (
     Schemas,
     event_sources,
@@ -53,6 +56,7 @@ __all__ = [
     "evaluation_problems",
     "event_plan",
     "event_sources",
+    "explain_plan",
     "input_versions",
     "merged_schema",
     "pinned",

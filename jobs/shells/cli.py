@@ -31,6 +31,7 @@ from jobs.control import (
     create_segment,
     delete_segment,
     evaluations_of,
+    explain_job,
     list_jobs,
     list_segments,
     update_segment,
@@ -106,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="make every check and print the record it would store; store nothing")
     commands.add("validate", help="every check create makes, nothing stored (create --dry-run)").add_argument(
         "file", help="definition file, or - for standard input")
+    commands.add("explain", help="the datasets and versions a job would read, and what it would do; nothing written"
+                 ).add_argument("file", help="definition file, or - for standard input")
     waiting = commands.add("wait", help="wait until a job has finished; exit 0 if it SUCCEEDED, 1 if not")
     waiting.add_argument("id", type=int)
     waiting.add_argument("--timeout", type=float, help="give up after this many seconds (exit 75)")
@@ -235,6 +238,11 @@ def _create(call: Call) -> int:
     return 0
 
 
+def _explain(call: Call) -> int:
+    _emit(explain_job(call.jobs, call.config, _read(call.args.file), call.org, call.sandbox))
+    return 0
+
+
 def _wait(call: Call) -> int:
     """Polls the job table, which every runner writes, so it waits for a job run anywhere."""
     deadline = None if call.args.timeout is None else time.monotonic() + call.args.timeout
@@ -344,8 +352,8 @@ def _config(call: Call) -> int:
 
 
 COMMANDS: dict[str, Callable[[Call], int]] = {
-    "serve": _serve, "create": _create, "validate": _create, "wait": _wait, "get": _get, "list": _list,
-    "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek, "segment": _segment,
+    "serve": _serve, "create": _create, "validate": _create, "explain": _explain, "wait": _wait, "get": _get,
+    "list": _list, "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek, "segment": _segment,
     "schedule": _schedule, "config": _config,
 }
 

@@ -284,3 +284,19 @@ def test_a_list_table_names_the_next_pages_cursor(conf, config, capsys):
     assert last.startswith("next page: --offset ")
     assert cli.main(["--conf", str(conf), "list", "--limit", "2", "--offset", last.split()[-1]]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)["records"]] == [1]
+
+
+def test_explain_names_what_a_job_would_read_and_do_and_stores_nothing(conf, config, capsys, tmp_path):
+    body = tmp_path / "job.json"
+    body.write_text(json.dumps(dict(_job(config), fields="person.name",
+                                    filter={"segments": [{"segmentId": "s1", "status": ["exited"]}]})))
+    assert cli.main(["--conf", str(conf), "explain", str(body)]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert [(p["datasetId"], p["version"]) for p in explained["reads"]["profiles"]] == [
+        (d.id, 0) for d in config.profile_datasets]  # the empty tables' first version
+    assert explained["filter"]["segments"] == [{"segmentNs": "ups", "segmentId": "s1", "status": ["exited"]}]
+    assert explained["fields"] == ["person.name"]
+    assert explained["destination"] == {"path": config.resolve(config.destination_datasets[0].path),
+                                        "segmentPerBatch": False, "batches": 1}
+    assert explained["steps"][-1] == "write 1 batch(es) to the destination in one Delta commit"
+    assert JobStore(config.job_table_path).list(config.default_org, config.default_sandbox) == []

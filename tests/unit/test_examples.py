@@ -90,3 +90,9 @@ def test_example_segment_and_evaluating_job_are_valid():
     job = parse_definition((EXAMPLES / "evaluating-job.json").read_text())
     assert job.evaluation_info.segmentation and job.filter.segments is not None
     assert job.filter.segments[0].segment_id == "SEGMENT_ID"
+
+
+def test_the_examples_readme_lists_every_example():
+    listed = (EXAMPLES / "README.md").read_text()
+    files = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "README.md")
+    assert [f for f in files if f"`{f}`" not in listed] == []

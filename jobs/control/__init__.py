@@ -31,8 +31,10 @@ from jobs.control.leases import (
 )
 from jobs.control.pages import (
     JOB_CURSOR,
+    SCHEDULE_CURSOR,
     SEGMENT_CURSOR,
     CursorFormat,
+    cursor_page,
     page_document,
 )
 from jobs.control.schedules import (
@@ -45,6 +47,7 @@ from jobs.control.schedules import (
     create_schedule,
     evaluations_of,
     incremental_window,
+    list_schedules,
     previous_run_active,
 )
 from jobs.control.segments import (
@@ -101,6 +104,7 @@ __all__ = [
     "LostJob",
     "RunnerLoop",
     "SCHEDULE_TABLE_SCHEMA",
+    "SCHEDULE_CURSOR",
     "SEGMENT_CURSOR",
     "SEGMENT_TABLE_SCHEMA",
     "ScheduleNotFound",
@@ -133,12 +137,14 @@ __all__ = [
     "job_error",
     "job_row",
     "list_jobs",
+    "list_schedules",
     "list_segments",
     "literal",
     "lost_runner_error",
     "new_batch_id",
     "new_record",
     "one_of",
+    "cursor_page",
     "page_document",
     "previous_run_active",
     "reap_lost_jobs",

@@ -32,6 +32,7 @@ class CursorFormat(Generic[Key]):
 
 JOB_CURSOR = CursorFormat(r"[0-9]{1,19}", int)
 SEGMENT_CURSOR = CursorFormat(r"[0-9a-f-]{1,64}", str)
+SCHEDULE_CURSOR = CursorFormat(r"[0-9a-f]{1,64}", str)
 
 
 def page_document(items_key: str, items: Sequence[dict[str, Any]], sort_field: str, offset: str | None,
@@ -42,3 +43,14 @@ def page_document(items_key: str, items: Sequence[dict[str, Any]], sort_field: s
         "page": {"sortField": sort_field, "sort": "desc", "pageOffset": offset, "pageSize": len(items)},
         "link": {"next": next_link} if next_link else {},
     }
+
+
+def cursor_page(items_key: str, found: Sequence[Any], limit: int, offset: str | None, cursor: CursorFormat[Any],
+                path: str) -> dict[str, Any]:
+    """A page document of records with `creation_time` and `id`, fetched newest first with one more than
+    `limit`, so that the extra one says whether `link.next` (at `path`) is there."""
+    page, more = found[:limit], len(found) > limit
+    next_link = None
+    if more and page:
+        next_link = f"{path}?limit={limit}&offset={cursor.encode(page[-1].creation_time, page[-1].id)}"
+    return page_document(items_key, [item.to_dict() for item in page], "creationTime", offset, next_link)

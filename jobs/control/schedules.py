@@ -15,6 +15,7 @@ CANCELLING is skipped (counted in `skippedSlots`), and the next run covers its d
 
 from __future__ import annotations
 
+import builtins
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -24,8 +25,19 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from jobs.control.jobs import JobNotFound, JobStore, create_job
+from jobs.control.pages import SCHEDULE_CURSOR, cursor_page
 from jobs.control.segments import SegmentStore
-from jobs.control.tables import DeltaRows, all_of, any_of, below, equal, literal, retry_commits, tenant
+from jobs.control.tables import (
+    DeltaRows,
+    all_of,
+    any_of,
+    before,
+    below,
+    equal,
+    literal,
+    retry_commits,
+    tenant,
+)
 from jobs.planner import check_job
 from jobs.spec import (
     SCHEDULE_ACTIVE,
@@ -111,6 +123,14 @@ class ScheduleStore(DeltaRows):
 
     def list(self, org: str | None = None, sandbox: str | None = None) -> list[Schedule]:
         rows = self._query(f"SELECT * FROM schedules WHERE {tenant(org, sandbox)} ORDER BY creationTime, id")
+        return [_schedule(r) for r in rows]
+
+    def page(self, org: str, sandbox: str, limit: int, after: tuple[int, str] | None = None
+             ) -> builtins.list[Schedule]:
+        """Newest first; `after` is the (creationTime, id) of the last schedule already seen."""
+        where = all_of(tenant(org, sandbox), before(*after) if after else None)
+        rows = self._query(f"SELECT * FROM schedules WHERE {where} ORDER BY creationTime DESC, id DESC "
+                           f"LIMIT {int(limit)}")
         return [_schedule(r) for r in rows]
 
     def find(self, schedule_id: str, org: str, sandbox: str) -> Schedule | None:
@@ -306,3 +326,11 @@ def advance_watermark(schedules: ScheduleStore, record: JobRecord, micros: int) 
     schedule = _incremental_schedule(schedules, record)
     if schedule is not None:
         schedules.advance_watermark(schedule.id, record.ims_org_id, record.sandbox_name, micros)
+
+
+def list_schedules(store: ScheduleStore, org: str, sandbox: str, limit: int = 50,
+                   offset: str | None = None) -> dict[str, Any]:
+    """A page of schedules, newest first, in the same shape as the jobs' and definitions' lists."""
+    after = SCHEDULE_CURSOR.decode(offset) if offset else None
+    found = store.page(org, sandbox, limit + 1, after)
+    return cursor_page("records", found, limit, offset, SCHEDULE_CURSOR, "/config/schedules")

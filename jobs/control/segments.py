@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from jobs.control.pages import SEGMENT_CURSOR, page_document
+from jobs.control.pages import SEGMENT_CURSOR, cursor_page
 from jobs.control.tables import DeltaRows, all_of, before, equal, literal, retry_commits, tenant
 from jobs.planner import Schemas
 from jobs.spec import (
@@ -251,9 +251,4 @@ def list_segments(store: SegmentStore, org: str, sandbox: str, limit: int = 50,
     """A page of definitions, newest first, shaped as AEP's list: segments, page, link.next."""
     after = SEGMENT_CURSOR.decode(offset) if offset else None
     found = store.page(org, sandbox, limit + 1, after)
-    page, more = found[:limit], len(found) > limit
-    next_link = None
-    if more and page:
-        cursor = SEGMENT_CURSOR.encode(page[-1].creation_time, page[-1].id)
-        next_link = f"/segment/definitions?limit={limit}&offset={cursor}"
-    return page_document("segments", [d.to_dict() for d in page], "creationTime", offset, next_link)
+    return cursor_page("segments", found, limit, offset, SEGMENT_CURSOR, "/segment/definitions")

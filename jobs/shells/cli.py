@@ -33,6 +33,7 @@ from jobs.control import (
     evaluations_of,
     explain_job,
     list_jobs,
+    list_schedules,
     list_segments,
     update_segment,
 )
@@ -120,7 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     schedule = commands.group("schedule", "recurring exports")
     schedule.add("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
         "file", help="schedule file, or - for standard input")
-    _output(schedule.add("list", help="list schedules"))
+    scheduled = _output(schedule.add("list", help="list schedules, newest first"))
+    scheduled.add_argument("--limit", type=int, default=50)
+    scheduled.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
     _output(schedule.add("get", help="show a schedule")).add_argument("id")
     schedule.add("delete", help="delete a schedule").add_argument("id")
     segment = commands.group("segment", "segment definitions (PQL)")
@@ -338,7 +341,7 @@ def _schedule(call: Call) -> int:
     if args.action == "create":
         _emit(create_schedule(schedules, call.config, _read(args.file), call.org, call.sandbox).to_dict())
     elif args.action == "list":
-        _show(call, "schedule list", [s.to_dict() for s in schedules.list(call.org, call.sandbox)])
+        _show(call, "schedule list", list_schedules(schedules, call.org, call.sandbox, args.limit, args.offset))
     elif args.action == "get":
         _show(call, "schedule get", schedules.get(args.id, call.org, call.sandbox).to_dict())
     else:

@@ -79,14 +79,15 @@ def segment_table(segment: Row) -> str:
     return segments_table({"segments": [segment]}) + f"\n\n{segment['expression']['value']}"
 
 
-def schedules_table(schedules: list[Row]) -> str:
+def schedules_table(page: Row) -> str:
+    schedules = page["records"]
     rows = [[s["id"], s.get("cron", ""), s.get("state", ""), "yes" if s.get("incremental") else "no",
              _time(s.get("lastSlot")), s.get("lastJobId", ""), s.get("lastError", "")] for s in schedules]
-    return grid(["ID", "CRON", "STATE", "INCREMENTAL", "LAST SLOT (UTC)", "LAST JOB", "LAST ERROR"], rows)
+    return grid(["ID", "CRON", "STATE", "INCREMENTAL", "LAST SLOT (UTC)", "LAST JOB", "LAST ERROR"], rows) + _next(page)
 
 
 def schedule_table(schedule: Row) -> str:
-    return schedules_table([schedule])
+    return schedules_table({"records": [schedule]})
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -300,3 +300,20 @@ def test_explain_names_what_a_job_would_read_and_do_and_stores_nothing(conf, con
                                         "segmentPerBatch": False, "batches": 1}
     assert explained["steps"][-1] == "write 1 batch(es) to the destination in one Delta commit"
     assert JobStore(config.job_table_path).list(config.default_org, config.default_sandbox) == []
+
+
+def test_schedules_are_listed_in_pages_like_jobs_and_definitions(conf, config, capsys, tmp_path):
+    body = tmp_path / "schedule.json"
+    body.write_text(json.dumps({"cron": "0 * * * *", "job": _job(config)}))
+    created = []
+    for _ in range(3):
+        assert cli.main(["--conf", str(conf), "schedule", "create", str(body)]) == 0
+        created.append(json.loads(capsys.readouterr().out)["id"])
+    assert cli.main(["--conf", str(conf), "schedule", "list", "--limit", "2"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(first["records"]) == 2 and first["page"]["pageSize"] == 2
+    offset = first["link"]["next"].split("offset=")[1]
+    assert cli.main(["--conf", str(conf), "schedule", "list", "--limit", "2", "--offset", offset]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["link"] == {}
+    assert sorted(s["id"] for s in first["records"] + second["records"]) == sorted(created)

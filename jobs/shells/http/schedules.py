@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_schedule
+from jobs.control import create_schedule, list_schedules
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -24,9 +26,16 @@ from jobs.spec import ScheduleRequest
 schedules = APIRouter(prefix="/config/schedules")
 
 
-@schedules.get("", responses=ERRORS, openapi_extra=TENANT, summary="List schedules")
-def list_schedules(scope: Authorized, store: Schedules) -> JSONResponse:
-    return JSONResponse({"records": [s.to_dict() for s in store.list(scope.org, scope.sandbox)]})
+@schedules.get("", responses=ERRORS, openapi_extra=TENANT, summary="List schedules, newest first")
+def list_schedules_route(
+    scope: Authorized,
+    store: Schedules,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Schedules per page")] = 50,
+    offset: Annotated[str | None, Query(
+        pattern=r"^[0-9]+_[0-9a-f]+$",
+        description="Cursor `{creationTime}_{id}` from `link.next`: the page after that schedule")] = None,
+) -> JSONResponse:
+    return JSONResponse(list_schedules(store, scope.org, scope.sandbox, limit, offset))
 
 
 @schedules.post("", responses={**ERRORS, **BODY_ERRORS},

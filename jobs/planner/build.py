@@ -149,7 +149,7 @@ def resolve(definition: JobDefinition, config: Config,
     try:
         nodes = projection(profile, parse_field_list(definition.fields) if definition.fields else None)
     except UnknownPath as err:
-        problems.append(Problem(path="fields", message=str(err)))
+        problems += [Problem(path="fields", message=str(each)) for each in err.each]
     event_list = definition.additional_fields.event_list if definition.additional_fields else None
     if event_list is not None and not config.event_datasets:
         problems.append(Problem(path="additionalFields.eventList",
@@ -158,7 +158,7 @@ def resolve(definition: JobDefinition, config: Config,
     try:
         events = event_plan(definition, config)
     except UnknownPath as err:
-        problems.append(Problem(path="additionalFields.eventList.fields", message=str(err)))
+        problems += [Problem(path="additionalFields.eventList.fields", message=str(each)) for each in err.each]
     return Resolved(policy, destination, sources, profile, nodes, events, problems)
 
 

@@ -26,10 +26,12 @@ class SchemaConflict(LakeError):
 
 
 class UnknownPath(LakeError):
-    """A requested field path that the merged schema does not have."""
+    """A requested field path that the merged schema does not have; `each`: every such path of the
+    request, so that all of them are reported at once."""
 
     def __init__(self, path: str, reason: str):
         self.path = path
+        self.each: list[UnknownPath] = [self]
         super().__init__(f"{path!r} {reason}")
 
 
@@ -295,10 +297,17 @@ def projection(
     attributes = attribute_schema(schema, system)
     selection: dict = {}
     wanted = list(_leaf_paths(attributes, ())) if paths is None else paths
+    unknown: list[UnknownPath] = []
     for path in wanted:
         if path[0] in system:
             continue  # naming them in fields is harmless
-        _select(selection, attributes, path, ".".join(path))
+        try:
+            _select(selection, attributes, path, ".".join(path))
+        except UnknownPath as err:
+            unknown.append(err)
+    if unknown:
+        unknown[0].each = unknown
+        raise unknown[0]
     return _nodes(selection, attributes)
 
 

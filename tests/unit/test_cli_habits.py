@@ -317,3 +317,13 @@ def test_schedules_are_listed_in_pages_like_jobs_and_definitions(conf, config, c
     second = json.loads(capsys.readouterr().out)
     assert second["link"] == {}
     assert sorted(s["id"] for s in first["records"] + second["records"]) == sorted(created)
+
+
+def test_every_unknown_field_path_is_reported_at_once(config):
+    destination = config.destination_datasets[0]
+    body = {"fields": "nope.a,person.name,zzz", "destination": {"datasetId": destination.id},
+            "schema": {"name": destination.schema_name}}
+    with pytest.raises(RequestRejected) as refused:
+        create_job(JobStore(config.job_table_path), config, body, config.default_org, config.default_sandbox)
+    assert [(p.path, p.message.split(" ")[0]) for p in refused.value.problems] == [
+        ("fields", "'nope.a'"), ("fields", "'zzz'")]

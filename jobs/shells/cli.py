@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger("export-jobs")
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 EXIT_BROKEN_PIPE = 141  # as a shell reports a command its reader stopped reading (128 + SIGPIPE)
 # The spark extra's modules: a command that needs them says how to install them.
 ENGINE_MODULES = ("pyspark", "delta", "py4j")
@@ -251,7 +250,7 @@ def _wait(call: Call) -> int:
     deadline = None if call.args.timeout is None else time.monotonic() + call.args.timeout
     while True:
         record = call.jobs.get(call.args.id, call.org, call.sandbox)
-        if record.status in FINISHED:
+        if record.status.finished:
             _emit(record.to_dict())
             return 0 if record.status is JobStatus.SUCCEEDED else EXIT_FAILED
         if deadline is not None and time.monotonic() >= deadline:
@@ -374,17 +373,6 @@ def _setup_jars(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tenant(config: Config, org: str | None, sandbox: str | None) -> tuple[str, str]:
-    """The org and sandbox the command acts for; one that no tenant of the config has is a usage error."""
-    chosen = (org or config.default_org, sandbox or config.default_sandbox)
-    known = config.known_tenants()
-    if chosen not in known:
-        listed = ", ".join(f"{o}/{s}" for o, s in sorted(known))
-        raise UsageError(f"org {chosen[0]!r} with sandbox {chosen[1]!r} is not a tenant of this deployment "
-                         f"(it has {listed})")
-    return chosen
-
-
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = _parser().parse_args(argv)
@@ -394,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         file, chosen_by = find_config(args.conf)
         config = load_config(file)
         log.debug("config %s (%s)", file, chosen_by)
-        call = Call(args, config, *_tenant(config, args.org, args.sandbox))
+        call = Call(args, config, *config.acting_tenant(args.org, args.sandbox))
         return COMMANDS[args.command](call)
     except ExportJobsError as err:
         log.error("%s: %s", err.code, err)

@@ -41,7 +41,6 @@ from jobs.spec import (
     JobStatus,
     LakeError,
     SegmentDefinition,
-    UsageError,
     load_config,
 )
 
@@ -64,9 +63,7 @@ class ExportJobs:
     def __init__(self, config: str | Path | Config, spark: SparkSession | None = None,
                  org: str | None = None, sandbox: str | None = None):
         self.config = config if isinstance(config, Config) else load_config(config)
-        self.org, self.sandbox = org or self.config.default_org, sandbox or self.config.default_sandbox
-        if (self.org, self.sandbox) not in self.config.known_tenants():
-            raise UsageError(f"org {self.org!r} with sandbox {self.sandbox!r} is not a tenant of this deployment")
+        self.org, self.sandbox = self.config.acting_tenant(org, sandbox)
         if spark is not None:
             _check_session(spark)
         self._spark, self._owns_session = spark, spark is None

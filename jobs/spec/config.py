@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from jobs.spec.errors import ConfigError, json_path
+from jobs.spec.errors import ConfigError, UsageError, json_path
 
 # How an embedded session gets Delta's jars (jobs.engine.jars).
 JarMode = Literal["folder", "packages", "provided"]
@@ -238,13 +238,19 @@ class Config(ConfModel):
 
     # -- look-ups
 
-    def known_tenants(self) -> set[tuple[str, str]]:
-        """Every (org, sandbox) the deployment has: the default one, its tenants', its datasets'."""
+    def acting_tenant(self, org: str | None, sandbox: str | None) -> tuple[str, str]:
+        """The org and sandbox a command or the Python API acts for (the defaults unless given); one the
+        deployment does not have (not its default, a tenant's or a dataset owner's) is a UsageError."""
+        chosen = (org or self.default_org, sandbox or self.default_sandbox)
         known = {(self.default_org, self.default_sandbox)}
         known |= {(t.org, s) for t in self.tenants for s in t.sandboxes}
         datasets = [*self.profile_datasets, *self.event_datasets, *self.destination_datasets]
         known |= {(d.org or self.default_org, s) for d in datasets for s in d.sandboxes or [self.default_sandbox]}
-        return known
+        if chosen not in known:
+            listed = ", ".join(f"{o}/{s}" for o, s in sorted(known))
+            raise UsageError(f"org {chosen[0]!r} with sandbox {chosen[1]!r} is not a tenant of this deployment "
+                             f"(it has {listed})")
+        return chosen
 
     def default_policy(self) -> MergePolicy:
         return next(p for p in self.merge_policies if p.default)

@@ -21,6 +21,8 @@ from jobs.control.jobs import (
     new_record,
 )
 from jobs.control.leases import (
+    RELEASE_WAIT_S,
+    RUNNER_STOPPED,
     JobHandle,
     LostJob,
     batches_committed,
@@ -102,6 +104,8 @@ __all__ = [
     "JobStore",
     "Lease",
     "LostJob",
+    "RELEASE_WAIT_S",
+    "RUNNER_STOPPED",
     "RunnerLoop",
     "SCHEDULE_TABLE_SCHEMA",
     "SCHEDULE_CURSOR",

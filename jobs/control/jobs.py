@@ -36,7 +36,15 @@ from jobs.control.tables import (
     retry_commits,
     tenant,
 )
-from jobs.planner import build_plan, check_job, explain_plan, input_versions, snapshots
+from jobs.planner import (
+    build_plan,
+    check_job,
+    explain_plan,
+    input_versions,
+    member_segments,
+    segment_warnings,
+    snapshots,
+)
 from jobs.spec import (
     Batch,
     Config,
@@ -347,14 +355,17 @@ def create_job(
         raise RequestRejected.at("$", f"this org and sandbox have {active} jobs NEW, PROCESSING or CANCELLING, the "
                                       "most limits.activeJobsPerTenant allows: wait for some to finish")
     evaluates = definition.evaluation_info.segmentation
-    definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if evaluates else {}
-    policy = check_job(definition, config.for_tenant(org, sandbox), definitions)
+    scoped = config.for_tenant(org, sandbox)
+    definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else {}
+    policy = check_job(definition, scoped, definitions if evaluates else {})
     evaluated = snapshots(definition, definitions) if evaluates else None
+    warnings = segment_warnings(definition, definitions, lambda: member_segments(scoped))
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()
 
     def record(job_id: int) -> JobRecord:
-        return new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated, schedule)
+        made = new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated, schedule)
+        return made.updated(warnings=warnings) if warnings else made
 
     return record(0) if dry_run else store.create(record)
 

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 # write-back, the record's counts) without writing its batches twice; up to this many times
 # beyond lostJobRetries.
 FINISH_ATTEMPTS = 3
+# The error a job given back by its stopping runner carries (JobHandle.release).
+RUNNER_STOPPED = "RUNNER_STOPPED"
+# How long a stopping runner waits for a released job's Spark work to stop before it exits anyway.
+RELEASE_WAIT_S = 15.0
 
 
 def runner_id() -> str:
@@ -60,6 +64,8 @@ class JobHandle:
 
     def finish(self, status: JobStatus, **changes: Any) -> JobRecord:
         with self._lock:
+            if self._finished:  # released meanwhile (release): the record is no longer this run's
+                return self.record
             end = now_ms()
             metrics = changes.pop("metrics", self.record.metrics)
             if metrics.total_time is not None:
@@ -87,10 +93,36 @@ class JobHandle:
         self.cancelled.set()
         self.on_cancel()
 
-    def keep_alive(self, stop: threading.Event, progress: Callable[[], str | None]) -> None:
-        """Renew the lease (and publish progress) until `stop`; runs in its own thread."""
+    def release(self) -> None:
+        """Give a running job back as NEW at once and stop its Spark work: its runner is shutting down
+        (SIGTERM past shutdownGraceSeconds), and another runner may take the job now rather than when
+        the lease runs out. A commit the run makes meanwhile is found by the next run, as after a lost
+        runner, which then finishes the job without writing twice. A job being cancelled is left to
+        end CANCELLED as its lease runs out."""
+        with self._lock:
+            if self._finished or self.record.status is not JobStatus.PROCESSING:
+                return
+            self._finished = True
+            error = JobError(code=RUNNER_STOPPED, msg=f"the runner {self.runner} was stopped before the job "
+                             "finished (shutdownGraceSeconds ran out); the job is NEW again and the next runner "
+                             "runs it from the start, never writing its batches twice")
+            try:
+                self._write(JobStatus.NEW, Lease(None, None, self.runner), stage=None,
+                            errors=[*self.record.errors, error])
+                log.warning("job %s: released (NEW again) as its runner stops", self.record.id)
+            except LostJob as err:
+                log.error("%s", err)
+        self.on_cancel()
+
+    def keep_alive(self, stop: threading.Event, progress: Callable[[], str | None],
+                   release: threading.Event | None = None) -> None:
+        """Renew the lease (and publish progress) until `stop`, or give the job back once `release`
+        is set; runs in its own thread."""
         interval = min(2.0, self.lease_ms / 3000)
         while not stop.wait(interval):
+            if release is not None and release.is_set():
+                self.release()
+                return
             if self.cancelled.is_set():
                 # Cancelling a job group stops only its running Spark jobs: repeat it so
                 # that a job the export starts afterwards is stopped too.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from jobs.control.failures import job_error
 from jobs.control.jobs import JobStore, StatusConflict
 from jobs.control.leases import (
+    RELEASE_WAIT_S,
     JobHandle,
     LostJob,
     batches_committed,
@@ -36,6 +37,7 @@ from jobs.spec import (
     JobInputs,
     JobRecord,
     JobStatus,
+    JobWarning,
     TimeSpan,
     from_micros,
     hashed_id,
@@ -56,12 +58,15 @@ def deployment_session(config: Config, verbose: bool = False) -> SparkFactory:
 
 
 def run_job(store: JobStore, config: Config, job_id: int, spark: SparkSession | None = None,
-            runner: str | None = None, spark_factory: SparkFactory | None = None) -> JobRecord:
-    """Run a NEW job to SUCCEEDED, FAILED or CANCELLED; returns the final record."""
+            runner: str | None = None, spark_factory: SparkFactory | None = None,
+            release: threading.Event | None = None) -> JobRecord:
+    """Run a NEW job to SUCCEEDED, FAILED or CANCELLED; returns the final record. Once `release`
+    is set (its runner is stopping), the job is given back as NEW and its Spark work stopped."""
     handle = claim(store, job_id, runner or runner_id(), int(config.lease_seconds * 1000))
     stop = threading.Event()
     group: list[SparkJobGroup] = []  # set once the session is up
-    keeper = threading.Thread(target=handle.keep_alive, args=(stop, lambda: group[0].progress() if group else None),
+    keeper = threading.Thread(target=handle.keep_alive,
+                              args=(stop, lambda: group[0].progress() if group else None, release),
                               name=f"lease-{job_id}", daemon=True)
     keeper.start()
     try:
@@ -118,7 +123,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         profile_export_time=TimeSpan(start_time_in_ms=export_start).finish(export_end),
         total_exported_profile_counter=result.counts.total,
         exported_profile_by_namespace_counter=result.counts.by_namespace,
-        exported_profile_by_segment_counter=_by_segment(handle.record, result.counts.by_batch),
+        exported_profile_by_segment_counter=_by_segment(result.counts.by_segment),
         rejected_record_counter=result.rejected,
         rejected_records=result.rejected_examples or None,
         segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
@@ -139,7 +144,10 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
     if watermark is not None:
         advance_watermark(ScheduleStore(config.schedule_table_path), handle.record, watermark)
         inputs = inputs.updated(watermark=from_micros(watermark)) if inputs is not None else None
-    return handle.finish(JobStatus.SUCCEEDED, metrics=metrics, inputs=inputs)
+    warnings = matched_nothing(handle.record, result.counts.by_segment)
+    for warning in warnings[len(handle.record.warnings or ()):]:
+        log.warning("job %s: %s: %s", job_id, warning.path, warning.msg)
+    return handle.finish(JobStatus.SUCCEEDED, metrics=metrics, inputs=inputs, warnings=warnings or None)
 
 
 def _graph_metrics(result: ExportResult, hashed_ids: bool) -> dict[str, object]:
@@ -152,22 +160,37 @@ def _graph_metrics(result: ExportResult, hashed_ids: bool) -> dict[str, object]:
             "excluded_graphs": examples or None}
 
 
-def _by_segment(record: JobRecord, by_batch: dict[str, int]) -> dict[str, dict[str, int]] | None:
-    batches = record.destination.batches
-    if batches is None:
+def _by_segment(by_segment: dict[tuple[str, str], int] | None) -> dict[str, dict[str, int]] | None:
+    if not by_segment:
         return None
     counter: dict[str, dict[str, int]] = {}
-    for batch in batches:
-        counter.setdefault(batch.segment_ns, {})[batch.segment_id] = by_batch.get(batch.batch_id, 0)
+    for (namespace, segment), profiles in by_segment.items():
+        counter.setdefault(namespace, {})[segment] = profiles
     return counter
+
+
+def matched_nothing(record: JobRecord, by_segment: dict[tuple[str, str], int] | None) -> list[JobWarning]:
+    """The record's warnings after a run: those of its creation, and one per filter segment that no
+    exported profile matched (a misspelt id, an empty segment, or a filter that left no one)."""
+    kept = [w for w in record.warnings or () if w.code != "SEGMENT_MATCHED_NOTHING"]
+    empty = [
+        JobWarning(code="SEGMENT_MATCHED_NOTHING", path=f"filter.segments[{i}]",
+                   msg=f"no exported profile is a member of segment {s.segment_id!r} ({s.segment_ns}) in the "
+                       f"statuses {', '.join(s.status)}")
+        for i, s in enumerate(record.filter.segments or ())
+        if by_segment is not None and by_segment.get((s.segment_ns, s.segment_id)) == 0
+    ]
+    return kept + empty
 
 
 def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
                 spark_factory: SparkFactory | None = None, runner: str | None = None,
-                stop: threading.Event | None = None, schedules: ScheduleStore | None = None) -> list[JobRecord]:
+                stop: threading.Event | None = None, schedules: ScheduleStore | None = None,
+                release: threading.Event | None = None) -> list[JobRecord]:
     """Take back lost jobs, create the jobs of due schedules, then claim and run NEW jobs,
     oldest first, one at a time, in one session started only if there is work; between jobs,
-    maintain the tables and take back jobs lost meanwhile (another runner died)."""
+    maintain the tables and take back jobs lost meanwhile (another runner died). `stop`: claim no
+    more; `release`: give the running job back as NEW (JobHandle.release)."""
     runner = runner or runner_id()
     spark = spark_factory or deployment_session(config)
     schedules = schedules or ScheduleStore(config.schedule_table_path)
@@ -183,7 +206,7 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
         ran = False
         for job_id in store.ids_with_status(JobStatus.NEW):
             try:
-                done.append(run_job(store, config, job_id, runner=runner, spark_factory=spark))
+                done.append(run_job(store, config, job_id, runner=runner, spark_factory=spark, release=release))
                 for table in (store, schedules):
                     table.maintain(config.table_retention_hours)
                 reap_lost_jobs(store, config)
@@ -206,6 +229,7 @@ class RunnerLoop:
         # Kept across polls, so that each table is vacuumed at most every VACUUM_EVERY_SECONDS.
         self.schedules = ScheduleStore(config.schedule_table_path)
         self._stop = threading.Event()
+        self._release = threading.Event()
         self._started = threading.Event()  # the session is up: the loop takes jobs (readiness)
         self._thread = threading.Thread(target=self._loop, name="runner-loop", daemon=True)
 
@@ -220,7 +244,7 @@ class RunnerLoop:
         while not self._stop.is_set():
             try:
                 run_pending(self.store, self.config, spark_factory=self.spark, runner=runner, stop=self._stop,
-                            schedules=self.schedules)
+                            schedules=self.schedules, release=self._release)
             except Exception:  # keep serving; the next poll tries again
                 log.exception("runner loop")
             self._stop.wait(self.poll)
@@ -232,6 +256,12 @@ class RunnerLoop:
         """The session is up and the loop is running."""
         return self._started.is_set() and self._thread.is_alive() and not self._stop.is_set()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, grace: float = 30.0) -> None:
+        """Claim no more jobs; give the running one `grace` seconds to finish, then give it back as NEW
+        (and wait up to RELEASE_WAIT_S for its Spark work to stop)."""
         self._stop.set()
-        self._thread.join(timeout)
+        self._thread.join(grace)
+        if self._thread.is_alive():
+            log.warning("runner loop: the running job did not finish within %g s: giving it back", grace)
+            self._release.set()
+            self._thread.join(RELEASE_WAIT_S)

@@ -30,6 +30,7 @@ from jobs.engine.metrics import (
     EvaluationCounters,
     ExportCounters,
     ExportedCounts,
+    exported_counts,
     observed,
     read_back,
 )
@@ -172,7 +173,7 @@ def write_observed(
         return None
     exported = observed(counters.observation) is not None
     count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
-    return ExportResult(counters.counts() or read_back(spark, plan), count, seen["watermark"],
+    return ExportResult(exported_counts(spark, counters), count, seen["watermark"],
                         committed_now=exported,
                         evaluated=evaluation.counts(profiles) if evaluation is not None else None)
 

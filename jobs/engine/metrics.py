@@ -12,7 +12,7 @@ job's batches in the destination instead, as a rerun of a committed job does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -31,6 +31,9 @@ class ExportedCounts:
     total: int
     by_namespace: dict[str, int]  # only namespaces some exported profile has, sorted
     by_batch: dict[str, int]  # every batch of the job, in the plan's order
+    # (segment namespace, id) -> exported profiles that match it, for every filter segment; None when
+    # a combined batch was read back (its rows need not carry the memberships)
+    by_segment: dict[tuple[str, str], int] | None
 
 
 def observed(observation: Observation) -> dict[str, Any] | None:
@@ -69,9 +72,15 @@ class ExportCounters:
             F.count_if(F.size(F.array_except(keys, known)) > 0).alias("unforeseen"),
         ]
         measures += [F.count_if(F.array_contains(keys, ns)).alias(f"ns{i}") for i, ns in enumerate(self.namespaces)]
-        if self.plan.per_segment:
-            measures += [F.count_if(matched(self.plan, s)).alias(f"batch{i}") for i, s in enumerate(self.plan.segments)]
+        measures += [F.count_if(matched(self.plan, s)).alias(f"segment{i}") for i, s in enumerate(self.plan.segments)]
         return members.observe(self.observation, *measures)
+
+    def segment_counts(self) -> dict[tuple[str, str], int] | None:
+        """Exported profiles per filter segment, or None if the write did not run."""
+        seen = observed(self.observation)
+        if seen is None:
+            return None
+        return {(s.namespace, s.segment_id): seen[f"segment{i}"] for i, s in enumerate(self.plan.segments)}
 
     def counts(self) -> ExportedCounts | None:
         """The counters, or None if the write did not run or a profile had an unforeseen namespace."""
@@ -79,11 +88,22 @@ class ExportCounters:
         if seen is None or seen["unforeseen"]:
             return None
         by_namespace = {ns: seen[f"ns{i}"] for i, ns in enumerate(self.namespaces) if seen[f"ns{i}"]}
+        by_segment = self.segment_counts()
         if self.plan.per_segment:
-            by_batch = {s.batch_id: seen[f"batch{i}"] for i, s in enumerate(self.plan.segments)}
+            by_batch = {s.batch_id: seen[f"segment{i}"] for i, s in enumerate(self.plan.segments)}
         else:
             by_batch = {self.plan.batch_ids[0]: seen["total"]}
-        return ExportedCounts(seen["total"], by_namespace, by_batch)
+        return ExportedCounts(seen["total"], by_namespace, by_batch, by_segment)
+
+
+def exported_counts(spark: SparkSession, counters: ExportCounters) -> ExportedCounts:
+    """The observed counters; else (the write did not run, or a profile had a namespace the observation
+    did not count) read back from the destination, with the observed segment counts if there are any."""
+    counts = counters.counts()
+    if counts is not None:
+        return counts
+    back, by_segment = read_back(spark, counters.plan), counters.segment_counts()
+    return back if by_segment is None else replace(back, by_segment=by_segment)
 
 
 def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
@@ -102,12 +122,14 @@ def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
     )
     by_namespace = {r["ns"]: r["count"] for r in counted if r["ns"] is not None}
     total = next((r["count"] for r in counted if r["ns"] is None), 0)
+    by_segment = None
     if plan.per_segment:
         by_batch = {r[BATCH]: r["count"] for r in rows.groupBy(BATCH).count().collect()}
+        by_segment = {(s.namespace, s.segment_id): by_batch.get(s.batch_id, 0) for s in plan.segments}
     else:
         by_batch = {plan.batch_ids[0]: total}  # one row per profile: no second read-back
     return ExportedCounts(total, dict(sorted(by_namespace.items())),
-                          {b: by_batch.get(b, 0) for b in plan.batch_ids})
+                          {b: by_batch.get(b, 0) for b in plan.batch_ids}, by_segment)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from jobs.planner.build import (
     pinned,
     resolve,
     resolve_policy,
+    segment_warnings,
     snapshots,
     stitch_plan,
 )
@@ -24,6 +25,7 @@ from jobs.planner.lake import (
     Schemas,
     event_sources,
     input_versions,
+    member_segments,
     merged_schema,
     profile_sources,
 )
@@ -58,11 +60,13 @@ __all__ = [
     "event_sources",
     "explain_plan",
     "input_versions",
+    "member_segments",
     "merged_schema",
     "pinned",
     "profile_sources",
     "resolve",
     "resolve_policy",
+    "segment_warnings",
     "snapshots",
     "stitch_plan",
 ]

@@ -11,7 +11,7 @@ since the job was created (LakeError). No Spark; schemas are read with delta-rs.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from jobs.spec import (
     DestinationDataset,
     JobDefinition,
     JobRecord,
+    JobWarning,
     LakeError,
     Leaf,
     MergePolicy,
@@ -172,6 +173,28 @@ def check_job(definition: JobDefinition, config: Config,
     if problems:
         raise RequestRejected(problems)
     return resolved.policy
+
+
+def segment_warnings(definition: JobDefinition, defined: Collection[str],
+                     members: Callable[[], Collection[tuple[str, str]]]) -> list[JobWarning]:
+    """A warning for each filter segment that no definition of the sandbox (`defined`) and no
+    membership in the lake (`members()`: (namespace, segment id) pairs) knows: the job runs, but
+    exports no one for it. `members` is called only if some listed segment has no definition."""
+    unknown = [(i, s) for i, s in enumerate(definition.filter.segments or ()) if s.segment_id not in defined]
+    if not unknown:
+        return []
+    known = members()
+    warnings = []
+    for i, segment in unknown:
+        ids = {id_ for ns, id_ in known if ns == segment.segment_ns}
+        if segment.segment_id in ids:
+            continue
+        warnings.append(JobWarning(
+            code="UNKNOWN_SEGMENT", path=f"filter.segments[{i}].segmentId",
+            msg=f"no segment definition of this org and sandbox and no {segment.segment_ns} membership in its "
+                f"profile datasets has the id {segment.segment_id!r}, so no profile can match it"
+                + did_you_mean(segment.segment_id, sorted({*defined, *ids}))))
+    return warnings
 
 
 def size_problems(definition: JobDefinition, config: Config) -> list[Problem]:

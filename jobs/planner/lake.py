@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jobs.planner.plan import EventSource, ProfileSource
@@ -84,6 +85,55 @@ def input_versions(config: Config) -> dict[str, int | None]:
         path = config.resolve(dataset.path)
         versions[dataset.id] = DeltaTable(path).version() if DeltaTable.is_deltatable(path) else None
     return versions
+
+
+def member_segments(config: Config) -> frozenset[tuple[str, str]]:
+    """Every (segment namespace, segment id) some profile fragment of the config's profile datasets
+    has a membership of, in any status: for the create-time warning about segment ids nothing knows.
+
+    Reads only the `segmentMembership` column with delta-rs (about 0.3 s per 200,000 fragments
+    here), once per dataset version in a process: a server's repeated creates reuse it.
+    """
+    from deltalake import DeltaTable
+
+    found: set[tuple[str, str]] = set()
+    for dataset in config.profile_datasets:
+        path = config.resolve(dataset.path)
+        if DeltaTable.is_deltatable(path):
+            found |= _members_at(path, DeltaTable(path).version())
+    return frozenset(found)
+
+
+@lru_cache(maxsize=64)
+def _members_at(path: str, version: int) -> frozenset[tuple[str, str]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path, version=version)
+    if "segmentMembership" not in {f.name for f in table.schema().fields}:
+        return frozenset()
+    found: set[tuple[str, str]] = set()
+    for batch in table.to_pyarrow_dataset().to_batches(columns=["segmentMembership"]):
+        namespaces = _entries(batch.column(0))  # one per (fragment, namespace): key, inner map
+        segments = _as_list(namespaces.field(1))
+        pairs = pa.table({"ns": namespaces.field(0).take(pc.list_parent_indices(segments)),
+                          "segment": pc.list_flatten(segments).field(0)})
+        found.update((r["ns"], r["segment"]) for r in pairs.group_by(["ns", "segment"]).aggregate([]).to_pylist())
+    return frozenset(found)
+
+
+def _as_list(maps: Any) -> Any:
+    """A map array as list<struct<key, value>>, which Arrow's list kernels take (and slice right)."""
+    import pyarrow as pa
+
+    return maps.cast(pa.list_(pa.struct([maps.type.key_field, maps.type.item_field])))
+
+
+def _entries(maps: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.list_flatten(_as_list(maps))
 
 
 def event_sources(config: Config) -> list[EventSource]:

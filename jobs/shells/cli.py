@@ -236,6 +236,8 @@ def _serve(call: Call) -> int:
 def _create(call: Call) -> int:
     dry_run = call.args.command == "validate" or call.args.dry_run
     record = create_job(call.jobs, call.config, _read(call.args.file), call.org, call.sandbox, dry_run=dry_run)
+    for warning in record.warnings or ():
+        log.warning("%s: %s", warning.path, warning.msg)
     _emit(record.to_dict())
     return 0
 
@@ -287,28 +289,32 @@ def _run(call: Call) -> int:
 
 
 def _run_pending(call: Call) -> int:
-    from jobs.control import run_pending
+    from jobs.control import RELEASE_WAIT_S, run_pending
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signal, _frame: _stop_claiming(stop, call.config.shutdown_grace_seconds))
+    stop, release = threading.Event(), threading.Event()
+    grace = call.config.shutdown_grace_seconds
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: _stop_claiming(stop, release, grace, RELEASE_WAIT_S))
     records = run_pending(call.jobs, call.config, call.args.max, spark_factory=lambda: call.session("export-jobs"),
-                          stop=stop)
+                          stop=stop, release=release)
     _emit([r.to_dict() for r in records])
-    return 0 if all(r.status is JobStatus.SUCCEEDED for r in records) else EXIT_FAILED
+    # A job given back as NEW (released, or committed and to be finished by the next run) did not fail.
+    return EXIT_FAILED if any(r.status in (JobStatus.FAILED, JobStatus.CANCELLED) for r in records) else 0
 
 
-def _stop_claiming(stop: threading.Event, grace: float) -> None:
-    """SIGTERM (a container stopping): claim no more jobs, and give the running one `grace` seconds."""
-    log.warning("SIGTERM: claiming no more jobs; a running job has %g s (shutdownGraceSeconds) to finish", grace)
+def _stop_claiming(stop: threading.Event, release: threading.Event, grace: float, release_wait: float) -> None:
+    """SIGTERM (a container stopping): claim no more jobs, give the running one `grace` seconds, then
+    give it back as NEW; exit anyway if its Spark work has not stopped `release_wait` seconds later."""
+    log.warning("SIGTERM: claiming no more jobs; a running job has %g s (shutdownGraceSeconds) to finish, "
+                "then it is given back as NEW", grace)
     stop.set()
-    timer = threading.Timer(grace, _give_up, args=(grace,))
-    timer.daemon = True
-    timer.start()
+    for delay, action in ((grace, release.set), (grace + release_wait, _give_up)):
+        timer = threading.Timer(delay, action)
+        timer.daemon = True
+        timer.start()
 
 
-def _give_up(grace: float) -> None:
-    log.error("the running job did not finish within %g s of SIGTERM: exiting; its lease runs out and another "
-              "runner takes it back", grace)
+def _give_up() -> None:
+    log.error("the released job's Spark work did not stop: exiting; the job is NEW again for another runner")
     logging.shutdown()
     os._exit(EXIT_TIMEOUT)
 

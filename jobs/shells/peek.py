@@ -28,12 +28,7 @@ def peek(config: Config, job_id: int, limit: int, org: str, sandbox: str) -> int
     rows = pa.table(query.execute(f"SELECT * FROM out WHERE {where}")).to_pylist()
     for row in rows[:limit]:
         print(json.dumps(row, default=str))
-    # Per-segment batches repeat a profile, so compare rows with the per-batch counters there.
-    counter = record.metrics.exported_profile_by_segment_counter
-    expected = (
-        sum(n for inner in counter.values() for n in inner.values()) if counter
-        else record.metrics.total_exported_profile_counter
-    )
+    expected = record.exported_rows
     print(f"{len(rows)} rows in the destination for job {record.id}; the record counts {expected}",
           file=sys.stderr)
     return 0 if len(rows) == expected else EXIT_FAILED

@@ -220,6 +220,15 @@ class JobError(Record):
     call_stack: str = ""
 
 
+class JobWarning(Record):
+    """Something the job did that is allowed but probably not meant (beyond the seed), e.g. a segment
+    id nothing knows; `path` is the request's field it is about."""
+
+    code: str
+    path: str
+    msg: str
+
+
 class TimeSpan(Record):
     start_time_in_ms: int
     end_time_in_ms: int | None = None
@@ -321,6 +330,7 @@ class JobRecord(Record):
     destination: RecordDestination
     profile_instance_id: str = "ups"
     errors: list[JobError] = Field(default_factory=list)
+    warnings: list[JobWarning] | None = None
     metrics: Metrics = Field(default_factory=Metrics)
     compute_gateway_job_id: ComputeGatewayJobId = Field(default_factory=ComputeGatewayJobId)
     # What the run is doing now (e.g. "exporting: 12/40 tasks"); beyond the seed, for watching a job.
@@ -354,6 +364,15 @@ class JobRecord(Record):
     @property
     def evaluates(self) -> bool:
         return self.evaluation_info.segmentation
+
+    @property
+    def exported_rows(self) -> int | None:
+        """The rows the job wrote: one per exported profile, or in per-segment batches one per profile
+        and segment it matched; None before a run counted them."""
+        by_segment = self.metrics.exported_profile_by_segment_counter
+        if self.destination.segment_per_batch and by_segment is not None:
+            return sum(n for segments in by_segment.values() for n in segments.values())
+        return self.metrics.total_exported_profile_counter
 
     @property
     def evaluation_time(self) -> int | None:

@@ -99,12 +99,9 @@ def _span_s(record: JobRecord, name: str) -> float:
 
 def _rows(record: JobRecord) -> int:
     """Rows written: one per profile, or one per profile and segment in per-segment jobs."""
-    by_segment = record.metrics.exported_profile_by_segment_counter
-    if by_segment is not None:
-        return sum(n for segments in by_segment.values() for n in segments.values())
-    if record.metrics.total_exported_profile_counter is None:
+    if record.exported_rows is None:
         raise RuntimeError(f"job {record.id} reported no exported profile count")
-    return record.metrics.total_exported_profile_counter
+    return record.exported_rows
 
 
 def ours(spark: SparkSession, lake: Lake, memory: PeakMemory, key: str, name: str, body: dict,

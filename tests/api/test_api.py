@@ -45,7 +45,7 @@ SEED_RECORD_KEYS = {
     "mergePolicy", "profileInstanceId", "metrics", "computeGatewayJobId", "creationTime", "updateTime",
     "requestId",
 }
-OUR_RECORD_KEYS = {"sandboxName", "evaluationInfo", "errors"}
+OUR_RECORD_KEYS = {"sandboxName", "evaluationInfo", "errors", "warnings"}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "errors"}
 CANCELLING = {"status": True, "message": "Export job has been marked for cancelling"}
 
@@ -80,6 +80,8 @@ def test_the_seed_body_is_rejected_for_segmentation_here_and_accepted_without_it
     assert SEED_RECORD_KEYS <= record.keys() and record.keys() - SEED_RECORD_KEYS <= OUR_RECORD_KEYS
     assert record["status"] == "NEW" and record["jobType"] == "BATCH" and record["profileInstanceId"] == "ups"
     assert (record["imsOrgId"], record["sandboxName"]) == ("orgA", "prod")
+    # The seed's segment id is unknown to this lake: created, with a warning naming the field.
+    assert [(w["code"], w["path"]) for w in record["warnings"]] == [("UNKNOWN_SEGMENT", "filter.segments[0].segmentId")]
     assert record["filter"] == SEED_BODY["filter"]
     assert record["additionalFields"] == SEED_BODY["additionalFields"]
     assert record["mergePolicy"] == SEED_BODY["mergePolicy"]

@@ -31,17 +31,24 @@ def counted(spark, plan, namespaces, rows=ROWS):
     return counters.counts()
 
 
-def test_a_combined_batch_counts_profiles_and_namespaces(spark):
+def test_a_combined_batch_counts_profiles_namespaces_and_the_members_of_each_segment(spark):
     combined = [SegmentSpec(s.namespace, s.segment_id, s.statuses, "b") for s in (S1, S2)]
     plan = make_plan(EMPTY_SCHEMA, segments=combined)
     assert counted(spark, plan, ("CRMID", "ECID", "Email", "Phone")) == ExportedCounts(
-        3, {"CRMID": 1, "ECID": 3, "Email": 2}, {"b": 3})
+        3, {"CRMID": 1, "ECID": 3, "Email": 2}, {"b": 3}, {("ups", "s1"): 2, ("ups", "s2"): 2})
+
+
+def test_a_segment_no_exported_profile_matches_counts_zero(spark):
+    combined = [SegmentSpec(s.namespace, s.segment_id, s.statuses, "b") for s in (S1, S2)]
+    plan = make_plan(EMPTY_SCHEMA, segments=combined)
+    counts = counted(spark, plan, ("CRMID", "ECID", "Email"), rows=[ROWS[1]])
+    assert counts is not None and counts.by_segment == {("ups", "s1"): 1, ("ups", "s2"): 0}
 
 
 def test_per_segment_batches_count_their_rows_and_profiles_once(spark):
     plan = make_plan(EMPTY_SCHEMA, segments=[S1, S2], per_segment=True)
     assert counted(spark, plan, ("CRMID", "ECID", "Email")) == ExportedCounts(
-        3, {"CRMID": 1, "ECID": 3, "Email": 2}, {"b1": 2, "b2": 2})
+        3, {"CRMID": 1, "ECID": 3, "Email": 2}, {"b1": 2, "b2": 2}, {("ups", "s1"): 2, ("ups", "s2"): 2})
 
 
 def test_a_namespace_the_probe_did_not_see_gives_no_counts(spark):

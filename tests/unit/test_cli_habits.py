@@ -328,3 +328,14 @@ def test_every_unknown_field_path_is_reported_at_once(config):
         create_job(JobStore(config.job_table_path), config, body, config.default_org, config.default_sandbox)
     assert [(p.path, p.message.split(" ")[0]) for p in refused.value.problems] == [
         ("fields", "'nope.a'"), ("fields", "'zzz'")]
+
+
+def test_create_warns_about_a_segment_id_nothing_knows_and_still_creates_the_job(conf, config, capsys, caplog,
+                                                                                 tmp_path):
+    body = tmp_path / "job.json"
+    body.write_text(json.dumps(dict(_job(config), filter={"segments": [{"segmentId": "segmnt-01"}]})))
+    assert cli.main(["--conf", str(conf), "create", str(body)]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert [w["code"] for w in created["warnings"]] == ["UNKNOWN_SEGMENT"]
+    assert "filter.segments[0].segmentId: no segment definition" in caplog.text
+    assert JobStore(config.job_table_path).get(created["id"]).warnings is not None

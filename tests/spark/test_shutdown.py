@@ -1,0 +1,45 @@
+"""A runner that is stopping gives its running job back as NEW (JobHandle.release) instead of leaving
+its lease to run out; the next runner runs it to the end."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jobs.control import RUNNER_STOPPED, JobStore, create_job, run_job, run_pending
+from jobs.control import runner as runner_module
+from jobs.spec import JobStatus, load_config
+
+pytestmark = pytest.mark.spark
+
+JOB = {"fields": "personalEmail.address", "filter": {"segments": [{"segmentId": "segment-01"}]},
+       "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+
+
+def test_a_released_job_is_new_again_with_no_lease_and_the_next_runner_finishes_it(spark, deployment, monkeypatch):
+    config = load_config(deployment)
+    store = JobStore(config.job_table_path)
+    job = create_job(store, config, JOB, "demo@Org", "prod")
+    stop, release = threading.Event(), threading.Event()
+
+    def export_until_released(*_args, **_kwargs):
+        stop.set()
+        release.set()  # what the SIGTERM handler does once shutdownGraceSeconds have passed
+        deadline = time.monotonic() + 30
+        while store.get(job.id).status is not JobStatus.NEW:
+            assert time.monotonic() < deadline, "the lease keeper did not release the job"
+            time.sleep(0.05)
+        raise RuntimeError("the job group was cancelled")  # as Spark reports its stopped work
+
+    with monkeypatch.context() as patched:
+        patched.setattr(runner_module, "run_export", export_until_released)
+        [released] = run_pending(store, config, spark_factory=lambda: spark, stop=stop, release=release)
+
+    assert released.status is JobStatus.NEW
+    assert [e.code for e in released.errors] == [RUNNER_STOPPED]
+    assert store.get(job.id) == released  # the failed export wrote nothing more after the release
+    assert store.running() == []  # no lease left to run out
+    done = run_job(store, config, job.id, spark)
+    assert done.status is JobStatus.SUCCEEDED, done.errors

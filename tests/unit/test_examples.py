@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -96,3 +99,56 @@ def test_the_examples_readme_lists_every_example():
     listed = (EXAMPLES / "README.md").read_text()
     files = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "README.md")
     assert [f for f in files if f"`{f}`" not in listed] == []
+
+
+def test_the_spark_application_runs_the_submit_entry_point_from_the_image():
+    app = yaml.safe_load((EXAMPLES / "spark-application.yaml").read_text())
+    spec = app["spec"]
+    assert (app["apiVersion"], app["kind"]) == ("sparkoperator.k8s.io/v1beta2", "SparkApplication")
+    dockerfile = (EXAMPLES / "Dockerfile").read_text()
+    # The main file is the one the Dockerfile copies into its working directory; the image is its tag.
+    assert spec["mainApplicationFile"] == "local:///opt/export-jobs/jobs/submit.py"
+    assert "WORKDIR /opt/export-jobs" in dockerfile and "COPY jobs jobs" in dockerfile
+    assert f"-t {spec['image']} ." in dockerfile
+    _submit_arguments(["--conf", Path(spec["arguments"][1]).name, *spec["arguments"][2:]])
+    assert spec["sparkVersion"] == importlib.metadata.version("pyspark")
+    assert {e["name"] for e in spec["driver"]["env"]} <= set(ENVIRONMENT_OVERRIDES)
+    assert "/etc/export-jobs" in {m["mountPath"] for m in spec["driver"]["volumeMounts"]}  # EXPORT_JOBS_CONF
+
+
+def _entrypoint(tmp_path: Path, *args: str, **env: str) -> list[str]:
+    """conf/examples/entrypoint.sh run with a spark-submit and a java that print their arguments."""
+    for tool in ("spark/bin/spark-submit", "java/bin/java"):
+        fake = tmp_path / tool
+        fake.parent.mkdir(parents=True, exist_ok=True)
+        fake.write_text('#!/usr/bin/env bash\necho "SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-}"\nprintf "%s\\n" "$0" "$@"\n')
+        fake.chmod(0o755)
+    ran = subprocess.run(["bash", str(EXAMPLES / "entrypoint.sh"), *args], capture_output=True, text=True,
+                         env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "SPARK_LOCAL_IP": "127.0.0.1",
+                              "SPARK_HOME": str(tmp_path / "spark"), "JAVA_HOME": str(tmp_path / "java"), **env})
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout.splitlines()
+
+
+def test_the_image_entry_point_turns_the_driver_pod_into_a_client_mode_spark_submit(tmp_path):
+    out = _entrypoint(tmp_path, "driver", "--properties-file", "/opt/spark/conf/spark.properties",
+                      "local:///opt/export-jobs/jobs/submit.py", "run-pending", SPARK_DRIVER_BIND_ADDRESS="10.0.0.7")
+    assert out == ["SPARK_LOCAL_IP=", str(tmp_path / "spark/bin/spark-submit"), "--deploy-mode", "client",
+                   "--conf", "spark.driver.bindAddress=10.0.0.7", "--properties-file",
+                   "/opt/spark/conf/spark.properties", "local:///opt/export-jobs/jobs/submit.py", "run-pending"]
+
+
+def test_the_image_entry_point_starts_an_executor_from_sparks_variables(tmp_path):
+    out = _entrypoint(tmp_path, "executor", SPARK_JAVA_OPT_1="-Dsecond", SPARK_JAVA_OPT_0="-Dfirst",
+                      SPARK_JAVA_OPT_10="-Dlast", SPARK_EXECUTOR_MEMORY="2g", SPARK_DRIVER_URL="spark://d:7078",
+                      SPARK_EXECUTOR_ID="3", SPARK_EXECUTOR_CORES="1", SPARK_APPLICATION_ID="spark-1",
+                      SPARK_EXECUTOR_POD_IP="10.0.0.9", SPARK_EXECUTOR_POD_NAME="exec-3")
+    assert out[:5] == ["SPARK_LOCAL_IP=", str(tmp_path / "java/bin/java"), "-Dfirst", "-Dsecond", "-Dlast"]
+    assert out[5:9] == ["-Xms2g", "-Xmx2g", "-cp", f"{tmp_path}/spark/conf:{tmp_path}/spark/jars/*"]
+    assert out[9] == "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
+    assert out[10:] == ["--driver-url", "spark://d:7078", "--executor-id", "3", "--cores", "1", "--app-id", "spark-1",
+                        "--hostname", "10.0.0.9", "--resourceProfileId", "0", "--podName", "exec-3"]
+
+
+def test_the_image_entry_point_runs_any_other_command_as_export_jobs(tmp_path):
+    assert _entrypoint(tmp_path, "--version")[0].startswith("export-jobs ")

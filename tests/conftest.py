@@ -8,6 +8,14 @@ import time
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# The CLI, server and spark-submit processes the tests start live seconds on tiny data: C2's
+# compilations would cost more CPU than they win back, on 2 cores. spark-submit adds SPARK_SUBMIT_OPTS
+# to the driver's command line (JAVA_TOOL_OPTIONS would print a note on stderr, which the CLI tests
+# read); tests/cluster gives its executors the same. The shared session below lives as long as the
+# suite and keeps the JVM's defaults, as the benchmark does.
+SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_LIVED_JVM)
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", SHORT_LIVED_JVM)  # the standalone master and workers
 # Collected timestamps come back as naive local times: make local time UTC.
 os.environ["TZ"] = "UTC"
 time.tzset()
@@ -24,7 +32,12 @@ TEST_CONF = {
 def spark():
     from jobs.engine import build_session
 
-    session = build_session("local[2]", "export-jobs-tests", TEST_CONF)
+    short_lived = os.environ.pop("SPARK_SUBMIT_OPTS", None)
+    try:
+        session = build_session("local[2]", "export-jobs-tests", TEST_CONF)
+    finally:
+        if short_lived is not None:
+            os.environ["SPARK_SUBMIT_OPTS"] = short_lived
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -301,16 +301,18 @@ def _run_pending(call: Call) -> int:
     return EXIT_FAILED if any(r.status in (JobStatus.FAILED, JobStatus.CANCELLED) for r in records) else 0
 
 
-def _stop_claiming(stop: threading.Event, release: threading.Event, grace: float, release_wait: float) -> None:
+def _stop_claiming(stop: threading.Event, release: threading.Event, grace: float,
+                   release_wait: float) -> list[threading.Timer]:
     """SIGTERM (a container stopping): claim no more jobs, give the running one `grace` seconds, then
     give it back as NEW; exit anyway if its Spark work has not stopped `release_wait` seconds later."""
     log.warning("SIGTERM: claiming no more jobs; a running job has %g s (shutdownGraceSeconds) to finish, "
                 "then it is given back as NEW", grace)
     stop.set()
-    for delay, action in ((grace, release.set), (grace + release_wait, _give_up)):
-        timer = threading.Timer(delay, action)
+    timers = [threading.Timer(grace, release.set), threading.Timer(grace + release_wait, _give_up)]
+    for timer in timers:
         timer.daemon = True
         timer.start()
+    return timers
 
 
 def _give_up() -> None:

@@ -51,7 +51,8 @@ def packed():
 
 def submit(cluster, conf: Path, job_id: int, logs: Path, *options: str) -> list[dict]:
     """scripts/submit in client mode with an event log; the final records."""
-    settings = [arg for key, value in {**event_log_conf(logs), **ACROSS_HOSTS}.items()
+    short_lived = {"spark.executor.extraJavaOptions": os.environ["SPARK_SUBMIT_OPTS"]}  # as tests/conftest.py
+    settings = [arg for key, value in {**event_log_conf(logs), **ACROSS_HOSTS, **short_lived}.items()
                 for arg in ("--conf", f"{key}={value}")]
     result = subprocess.run(
         [str(ROOT / "scripts" / "submit"), *options, "--master", cluster.url, "--deploy-mode", "client",

@@ -12,13 +12,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def test_runners_killed_at_random_moments_lose_and_duplicate_nothing(lake, tmp_path):
     root, _ = lake
-    run = FaultRun(jobs=10, kills=3, max_kills_per_job=2, lost_job_retries=4, lease_seconds=2.0,
+    run = FaultRun(jobs=6, kills=3, max_kills_per_job=2, lost_job_retries=4, lease_seconds=2.0,
                    timeout_seconds=900.0)
     report = fault_run(run, root, tmp_path)
     print({k: v for k, v in report.items() if k != "killLog"})
 
     assert report["problems"] == []
-    assert report["succeeded"] == 10 and report["lost"] == 0 and report["duplicated"] == 0
+    assert report["succeeded"] == 6 and report["lost"] == 0 and report["duplicated"] == 0
     assert report["kills"] >= 2  # the jobs may all finish before the last planned kill lands
     assert report["runnerLostErrors"] >= report["kills"]  # each kill cost its job one retry
     assert report["rowsPerJob"] > 0

@@ -29,7 +29,7 @@ def big_lake(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("big-lake")
     conf = root / "lake.toml"
     conf.write_text(sample_config(root))
-    generate(spark, load_config(conf), LakeSpec(profiles=300_000, segments=5, fragments_per_profile=2,
+    generate(spark, load_config(conf), LakeSpec(profiles=150_000, segments=5, fragments_per_profile=2,
                                                 events_per_profile=0))
     return root
 
@@ -99,11 +99,11 @@ def test_kill_9_of_a_runner_mid_job_ends_failed_with_no_partial_batch(big_lake, 
     assert not DeltaTable.is_deltatable(destination)
 
 
-def test_two_runner_processes_run_each_of_8_jobs_exactly_once(lake, tmp_path):
+def test_two_runner_processes_run_each_of_4_jobs_exactly_once(lake, tmp_path):
     root, _ = lake
     conf, config = deployment_over(root, tmp_path, lease_seconds=30)
     store = JobStore(config.job_table_path)
-    ids = [create_job(store, config, JOB, "demo@Org", "prod").id for _ in range(8)]
+    ids = [create_job(store, config, JOB, "demo@Org", "prod").id for _ in range(4)]
     runners = [subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "run-pending"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                for _ in range(2)]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobs.control import RUNNER_STOPPED, JobStore, create_job, run_job, run_pending
+from jobs.control import RUNNER_STOPPED, JobStore, RunnerLoop, create_job, run_job, run_pending
 from jobs.control import runner as runner_module
 from jobs.spec import JobStatus, load_config
 
@@ -43,3 +43,30 @@ def test_a_released_job_is_new_again_with_no_lease_and_the_next_runner_finishes_
     assert store.running() == []  # no lease left to run out
     done = run_job(store, config, job.id, spark)
     assert done.status is JobStatus.SUCCEEDED, done.errors
+
+
+def test_a_server_stopping_gives_its_running_job_back_after_the_grace(spark, deployment, monkeypatch):
+    config = load_config(deployment)
+    store = JobStore(config.job_table_path)
+    job = create_job(store, config, JOB, "demo@Org", "prod")
+    exporting, released = threading.Event(), threading.Event()
+
+    def export_until_released(*_args, **_kwargs):
+        exporting.set()
+        assert released.wait(30), "the loop did not release the job"
+        raise RuntimeError("the job group was cancelled")
+
+    monkeypatch.setattr(runner_module, "run_export", export_until_released)
+    loop = RunnerLoop(store, config, poll_seconds=0.1, spark_factory=lambda: spark)
+    loop.start()
+    assert exporting.wait(60)
+    stopping = threading.Thread(target=loop.stop, args=(0.2,))
+    stopping.start()
+    deadline = time.monotonic() + 30
+    while store.get(job.id).status is not JobStatus.NEW:
+        assert time.monotonic() < deadline, store.get(job.id)
+        time.sleep(0.05)
+    released.set()
+    stopping.join(30)
+    assert not stopping.is_alive() and not loop.ready()
+    assert [e.code for e in store.get(job.id).errors] == [RUNNER_STOPPED]

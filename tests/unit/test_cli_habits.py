@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,15 @@ def test_create_warns_about_a_segment_id_nothing_knows_and_still_creates_the_job
     assert [w["code"] for w in created["warnings"]] == ["UNKNOWN_SEGMENT"]
     assert "filter.segments[0].segmentId: no segment definition" in caplog.text
     assert JobStore(config.job_table_path).get(created["id"]).warnings is not None
+
+
+def test_sigterm_stops_claiming_at_once_and_releases_the_running_job_after_the_grace():
+    stop, release = threading.Event(), threading.Event()
+    release_timer, give_up = cli._stop_claiming(stop, release, grace=0.05, release_wait=3600)
+    try:
+        assert stop.is_set() and not release.is_set()
+        assert release.wait(5)
+        assert give_up.is_alive()  # exits the process only if the released job's Spark work hangs
+    finally:
+        give_up.cancel()
+    release_timer.join()

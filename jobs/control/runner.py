@@ -31,6 +31,7 @@ from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_
 from jobs.engine import ExportResult, SparkJobGroup, run_export, session_for
 from jobs.planner import build_plan, input_versions
 from jobs.spec import (
+    SEGMENT_MATCHED_NOTHING,
     ComputeGatewayJobId,
     Config,
     ExcludedGraph,
@@ -123,7 +124,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         profile_export_time=TimeSpan(start_time_in_ms=export_start).finish(export_end),
         total_exported_profile_counter=result.counts.total,
         exported_profile_by_namespace_counter=result.counts.by_namespace,
-        exported_profile_by_segment_counter=_by_segment(result.counts.by_segment),
+        exported_profile_by_segment_counter=(_by_segment(result.counts.by_segment)
+                                             if handle.record.destination.segment_per_batch else None),
         rejected_record_counter=result.rejected,
         rejected_records=result.rejected_examples or None,
         segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
@@ -170,11 +172,12 @@ def _by_segment(by_segment: dict[tuple[str, str], int] | None) -> dict[str, dict
 
 
 def matched_nothing(record: JobRecord, by_segment: dict[tuple[str, str], int] | None) -> list[JobWarning]:
-    """The record's warnings after a run: those of its creation, and one per filter segment that no
-    exported profile matched (a misspelt id, an empty segment, or a filter that left no one)."""
-    kept = [w for w in record.warnings or () if w.code != "SEGMENT_MATCHED_NOTHING"]
+    """The record's warnings after a run: those of its creation, and one per counted filter segment
+    (ExportPlan.counted_segments) that no exported profile matched: a misspelt id, an empty segment,
+    or a filter that left no one."""
+    kept = [w for w in record.warnings or () if w.code != SEGMENT_MATCHED_NOTHING]
     empty = [
-        JobWarning(code="SEGMENT_MATCHED_NOTHING", path=f"filter.segments[{i}]",
+        JobWarning(code=SEGMENT_MATCHED_NOTHING, path=f"filter.segments[{i}]",
                    msg=f"no exported profile is a member of segment {s.segment_id!r} ({s.segment_ns}) in the "
                        f"statuses {', '.join(s.status)}")
         for i, s in enumerate(record.filter.segments or ())

@@ -31,8 +31,8 @@ class ExportedCounts:
     total: int
     by_namespace: dict[str, int]  # only namespaces some exported profile has, sorted
     by_batch: dict[str, int]  # every batch of the job, in the plan's order
-    # (segment namespace, id) -> exported profiles that match it, for every filter segment; None when
-    # a combined batch was read back (its rows need not carry the memberships)
+    # (segment namespace, id) -> exported profiles that are its members, for the plan's counted_segments;
+    # None when a combined batch was read back (its rows need not carry the memberships)
     by_segment: dict[tuple[str, str], int] | None
 
 
@@ -72,7 +72,8 @@ class ExportCounters:
             F.count_if(F.size(F.array_except(keys, known)) > 0).alias("unforeseen"),
         ]
         measures += [F.count_if(F.array_contains(keys, ns)).alias(f"ns{i}") for i, ns in enumerate(self.namespaces)]
-        measures += [F.count_if(matched(self.plan, s)).alias(f"segment{i}") for i, s in enumerate(self.plan.segments)]
+        measures += [F.count_if(matched(self.plan, s)).alias(f"segment{i}")
+                     for i, s in enumerate(self.plan.counted_segments)]
         return members.observe(self.observation, *measures)
 
     def segment_counts(self) -> dict[tuple[str, str], int] | None:
@@ -80,7 +81,7 @@ class ExportCounters:
         seen = observed(self.observation)
         if seen is None:
             return None
-        return {(s.namespace, s.segment_id): seen[f"segment{i}"] for i, s in enumerate(self.plan.segments)}
+        return {(s.namespace, s.segment_id): seen[f"segment{i}"] for i, s in enumerate(self.plan.counted_segments)}
 
     def counts(self) -> ExportedCounts | None:
         """The counters, or None if the write did not run or a profile had an unforeseen namespace."""
@@ -90,7 +91,7 @@ class ExportCounters:
         by_namespace = {ns: seen[f"ns{i}"] for i, ns in enumerate(self.namespaces) if seen[f"ns{i}"]}
         by_segment = self.segment_counts()
         if self.plan.per_segment:
-            by_batch = {s.batch_id: seen[f"segment{i}"] for i, s in enumerate(self.plan.segments)}
+            by_batch = {s.batch_id: seen[f"segment{i}"] for i, s in enumerate(self.plan.counted_segments)}
         else:
             by_batch = {self.plan.batch_ids[0]: seen["total"]}
         return ExportedCounts(seen["total"], by_namespace, by_batch, by_segment)

@@ -29,6 +29,7 @@ from jobs.planner.plan import (
 )
 from jobs.spec import (
     EVENT_SYSTEM_COLUMNS,
+    UNKNOWN_SEGMENT,
     Config,
     DestinationDataset,
     JobDefinition,
@@ -48,6 +49,7 @@ from jobs.spec import (
     parse_field_list,
     pql,
     projection,
+    segment_id_path,
 )
 
 
@@ -190,7 +192,7 @@ def segment_warnings(definition: JobDefinition, defined: Collection[str],
         if segment.segment_id in ids:
             continue
         warnings.append(JobWarning(
-            code="UNKNOWN_SEGMENT", path=f"filter.segments[{i}].segmentId",
+            code=UNKNOWN_SEGMENT, path=segment_id_path(i),
             msg=f"no segment definition of this org and sandbox and no {segment.segment_ns} membership in its "
                 f"profile datasets has the id {segment.segment_id!r}, so no profile can match it"
                 + did_you_mean(segment.segment_id, sorted({*defined, *ids}))))
@@ -331,6 +333,11 @@ def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan
             for s in definition.filter.segments or ()
         )
     window = definition.filter.segment_qualification_time
+    # Counting a segment's members costs its condition on every exported profile: a combined job
+    # counts only the segments nothing knew at its creation, for the record's note on them.
+    unknown = record.unknown_segments
+    counted = segments if dest.segment_per_batch else tuple(
+        s for s in segments if (s.namespace, s.segment_id) in unknown)
     plan = ExportPlan(
         job_id=record.id,
         sources=tuple(resolved.sources),
@@ -339,6 +346,7 @@ def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan
         projection=nodes,
         leaves=tuple(leaves),
         segments=segments,
+        counted_segments=counted,
         qualified_from=window.start_time if window else None,
         qualified_to=window.end_time if window else None,
         from_ingest=definition.filter.from_ingest_timestamp,

@@ -85,6 +85,9 @@ class ExportPlan:
     projection: tuple[Node, ...]
     leaves: tuple[Leaf, ...]
     segments: tuple[SegmentSpec, ...]  # empty: every profile
+    # The segments whose exported members the job counts: every one of per-segment batches; else
+    # those the record warned nothing knew (JobRecord.unknown_segments).
+    counted_segments: tuple[SegmentSpec, ...]
     qualified_from: datetime | None
     qualified_to: datetime | None
     from_ingest: datetime | None

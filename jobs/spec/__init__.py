@@ -46,6 +46,8 @@ from jobs.spec.errors import (
     problems_from,
 )
 from jobs.spec.jobs import (
+    SEGMENT_MATCHED_NOTHING,
+    UNKNOWN_SEGMENT,
     AdditionalFields,
     Batch,
     ComputeGatewayJobId,
@@ -74,6 +76,7 @@ from jobs.spec.jobs import (
     hashed_id,
     parse_definition,
     parse_field_list,
+    segment_id_path,
 )
 from jobs.spec.memberships import (
     QUALIFIED,
@@ -173,6 +176,9 @@ __all__ = [
     "JobDefinition",
     "JobError",
     "JobWarning",
+    "SEGMENT_MATCHED_NOTHING",
+    "UNKNOWN_SEGMENT",
+    "segment_id_path",
     "JobFailure",
     "JobRecord",
     "JobStatus",

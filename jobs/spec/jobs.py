@@ -220,6 +220,15 @@ class JobError(Record):
     call_stack: str = ""
 
 
+UNKNOWN_SEGMENT = "UNKNOWN_SEGMENT"
+SEGMENT_MATCHED_NOTHING = "SEGMENT_MATCHED_NOTHING"
+
+
+def segment_id_path(index: int) -> str:
+    """The JSON path of the request's `index`th filter segment id."""
+    return f"filter.segments[{index}].segmentId"
+
+
 class JobWarning(Record):
     """Something the job did that is allowed but probably not meant (beyond the seed), e.g. a segment
     id nothing knows; `path` is the request's field it is about."""
@@ -364,6 +373,13 @@ class JobRecord(Record):
     @property
     def evaluates(self) -> bool:
         return self.evaluation_info.segmentation
+
+    @property
+    def unknown_segments(self) -> set[tuple[str, str]]:
+        """(namespace, id) of the filter segments that nothing knew when the job was created."""
+        paths = {w.path for w in self.warnings or () if w.code == UNKNOWN_SEGMENT}
+        return {(s.segment_ns, s.segment_id) for i, s in enumerate(self.filter.segments or ())
+                if segment_id_path(i) in paths}
 
     @property
     def exported_rows(self) -> int | None:

@@ -45,6 +45,7 @@ def make_plan(
     merge: str = "timestampOrdered",
     sources: tuple[ProfileSource, ...] = (ProfileSource("a", "unused", 0),),
     per_segment: bool = False,
+    counted: Sequence[SegmentSpec] = (),
     **window,
 ) -> ExportPlan:
     nodes = projection(schema_json, fields)
@@ -57,6 +58,7 @@ def make_plan(
         projection=nodes,
         leaves=tuple(merge_leaves(nodes)),
         segments=tuple(segments),
+        counted_segments=tuple(segments) if per_segment else tuple(counted),
         qualified_from=window.get("qualified_from"),
         qualified_to=window.get("qualified_to"),
         from_ingest=window.get("from_ingest"),

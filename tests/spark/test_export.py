@@ -63,14 +63,13 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
 
     assert done.status is JobStatus.SUCCEEDED, done.errors
     rows = read_rows(config.resolve(config.destination_datasets[0].path))
-    both, one, two = reference(config)
+    both, _, _ = reference(config)
     assert len(both) > 10  # the generated lake must give the test something to check
     assert {key_of(r) for r in rows} == both
     assert {r["_batchId"] for r in rows} == {record.destination.batch_id}
     metrics = done.metrics
     assert metrics.total_exported_profile_counter == len(rows) == len(both)
-    assert metrics.exported_profile_by_segment_counter == {"ups": {"segment-01": len(one), "segment-02": len(two)}}
-    assert done.warnings is None
+    assert metrics.exported_profile_by_segment_counter is None and done.warnings is None
     namespaces: dict[str, int] = {}
     for row in rows:
         for ns, _ in row["identityMap"]:
@@ -114,8 +113,6 @@ def test_a_misspelt_segment_is_warned_about_at_creation_and_noted_after_the_run(
     assert done.status is JobStatus.SUCCEEDED, done.errors
     assert [(w.code, w.path) for w in done.warnings or ()] == [("UNKNOWN_SEGMENT", "filter.segments[1].segmentId"),
                                                                 ("SEGMENT_MATCHED_NOTHING", "filter.segments[1]")]
-    _, one, _ = reference(config)
-    assert done.metrics.exported_profile_by_segment_counter == {"ups": {"segment-01": len(one), "segmnt-02": 0}}
 
 
 def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, deployment, merge_path):

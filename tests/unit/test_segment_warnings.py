@@ -56,3 +56,10 @@ def test_a_run_notes_each_segment_no_exported_profile_matched_and_keeps_the_crea
 
 def test_a_read_back_combined_batch_has_no_segment_counts_and_no_note():
     assert matched_nothing(record_for(body("a")), None) == []
+
+
+def test_the_segments_warned_about_at_creation_are_the_ones_a_combined_run_counts():
+    [warning] = segment_warnings(definition("known", "zz"), {"known"}, lambda: set())
+    record = record_for(body("known", "zz")).updated(warnings=[warning])
+    assert record.unknown_segments == {("ups", "zz")}
+    assert record_for(body("known")).unknown_segments == set()

@@ -18,19 +18,29 @@ JOB = {"fields": "personalEmail.address", "filter": {"segments": [{"segmentId": 
        "destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 
 
-def test_a_released_job_is_new_again_with_no_lease_and_the_next_runner_finishes_it(spark, deployment, monkeypatch):
+def wait_until_new(store: JobStore, job_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while store.get(job_id).status is not JobStatus.NEW:
+        assert time.monotonic() < deadline, f"job {job_id} was not released: {store.get(job_id)}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def queued(deployment):
+    """A config, its job table and a NEW job in it."""
     config = load_config(deployment)
     store = JobStore(config.job_table_path)
-    job = create_job(store, config, JOB, "demo@Org", "prod")
+    return config, store, create_job(store, config, JOB, "demo@Org", "prod")
+
+
+def test_a_released_job_is_new_again_with_no_lease_and_the_next_runner_finishes_it(spark, queued, monkeypatch):
+    config, store, job = queued
     stop, release = threading.Event(), threading.Event()
 
     def export_until_released(*_args, **_kwargs):
         stop.set()
         release.set()  # what the SIGTERM handler does once shutdownGraceSeconds have passed
-        deadline = time.monotonic() + 30
-        while store.get(job.id).status is not JobStatus.NEW:
-            assert time.monotonic() < deadline, "the lease keeper did not release the job"
-            time.sleep(0.05)
+        wait_until_new(store, job.id)
         raise RuntimeError("the job group was cancelled")  # as Spark reports its stopped work
 
     with monkeypatch.context() as patched:
@@ -45,10 +55,8 @@ def test_a_released_job_is_new_again_with_no_lease_and_the_next_runner_finishes_
     assert done.status is JobStatus.SUCCEEDED, done.errors
 
 
-def test_a_server_stopping_gives_its_running_job_back_after_the_grace(spark, deployment, monkeypatch):
-    config = load_config(deployment)
-    store = JobStore(config.job_table_path)
-    job = create_job(store, config, JOB, "demo@Org", "prod")
+def test_a_server_stopping_gives_its_running_job_back_after_the_grace(spark, queued, monkeypatch):
+    config, store, job = queued
     exporting, released = threading.Event(), threading.Event()
 
     def export_until_released(*_args, **_kwargs):
@@ -62,10 +70,7 @@ def test_a_server_stopping_gives_its_running_job_back_after_the_grace(spark, dep
     assert exporting.wait(60)
     stopping = threading.Thread(target=loop.stop, args=(0.2,))
     stopping.start()
-    deadline = time.monotonic() + 30
-    while store.get(job.id).status is not JobStatus.NEW:
-        assert time.monotonic() < deadline, store.get(job.id)
-        time.sleep(0.05)
+    wait_until_new(store, job.id)
     released.set()
     stopping.join(30)
     assert not stopping.is_alive() and not loop.ready()

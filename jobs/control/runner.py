@@ -147,7 +147,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         advance_watermark(ScheduleStore(config.schedule_table_path), handle.record, watermark)
         inputs = inputs.updated(watermark=from_micros(watermark)) if inputs is not None else None
     warnings = matched_nothing(handle.record, result.counts.by_segment)
-    for warning in warnings[len(handle.record.warnings or ()):]:
+    for warning in (w for w in warnings if w.code == SEGMENT_MATCHED_NOTHING):
         log.warning("job %s: %s: %s", job_id, warning.path, warning.msg)
     return handle.finish(JobStatus.SUCCEEDED, metrics=metrics, inputs=inputs, warnings=warnings or None)
 

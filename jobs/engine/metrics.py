@@ -77,10 +77,11 @@ class ExportCounters:
         return members.observe(self.observation, *measures)
 
     def segment_counts(self) -> dict[tuple[str, str], int] | None:
-        """Exported profiles per filter segment, or None if the write did not run."""
+        """Exported profiles per counted segment, or None if the write did not run."""
         seen = observed(self.observation)
-        if seen is None:
-            return None
+        return None if seen is None else self._by_segment(seen)
+
+    def _by_segment(self, seen: dict[str, Any]) -> dict[tuple[str, str], int]:
         return {(s.namespace, s.segment_id): seen[f"segment{i}"] for i, s in enumerate(self.plan.counted_segments)}
 
     def counts(self) -> ExportedCounts | None:
@@ -89,7 +90,7 @@ class ExportCounters:
         if seen is None or seen["unforeseen"]:
             return None
         by_namespace = {ns: seen[f"ns{i}"] for i, ns in enumerate(self.namespaces) if seen[f"ns{i}"]}
-        by_segment = self.segment_counts()
+        by_segment = self._by_segment(seen)
         if self.plan.per_segment:
             by_batch = {s.batch_id: seen[f"segment{i}"] for i, s in enumerate(self.plan.counted_segments)}
         else:

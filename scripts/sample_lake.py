@@ -54,6 +54,9 @@ class LakeSpec:
     # None: every event carries all of its person's identities; a share: that many events carry
     # two (ECID and Email), the others only ECID.
     linked_events: float | None = None
+    # Fragments carry XDM email-marketing consent (consents.marketing.email.val: y, dy, n or none);
+    # the later dataset's fragments often withdraw it.
+    consents: bool = False
     seed: int = 42
 
 
@@ -199,6 +202,10 @@ def profile_fragments(spark: SparkSession, spec: LakeSpec, dataset_index: int) -
                 pick("tier", ["bronze", "silver", "gold"]).alias("tier"),
             ).alias("loyalty"),
         ]
+    if spec.consents:
+        choices: list[str | None] = ["y", "y", "dy", "n", None] if dataset_index == 0 else ["y", "n", "n", None]
+        attributes.append(F.struct(F.struct(F.struct(pick("consent", choices).alias("val")).alias("email"))
+                                   .alias("marketing")).alias("consents"))
     return df.select("identityMap", "_ingestTime", "segmentMembership", *attributes)
 
 
@@ -364,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     parser.add_argument("--linked-share", type=float, default=defaults.linked_share,
                         help="share of people whose identities are spread over their fragments")
+    parser.add_argument("--consents", action="store_true",
+                        help="give fragments email-marketing consent (consents.marketing.email.val)")
     parser.add_argument("--linked-events", type=float, default=defaults.linked_events,
                         help="share of events with two identities (the others: one); default: all have all")
     args = parser.parse_args(argv)

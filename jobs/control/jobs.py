@@ -357,15 +357,16 @@ def create_job(
     evaluates = definition.evaluation_info.segmentation
     scoped = config.for_tenant(org, sandbox)
     definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else {}
-    policy = check_job(definition, scoped, definitions if evaluates else {})
+    resolved = check_job(definition, scoped, definitions if evaluates else {})
     evaluated = snapshots(definition, definitions) if evaluates else None
-    warnings = segment_warnings(definition, definitions, lambda: member_segments(scoped))
+    warnings = resolved.warnings + segment_warnings(definition, definitions, lambda: member_segments(scoped))
     request_id = request_id or str(uuid.uuid4())
     created = now_ms()
 
     def record(job_id: int) -> JobRecord:
-        made = new_record(definition, config, job_id, org, sandbox, request_id, created, policy, evaluated, schedule)
-        return made.updated(warnings=warnings) if warnings else made
+        made = new_record(definition, config, job_id, org, sandbox, request_id, created, resolved.policy, evaluated,
+                          schedule)
+        return made.updated(warnings=warnings or None, consent_policies=resolved.consent or None)
 
     return record(0) if dry_run else store.create(record)
 

@@ -98,7 +98,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         plan = build_plan(handle.record, config, handle.store.deployment(config.deployment))
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
-        handle.update(stage="exporting")
+        # The consent policies of the config as it is now (a destination's may have changed since creation).
+        handle.update(stage="exporting", consent_policies=[rule.policy for rule in plan.consent] or None)
         export_start = now_ms()
         log.info("job %s: exporting to %s", job_id, plan.destination_path)
         with group[0].running():
@@ -131,6 +132,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
         segmented_profile_by_status_counter=result.evaluated.by_status if result.evaluated else None,
         **_graph_metrics(result, config.example_ids == "hashed"),
+        consent_excluded_profile_counter=result.consent.excluded if result.consent else None,
+        consent_excluded_profile_by_segment_counter=_by_segment(result.consent.by_segment) if result.consent else None,
     )
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)

@@ -26,6 +26,8 @@ from jobs.engine.evaluation import changed_column, evaluate, flattened, unflatte
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
 from jobs.engine.merge import load_fragments, merge_profiles
 from jobs.engine.metrics import (
+    ConsentCounters,
+    ConsentCounts,
     EvaluatedCounts,
     EvaluationCounters,
     ExportCounters,
@@ -36,7 +38,7 @@ from jobs.engine.metrics import (
 )
 from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
-from jobs.engine.segments import candidate_filter, select_members, tag_batches
+from jobs.engine.segments import candidate_filter, qualifying, select_members, tag_batches
 from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
 from jobs.engine.stitching import Components, restitched, stitched_components
 from jobs.planner import ExportPlan
@@ -55,6 +57,7 @@ class ExportResult:
     committed_now: bool = True
     evaluated: EvaluatedCounts | None = None
     graph: Components | None = None  # identityGraph pdg
+    consent: ConsentCounts | None = None  # a plan with consent policies
 
 
 def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None,
@@ -74,16 +77,18 @@ def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None
     return evaluate(profiles, plan) if plan.evaluation is not None else profiles
 
 
-def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters | None = None) -> DataFrame:
+def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters | None = None,
+                consent: ConsentCounters | None = None) -> DataFrame:
     """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events.
 
-    `counters`: count the exported profiles on the way (metrics.ExportCounters).
+    `counters`: count the exported profiles on the way (metrics.ExportCounters); `consent`: the
+    qualifying profiles that consent leaves out (metrics.ConsentCounters).
     """
     output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
     if plan.events is not None and plan.events.projection is not None:
         none = F.array().cast(profiles.schema[EVENTS].dataType)
         output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
-    members = select_members(profiles, plan)
+    members = select_members(profiles, plan, consent.observe if consent is not None else None)
     if counters is not None:
         members = counters.observe(members)
     return tag_batches(members, plan, output)
@@ -124,7 +129,8 @@ def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
     read = {KEY_NS, KEY_ID, "_ingestTime", HAS_PROFILE, "identityMap", EVENTS,
             *(changed_column(s.segment_id) for s in plan.evaluation.segments),
             *(leaf.column for leaf in merge_leaves(plan.projection)),
-            *(segment_column(s.namespace, s.segment_id) for s in plan.segments)}
+            *(segment_column(s.namespace, s.segment_id) for s in plan.segments),
+            *(rule.leaf.column for rule in plan.consent)}
     return [c for c in profiles.columns if c in read]
 
 
@@ -138,6 +144,7 @@ def write_observed(
     write because another run of the job committed first."""
     probe = probe_fragments(fragments, plan, known_namespaces)  # before the fragments are observed
     counters = ExportCounters(plan, probe.namespaces)
+    consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from
     # pushing the REJECT filter below the projection that runs the identity lambdas
     # (it would inline them into the filter and run them once per reference).
@@ -160,7 +167,7 @@ def write_observed(
         profiles = unflattened(kept, plan)
     try:
         if export_pending:
-            write_batches(export_rows(profiles, plan, counters), plan)
+            write_batches(export_rows(profiles, plan, counters, consent), plan)
         if writeback_pending:
             assert plan.evaluation is not None
             write_memberships(writeback_rows(profiles, plan.evaluation), plan.evaluation, plan.job_id)
@@ -175,7 +182,9 @@ def write_observed(
     count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
     return ExportResult(exported_counts(spark, counters), count, seen["watermark"],
                         committed_now=exported,
-                        evaluated=evaluation.counts(profiles) if evaluation is not None else None)
+                        evaluated=evaluation.counts(profiles) if evaluation is not None else None,
+                        consent=(consent.counts(None if export_pending else qualifying(profiles, plan))
+                                 if consent is not None else None))
 
 
 def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
@@ -184,10 +193,13 @@ def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events:
     row = fragments.agg(F.count(F.col(REJECT)).alias("n"), F.max(F.unix_micros("_ingestTime")).alias("w")).first()
     assert row is not None, "a global aggregation has one row"
     count = row["n"] + (events.where(F.col(REJECT).isNotNull()).count() if events is not None else 0)
-    evaluated = None
-    if plan.evaluation is not None:
-        evaluated = EvaluationCounters(plan).counts(profiles_of(fragments, plan, events, None, components))
-    return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated)
+    evaluated = consent = None
+    if plan.evaluation is not None or plan.consent:
+        profiles = profiles_of(fragments, plan, events, None, components)
+        evaluated = EvaluationCounters(plan).counts(profiles) if plan.evaluation is not None else None
+        consent = ConsentCounters(plan).counts(qualifying(profiles, plan)) if plan.consent else None
+    return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated,
+                        consent=consent)
 
 
 def rejected_examples(records: DataFrame, hashed_ids: bool) -> list[RejectedRecord]:

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import BATCH, segment_column
 from jobs.engine.evaluation import NAMESPACE
 from jobs.engine.identities import profile_key
-from jobs.engine.segments import matched
+from jobs.engine.segments import consented, matched
 from jobs.planner import ExportPlan
 
 OBSERVATION_GRACE_S = 0.1
@@ -132,6 +132,45 @@ def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
         by_batch = {plan.batch_ids[0]: total}  # one row per profile: no second read-back
     return ExportedCounts(total, dict(sorted(by_namespace.items())),
                           {b: by_batch.get(b, 0) for b in plan.batch_ids}, by_segment)
+
+
+@dataclass(frozen=True)
+class ConsentCounts:
+    excluded: int
+    by_segment: dict[tuple[str, str], int] | None  # per-segment jobs: (namespace, segment id) -> profiles
+
+
+class ConsentCounters:
+    """Counts the qualifying profiles that the plan's consent policies leave out, on the way."""
+
+    def __init__(self, plan: ExportPlan):
+        self.plan = plan
+        self.observation = Observation(f"job-{plan.job_id}-consent")
+
+    def _measures(self) -> list[Column]:
+        excluded = ~consented(self.plan)
+        measures = [F.count_if(excluded).alias("excluded")]
+        if self.plan.per_segment:
+            measures += [F.count_if(excluded & matched(self.plan, s)).alias(f"segment{i}")
+                         for i, s in enumerate(self.plan.segments)]
+        return measures
+
+    def observe(self, members: DataFrame) -> DataFrame:
+        """`members`, the qualifying profiles before consent leaves some out (segments.select_members)."""
+        return members.observe(self.observation, *self._measures())
+
+    def counts(self, members: DataFrame | None = None) -> ConsentCounts | None:
+        """The observed counts; if no query ran over them, one aggregation of `members` (None without)."""
+        seen = observed(self.observation)
+        if seen is None and members is not None:
+            row = members.agg(*self._measures()).first()
+            assert row is not None, "a global aggregation has one row"
+            seen = row.asDict()
+        if seen is None:
+            return None
+        by_segment = ({(s.namespace, s.segment_id): seen[f"segment{i}"] for i, s in enumerate(self.plan.segments)}
+                      if self.plan.per_segment else None)
+        return ConsentCounts(seen["excluded"], by_segment)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import reduce
 
@@ -32,6 +33,16 @@ def qualifies(
 def matched(plan: ExportPlan, segment: SegmentSpec) -> Column:
     membership = F.col(segment_column(segment.namespace, segment.segment_id))
     return qualifies(membership, segment.statuses, plan.qualified_from, plan.qualified_to)
+
+
+def consented(plan: ExportPlan) -> Column:
+    """The merged profile meets every consent policy of the plan (docs/reference/privacy.md): its
+    consent attribute holds an allowed value, or it has none and the policy includes missing values."""
+    allowed = F.lit(True)
+    for rule in plan.consent:
+        value = F.col(rule.leaf.column)
+        allowed &= F.coalesce(value.isin(list(rule.policy.allowed_values)), F.lit(rule.policy.missing == "include"))
+    return allowed
 
 
 def any_segment(plan: ExportPlan) -> Column:
@@ -65,8 +76,8 @@ def candidate_filter(share: float | None, plan: ExportPlan) -> Column | None:
     return any_segment(plan) if narrow else None
 
 
-def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Profiles that qualify for the job.
+def qualifying(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
+    """Profiles that qualify for the job, before its consent policies.
 
     With empty profiles (keys with events only, HAS_PROFILE null) the merged
     `_ingestTime` bound does not apply to them: their events are already cut to
@@ -78,6 +89,18 @@ def select_members(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
             later = later | F.col(HAS_PROFILE).isNull()
         profiles = profiles.where(later)
     return profiles.where(any_segment(plan))
+
+
+def select_members(profiles: DataFrame, plan: ExportPlan,
+                   before_consent: Callable[[DataFrame], DataFrame] | None = None) -> DataFrame:
+    """Profiles that qualify for the job and that its consent policies allow. `before_consent`: applied
+    to the qualifying profiles before consent leaves some out (metrics.ConsentCounters.observe)."""
+    members = qualifying(profiles, plan)
+    if not plan.consent:
+        return members
+    if before_consent is not None:
+        members = before_consent(members)
+    return members.where(consented(plan))
 
 
 def tag_batches(members: DataFrame, plan: ExportPlan, columns: list[Column]) -> DataFrame:

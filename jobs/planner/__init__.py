@@ -30,6 +30,7 @@ from jobs.planner.lake import (
     profile_sources,
 )
 from jobs.planner.plan import (
+    ConsentRule,
     EvaluatedSegment,
     EvaluationPlan,
     EventPlan,
@@ -41,6 +42,7 @@ from jobs.planner.plan import (
 )
 
 __all__ = [
+    "ConsentRule",
     "EvaluatedSegment",
     "EvaluationPlan",
     "EventPlan",

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from jobs.planner.lake import Schemas, event_sources, fragment_count, merged_schema, profile_sources
 from jobs.planner.plan import (
+    ConsentRule,
     EvaluatedSegment,
     EvaluationPlan,
     EventPlan,
@@ -28,10 +29,15 @@ from jobs.planner.plan import (
     StitchPlan,
 )
 from jobs.spec import (
+    DATA_USAGE_OMITTED,
     EVENT_SYSTEM_COLUMNS,
+    SYSTEM_COLUMNS,
     UNKNOWN_SEGMENT,
+    AppliedConsent,
     Config,
+    ConsentPolicy,
     DestinationDataset,
+    Forbidden,
     JobDefinition,
     JobRecord,
     JobWarning,
@@ -44,12 +50,16 @@ from jobs.spec import (
     SegmentDefinition,
     SegmentSnapshot,
     UnknownPath,
+    allowed_paths,
+    attribute_schema,
     did_you_mean,
+    label_conflicts,
     merge_leaves,
     parse_field_list,
     pql,
     projection,
     segment_id_path,
+    type_at,
 )
 
 
@@ -92,7 +102,9 @@ def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.
     nodes = None
     window = event_list.filter if event_list and event_list.filter else None
     if event_list is not None:
-        paths = parse_field_list(event_list.fields) if event_list.fields else None
+        destination = config.destination(definition.destination.dataset_id)
+        forbidden = config.forbidden(destination, "event") if destination is not None else []
+        paths = selected_paths(event_list.fields, schema, forbidden, EVENT_SYSTEM_COLUMNS)
         nodes = projection(schema, paths, EVENT_SYSTEM_COLUMNS)
     return EventPlan(
         sources=tuple(sources),
@@ -107,6 +119,17 @@ def event_plan(definition: JobDefinition, config: Config, conditions: tuple[pql.
     )
 
 
+def selected_paths(fields: str | None, schema: dict[str, Any], forbidden: list[Forbidden],
+                   system: tuple[str, ...] = SYSTEM_COLUMNS) -> list[tuple[str, ...]] | None:
+    """The attribute paths a `fields` text selects: as it lists them; when it is left out, every
+    attribute (None) or, if the destination may not receive some, every other one."""
+    if fields:
+        return parse_field_list(fields)
+    if not forbidden:
+        return None
+    return allowed_paths(attribute_schema(schema, system), forbidden)[0]
+
+
 @dataclass(frozen=True)
 class Resolved:
     """What a definition needs of the config and the lake; parts that could not be found are None."""
@@ -118,6 +141,63 @@ class Resolved:
     projection: tuple[Node, ...] | None
     events: EventPlan | None  # what the definition itself reads of the events (no segment conditions)
     problems: list[Problem]
+    consent: list[AppliedConsent] = field(default_factory=list)  # the destination's policy, then the job's
+    warnings: list[JobWarning] = field(default_factory=list)  # attributes left out by data-usage labels
+
+
+def consent_problems(definition: JobDefinition, destination: DestinationDataset | None,
+                     profile: dict[str, Any]) -> tuple[list[AppliedConsent], list[Problem]]:
+    """The consent policies a job applies, and what is wrong with them: a field the profile schema
+    lacks or that holds no string, or a job's policy that would allow what its destination's does not."""
+    attributes = attribute_schema(profile)
+    applied, problems = [], []
+    named: list[tuple[ConsentPolicy, str, Literal["destination", "job"], str]] = []
+    if destination is not None and destination.consent is not None:
+        named.append((destination.consent, "destination.datasetId", "destination",
+                      f"dataset {destination.id!r} requires consent field"))
+    if definition.consent is not None:
+        named.append((definition.consent, "consent.field", "job", "consent field"))
+    for policy, path, source, what in named:
+        found = type_at(attributes, policy.path)
+        if found != "string":
+            held = "which the profile schema does not have" if found is None else "which holds no string values"
+            problems.append(Problem(path=path, message=f"{what} {policy.field}, {held} (consent values are "
+                                                       "strings such as y, n, dy)"))
+            continue
+        applied.append(AppliedConsent.of(policy, source))
+    if destination is not None and destination.consent is not None and definition.consent is not None:
+        problems += [Problem(path=f"consent.{key}", message=f"{why}: a job may narrow its destination's "
+                                                            f"consent policy, never widen it")
+                     for key, why in destination.consent.loosened_by(definition.consent)]
+    return applied, problems
+
+
+def usage_problems(definition: JobDefinition, config: Config, destination: DestinationDataset,
+                   profile: dict[str, Any], events: EventPlan | None) -> tuple[list[Problem], list[JobWarning]]:
+    """Listed fields that the destination may not receive (problems), and, for a job with no
+    `fields`, the attributes left out for that reason (a warning per list of fields)."""
+    problems: list[Problem] = []
+    warnings: list[JobWarning] = []
+    event_list = definition.additional_fields.event_list if definition.additional_fields else None
+    lists: list[tuple[str, str | None, Literal["profile", "event"], dict[str, Any], tuple[str, ...]]] = [
+        ("fields", definition.fields, "profile", profile, SYSTEM_COLUMNS)]
+    if event_list is not None and events is not None:
+        lists.append(("additionalFields.eventList.fields", event_list.fields, "event", events.schema,
+                      EVENT_SYSTEM_COLUMNS))
+    for path, fields, kind, schema, system in lists:
+        forbidden = config.forbidden(destination, kind)
+        if not forbidden:
+            continue
+        if fields:
+            problems += [Problem(path=path, message=f"{'.'.join(asked)!r} may not be exported here: "
+                                                    f"{rule.reason(destination.id)}")
+                         for asked, rule in label_conflicts(parse_field_list(fields), forbidden)]
+            continue
+        omitted = allowed_paths(attribute_schema(schema, system), forbidden)[1]
+        if omitted:
+            warnings.append(JobWarning(code=DATA_USAGE_OMITTED, path=path, msg="left out of every attribute: "
+                                       + "; ".join(rule.reason(destination.id) for rule in omitted)))
+    return problems, warnings
 
 
 def resolve(definition: JobDefinition, config: Config,
@@ -148,9 +228,10 @@ def resolve(definition: JobDefinition, config: Config,
     if all(s.optional for s in sources):
         problems.append(Problem(path="$", message="this org and sandbox have no profile datasets to export from"))
     profile = merged_schema("profile", sources)
+    forbidden = config.forbidden(destination, "profile") if destination is not None else []
     nodes = None
     try:
-        nodes = projection(profile, parse_field_list(definition.fields) if definition.fields else None)
+        nodes = projection(profile, selected_paths(definition.fields, profile, forbidden))
     except UnknownPath as err:
         problems += [Problem(path="fields", message=str(each)) for each in err.each]
     event_list = definition.additional_fields.event_list if definition.additional_fields else None
@@ -162,19 +243,25 @@ def resolve(definition: JobDefinition, config: Config,
         events = event_plan(definition, config)
     except UnknownPath as err:
         problems += [Problem(path="additionalFields.eventList.fields", message=str(each)) for each in err.each]
-    return Resolved(policy, destination, sources, profile, nodes, events, problems)
+    consent, wrong = consent_problems(definition, destination, profile)
+    problems += wrong
+    warnings: list[JobWarning] = []
+    if destination is not None:
+        wrong, warnings = usage_problems(definition, config, destination, profile, events)
+        problems += wrong
+    return Resolved(policy, destination, sources, profile, nodes, events, problems, consent, warnings)
 
 
 def check_job(definition: JobDefinition, config: Config,
-              definitions: Mapping[str, SegmentDefinition] | None = None) -> MergePolicy:
-    """Reject what the config or the lake make impossible, every problem at once; returns the
-    job's merge policy. `definitions`: the scope's segment definitions, for an evaluating job."""
+              definitions: Mapping[str, SegmentDefinition] | None = None) -> Resolved:
+    """Reject what the config or the lake make impossible, every problem at once; returns what the
+    job resolved to. `definitions`: the scope's segment definitions, for an evaluating job."""
     resolved = resolve(definition, config, definitions)
     problems = size_problems(definition, config) + resolved.problems
     problems += evaluation_problems(definition, config, definitions or {}, resolved.policy)
     if problems:
         raise RequestRejected(problems)
-    return resolved.policy
+    return resolved
 
 
 def segment_warnings(definition: JobDefinition, defined: Collection[str],
@@ -320,6 +407,9 @@ def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan
     if needs is not None:
         known = {leaf.path for leaf in leaves}
         leaves += [Leaf(path, t) for path, t in needs.leaves if path not in known]
+    consent = tuple(ConsentRule(c, Leaf(c.policy().path, "string")) for c in resolved.consent)
+    known = {leaf.path for leaf in leaves}
+    leaves += list({rule.leaf.path: rule.leaf for rule in consent if rule.leaf.path not in known}.values())
     dest = record.destination
     if dest.batches is not None:
         segments = tuple(
@@ -364,6 +454,7 @@ def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan
         stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
         fragments=fragment_count(resolved.sources),
         hashed_example_ids=config.example_ids == "hashed",
+        consent=consent,
     )
     return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
 

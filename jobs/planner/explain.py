@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from jobs.planner.plan import ExportPlan
+from jobs.spec import merge_leaves
 
 
 def _time(value: datetime | None) -> str | None:
@@ -35,7 +36,10 @@ def explain_plan(plan: ExportPlan, versions: Mapping[str, int | None]) -> dict[s
     if plan.evaluation is not None:
         steps.append(f"evaluate {len(plan.evaluation.segments)} segment definition(s) in the same pass")
     steps.append(f"keep the members of {len(segments)} segment(s)" if segments else "keep every profile")
-    steps.append(f"project {len(plan.leaves)} field(s)" + (", and the events" if plan.events and
+    if plan.consent:
+        steps.append(f"keep the profiles {len(plan.consent)} consent policy(ies) allow, counting the others")
+    fields = [".".join(leaf.path) for leaf in merge_leaves(plan.projection)]
+    steps.append(f"project {len(fields)} field(s)" + (", and the events" if plan.events and
                                                            plan.events.projection else ""))
     batches = len(plan.batch_ids)
     steps.append(f"write {batches} batch(es) to the destination in one Delta commit")
@@ -48,12 +52,13 @@ def explain_plan(plan: ExportPlan, versions: Mapping[str, int | None]) -> dict[s
             "segments": segments,
             "segmentQualificationTime": {"startTime": _time(plan.qualified_from), "endTime": _time(plan.qualified_to)},
             "fromIngestTimestamp": _time(plan.from_ingest),
+            "consent": [rule.policy.to_dict() for rule in plan.consent],
         },
         "evaluation": None if plan.evaluation is None else {
             "segments": [s.segment_id for s in plan.evaluation.segments],
             "writesBackTo": plan.evaluation.writeback_path,
         },
-        "fields": [".".join(leaf.path) for leaf in plan.leaves],
+        "fields": fields,
         "events": None if plan.events is None or plan.events.projection is None else {
             "fields": [n.name for n in plan.events.projection],
             "fromIngestTimestamp": _time(plan.events.from_ingest),

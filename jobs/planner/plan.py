@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobs.spec import Leaf, Node, pql
+from jobs.spec import AppliedConsent, Leaf, Node, pql
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,14 @@ class SegmentSpec:
 
 
 @dataclass(frozen=True)
+class ConsentRule:
+    """A consent policy on the merged profiles: `leaf` is its merged consent attribute."""
+
+    policy: AppliedConsent
+    leaf: Leaf
+
+
+@dataclass(frozen=True)
 class ExportPlan:
     job_id: int
     sources: tuple[ProfileSource, ...]
@@ -107,6 +115,7 @@ class ExportPlan:
     # input needs no probe before its export (engine/probe.py).
     fragments: int | None = None
     hashed_example_ids: bool = True  # Config.example_ids: the record's rejectedRecords show hashed ids
+    consent: tuple[ConsentRule, ...] = ()  # every one must allow a profile for it to be exported
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ from jobs.spec.errors import (
     problems_from,
 )
 from jobs.spec.jobs import (
+    DATA_USAGE_OMITTED,
     SEGMENT_MATCHED_NOTHING,
     UNKNOWN_SEGMENT,
     AdditionalFields,
@@ -90,6 +91,17 @@ from jobs.spec.models import (
     Record,
     SchemaRef,
     Strict,
+)
+from jobs.spec.privacy import (
+    AppliedConsent,
+    AttributeLabel,
+    ConsentPolicy,
+    Forbidden,
+    UsagePolicy,
+    allowed_paths,
+    dot_path,
+    forbidden_attributes,
+    label_conflicts,
 )
 from jobs.spec.schedules import (
     SCHEDULE_ACTIVE,
@@ -177,6 +189,16 @@ __all__ = [
     "JobError",
     "JobWarning",
     "SEGMENT_MATCHED_NOTHING",
+    "DATA_USAGE_OMITTED",
+    "AppliedConsent",
+    "AttributeLabel",
+    "ConsentPolicy",
+    "Forbidden",
+    "UsagePolicy",
+    "allowed_paths",
+    "dot_path",
+    "forbidden_attributes",
+    "label_conflicts",
     "UNKNOWN_SEGMENT",
     "segment_id_path",
     "JobFailure",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from jobs.spec.errors import ConfigError, UsageError, json_path
+from jobs.spec.privacy import AttributeLabel, ConsentPolicy, Forbidden, UsagePolicy, forbidden_attributes
 
 # How an embedded session gets Delta's jars (jobs.engine.jars).
 JarMode = Literal["folder", "packages", "provided"]
@@ -43,6 +44,10 @@ class Dataset(ConfModel):
 
 class DestinationDataset(Dataset):
     schema_name: str = Field(min_length=1)
+    # Only profiles whose merged consent meets this policy are exported here (docs/reference/privacy.md).
+    consent: ConsentPolicy | None = None
+    # What the dataset is used for: usage policies deny labelled attributes to these actions.
+    marketing_actions: list[str] = Field(default_factory=list)
 
 
 class MergePolicy(ConfModel):
@@ -115,6 +120,8 @@ class Config(ConfModel):
     merge_policies: list[MergePolicy] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    attribute_labels: list[AttributeLabel] = Field(default_factory=list)
+    usage_policies: list[UsagePolicy] = Field(default_factory=list)
     # How the identity ids in a record's examples (rejectedRecords, excludedGraphs) are shown: as
     # `sha256:` and the first 16 hex digits of their SHA-256 (namespaces stay readable), or as they are.
     example_ids: Literal["hashed", "plain"] = "hashed"
@@ -172,6 +179,13 @@ class Config(ConfModel):
                 raise ValueError(f"org {tenant[0]!r}, sandbox {tenant[1]!r} has two segmentation datasets: "
                                  f"{by_tenant[tenant]!r} and {dataset.id!r}")
             by_tenant[tenant] = dataset.id
+        for label in self.attribute_labels:
+            if label.path.split(".")[0] in ("identityMap", "segmentMembership", "_ingestTime"):
+                raise ValueError(f"attributeLabels: {label.path} is in every export (an export is keyed by its "
+                                 "identities and memberships): label attributes only")
+        policy_ids = [p.id for p in self.usage_policies]
+        if len(set(policy_ids)) != len(policy_ids):
+            raise ValueError("usagePolicies declares one id twice")
         refs = [(p.id, p.version) for p in self.merge_policies]
         if len(set(refs)) != len(refs):
             raise ValueError("mergePolicies declares one id and version twice")
@@ -270,6 +284,11 @@ class Config(ConfModel):
 
     def destination(self, dataset_id: str) -> DestinationDataset | None:
         return next((d for d in self.destination_datasets if d.id == dataset_id), None)
+
+    def forbidden(self, destination: DestinationDataset, schema: Literal["profile", "event"]) -> list[Forbidden]:
+        """The labelled attributes of the profile or event schema that `destination` may not receive."""
+        return forbidden_attributes(self.attribute_labels, self.usage_policies, destination.marketing_actions,
+                                    schema)
 
     def spark_conf(self) -> tuple[str, dict[str, str]]:
         """The master and the other spark.* settings of the [spark] table."""

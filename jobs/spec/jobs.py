@@ -19,6 +19,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from jobs.spec.errors import RequestRejected
 from jobs.spec.models import Record, SchemaRef, Strict
+from jobs.spec.privacy import AppliedConsent, ConsentPolicy
 from jobs.spec.segments import SegmentSnapshot
 from jobs.spec.times import Timestamp
 
@@ -165,6 +166,8 @@ class JobDefinition(Strict):
     destination: Destination
     schema_: SchemaRef = Field(alias="schema")
     evaluation_info: EvaluationInfo = Field(default_factory=EvaluationInfo)
+    # Beyond the seed: a consent policy of the job's own, on top of the destination's (privacy.md).
+    consent: ConsentPolicy | None = None
 
 
 def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
@@ -222,6 +225,8 @@ class JobError(Record):
 
 UNKNOWN_SEGMENT = "UNKNOWN_SEGMENT"
 SEGMENT_MATCHED_NOTHING = "SEGMENT_MATCHED_NOTHING"
+# A job with no `fields` leaves out the attributes its destination may not receive (data-usage labels).
+DATA_USAGE_OMITTED = "DATA_USAGE_OMITTED"
 
 
 def segment_id_path(index: int) -> str:
@@ -289,7 +294,10 @@ class Metrics(Record):
     identity_graph_rounds: int | None = None
     excluded_graph_counter: int | None = None
     excluded_graphs: list[ExcludedGraph] | None = None
-
+    # Consent policies (consentPolicies): profiles that qualified but whose consent left them out;
+    # per-segment jobs also by segment (namespace -> segment id -> profiles), as exported ones.
+    consent_excluded_profile_counter: int | None = None
+    consent_excluded_profile_by_segment_counter: dict[str, dict[str, int]] | None = None
 
 
 class ComputeGatewayJobId(Record):
@@ -352,6 +360,8 @@ class JobRecord(Record):
     # Set for the jobs that a schedule creates (beyond the seed).
     schedule: ScheduleRef | None = None
     inputs: JobInputs | None = None
+    # The consent policies the job applies: its destination's and its own (beyond the seed).
+    consent_policies: list[AppliedConsent] | None = None
     creation_time: int
     update_time: int
     request_id: str
@@ -367,6 +377,7 @@ class JobRecord(Record):
                                        segmentPerBatch=self.destination.segment_per_batch),
             "schema": self.schema_,
             "evaluationInfo": EvaluationInfo(segmentation=self.evaluates),
+            "consent": next((c.policy() for c in self.consent_policies or () if c.source == "job"), None),
         }
         return JobDefinition.model_validate({k: v for k, v in body.items() if v is not None})
 

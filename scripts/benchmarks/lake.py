@@ -63,7 +63,7 @@ class Lake:
 def make_lake(spark: SparkSession, root: Path, profiles: int, events: bool, spec: LakeSpec | None = None) -> Lake:
     """The benchmark's lake of `profiles` (`spec` overrides its shape)."""
     spec = spec or LakeSpec(profiles=profiles, segments=SEGMENTS, max_memberships=MAX_MEMBERSHIPS,
-                            events_per_profile=EVENTS_PER_PROFILE if events else 0)
+                            events_per_profile=EVENTS_PER_PROFILE if events else 0, consents=True)
     root.mkdir(parents=True)
     conf = root / "lake.toml"
     event_datasets = 1 if events else 0

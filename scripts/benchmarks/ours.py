@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.lake import Lake
 from benchmarks.memory import PeakMemory
 from benchmarks.rounds import Sample, Scenario
-from benchmarks.settings import DESTINATION_ID, EVALUATED_SEGMENTS, EVENT_FIELDS, FIELDS, SCHEMA_NAME
+from benchmarks.settings import CONSENT_FIELD, DESTINATION_ID, EVALUATED_SEGMENTS, EVENT_FIELDS, FIELDS, SCHEMA_NAME
 from jobs.control import JobStore, SegmentStore, create_job, create_segment, run_job
 from jobs.spec import Config, JobRecord, JobStatus
 from sample_lake import segment_id
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def job_body(segments: int, per_segment: bool = False, events: bool = False) -> dict:
-    body = {
+def job_body(segments: int, per_segment: bool = False, events: bool = False, consent: bool = False) -> dict:
+    body: dict[str, Any] = {
         "fields": FIELDS,
         "filter": {"segments": [{"segmentId": segment_id(i)} for i in range(segments)]},
         "destination": {"datasetId": DESTINATION_ID, "segmentPerBatch": per_segment},
@@ -28,6 +28,8 @@ def job_body(segments: int, per_segment: bool = False, events: bool = False) -> 
     }
     if events:
         body["additionalFields"] = {"eventList": {"fields": EVENT_FIELDS}}
+    if consent:
+        body["consent"] = {"field": CONSENT_FIELD}  # the engine applies a job's policy as a destination's
     return body
 
 

@@ -58,6 +58,7 @@ class Comparison:
             "ours / DuckDB, 1 segment": self.ratio("one", "duck_one"),
             "ours / DuckDB, 20 segments": self.ratio("twenty", "duck_twenty"),
             "pdg / none, 20 segments (linked lake)": self.stitching[0].ratio,
+            "consent / no consent, 20 segments": self.ratio("consent", "twenty"),
             "job overhead (s)": self.overhead_s,
         }
 
@@ -89,6 +90,8 @@ def compare(spark: SparkSession, lake: Lake, runs: int, stitching: list[StitchPo
         ours(spark, lake, memory, "events", f"ours, {SEGMENTS} segments + events", job_body(SEGMENTS, events=True)),
         ours(spark, lake, memory, "per_segment", f"ours, {SEGMENTS} segments, segmentPerBatch",
              job_body(SEGMENTS, per_segment=True)),
+        ours(spark, lake, memory, "consent", f"ours, {SEGMENTS} segments, consent policy",
+             job_body(SEGMENTS, consent=True)),
         ours(spark, lake, memory, "evaluated", f"ours, {EVALUATED_SEGMENTS} segments evaluated (10 with events)",
              evaluation_body(evaluated)),
         ours(spark, lake, memory, "written_back", f"ours, the {EVALUATED_SEGMENTS} evaluated segments, written back",

@@ -13,7 +13,8 @@ from sample_lake import empty_deployment
 
 # org → (token, sandboxes)
 TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}
-# A destination of orgA's prod sandbox alone, which the tenancy tests name from elsewhere.
+# A destination of orgA's prod sandbox alone, which the tenancy tests name from elsewhere; it feeds a
+# third party, so personalEmail (labelled C2) may not go there.
 PRIVATE_DESTINATION = "orgA-prod-only"
 
 
@@ -34,7 +35,11 @@ def api_config(tmp_path_factory) -> Config:
     conf = root / "export.toml"
     conf.write_text(conf.read_text() + "\n".join([
         "", "[[destinationDatasets]]", f'id = "{PRIVATE_DESTINATION}"', 'path = "exports/orgA-prod"',
-        'schemaName = "_xdm.context.profile"', 'org = "orgA"', 'sandboxes = ["prod"]', ""]))
+        'schemaName = "_xdm.context.profile"', 'org = "orgA"', 'sandboxes = ["prod"]',
+        'marketingActions = ["exportToThirdParty"]',
+        "", "[[attributeLabels]]", 'path = "personalEmail"', 'labels = ["C2"]',
+        "", "[[usagePolicies]]", 'id = "no-third-party"', 'marketingAction = "exportToThirdParty"',
+        'deniedLabels = ["C2"]', ""]))
     return load_config(conf)
 
 

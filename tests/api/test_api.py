@@ -389,3 +389,18 @@ def test_a_request_id_shaped_like_a_schedules_neither_joins_nor_moves_the_schedu
     # Nor can the body name a schedule.
     forged = dict(MINIMAL_BODY, schedule={"id": schedule["id"], "slot": 60000})
     assert problem(client.post("/export/jobs", json=forged, headers=auth()), 400) == {"schedule": "unknown key"}
+
+
+def test_a_labelled_field_the_destination_may_not_receive_is_refused_at_its_path(client):
+    private = {**MINIMAL_BODY, "destination": {"datasetId": PRIVATE_DESTINATION}}
+    found = problem(client.post("/export/jobs", json={**private, "fields": "personalEmail.address"},
+                                headers=auth("orgA", "prod")), 400)
+    assert list(found) == ["fields"]
+    assert "personalEmail is labelled C2" in found["fields"] and repr(PRIVATE_DESTINATION) in found["fields"]
+    # Every attribute: created, without the labelled one, and the record says so.
+    created = client.post("/export/jobs", json=private, headers=auth("orgA", "prod"))
+    assert created.status_code == 200, created.text
+    assert [(w["code"], w["path"]) for w in created.json()["warnings"]] == [("DATA_USAGE_OMITTED", "fields")]
+    # Another destination, used for nothing a policy denies, receives it.
+    allowed = {**MINIMAL_BODY, "fields": "personalEmail.address"}
+    assert client.post("/export/jobs", json=allowed, headers=auth("orgA", "prod")).status_code == 200

@@ -39,6 +39,13 @@ from jobs.control.pages import (
     cursor_page,
     page_document,
 )
+from jobs.control.privacy_jobs import (
+    PrivacyStore,
+    SuppressionList,
+    create_privacy_jobs,
+    list_privacy_jobs,
+    run_privacy_jobs,
+)
 from jobs.control.schedules import (
     CLAIM_GRACE_MS,
     SCHEDULE_TABLE_SCHEMA,
@@ -94,6 +101,11 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "PrivacyStore",
+    "SuppressionList",
+    "create_privacy_jobs",
+    "list_privacy_jobs",
+    "run_privacy_jobs",
     "CLAIM_GRACE_MS",
     "CursorFormat",
     "DeltaRows",

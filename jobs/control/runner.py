@@ -27,6 +27,7 @@ from jobs.control.leases import (
     reap_lost_jobs,
     runner_id,
 )
+from jobs.control.privacy_jobs import PrivacyStore, SuppressionList, run_privacy_jobs
 from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
 from jobs.engine import ExportResult, SparkJobGroup, run_export, session_for
 from jobs.planner import build_plan, input_versions
@@ -95,7 +96,8 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
                       filter=starting.filter, evaluation_info=starting.evaluation_info,
                       inputs=JobInputs(versions=input_versions(config.for_tenant(*tenant))) if first_run
                       else starting.inputs)
-        plan = build_plan(handle.record, config, handle.store.deployment(config.deployment))
+        suppressed = SuppressionList(config.suppression_table_path).hashes(*tenant)
+        plan = build_plan(handle.record, config, handle.store.deployment(config.deployment), tuple(suppressed))
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
         # The consent policies of the config as it is now (a destination's may have changed since creation).
@@ -193,9 +195,9 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
                 spark_factory: SparkFactory | None = None, runner: str | None = None,
                 stop: threading.Event | None = None, schedules: ScheduleStore | None = None,
                 release: threading.Event | None = None) -> list[JobRecord]:
-    """Take back lost jobs, create the jobs of due schedules, then claim and run NEW jobs,
-    oldest first, one at a time, in one session started only if there is work; between jobs,
-    maintain the tables and take back jobs lost meanwhile (another runner died). `stop`: claim no
+    """Take back lost jobs, create the jobs of due schedules, run the privacy jobs no runner holds,
+    then claim and run NEW jobs, oldest first, one at a time, in one session started only if there
+    is work; between jobs, maintain the tables and take back jobs lost meanwhile (another runner died). `stop`: claim no
     more; `release`: give the running job back as NEW (JobHandle.release)."""
     runner = runner or runner_id()
     spark = spark_factory or deployment_session(config)
@@ -205,6 +207,8 @@ def run_pending(store: JobStore, config: Config, max_jobs: int | None = None,
         create_due_jobs(schedules, store, config)
     except Exception:  # the schedule table unreadable: NEW jobs still run
         log.exception("the scheduler could not read the schedules")
+    # Privacy requests first: an erasure must not wait behind a queue of exports.
+    run_privacy_jobs(PrivacyStore(config.privacy_table_path), config, spark, runner, store)
     done: list[JobRecord] = []
     while max_jobs is None or len(done) < max_jobs:
         if stop is not None and stop.is_set():

@@ -73,9 +73,14 @@ def _event_type(plan: EventPlan, path: tuple[str, ...]) -> str | dict[str, objec
     return found
 
 
-def load_events(spark: SparkSession, plan: EventPlan) -> DataFrame:
-    """All event datasets' keyed events, bad ones included (REJECT says why)."""
-    return union_all([keyed_events(read_source(spark, s), s, plan) for s in plan.sources])
+def load_events(spark: SparkSession, plan: EventPlan, keep: Column | None = None) -> DataFrame:
+    """All event datasets' keyed events, bad ones included (REJECT says why). `keep`: a condition on
+    the events as stored (the suppression list's, privacy.not_suppressed)."""
+    def read(source: EventSource) -> DataFrame:
+        df = read_source(spark, source)
+        return df if keep is None else df.where(keep)
+
+    return union_all([keyed_events(read(s), s, plan) for s in plan.sources])
 
 
 def _earlier(a: Column, b: Column) -> Column:

@@ -36,6 +36,7 @@ from jobs.engine.metrics import (
     observed,
     read_back,
 )
+from jobs.engine.privacy import not_suppressed
 from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, qualifying, select_members, tag_batches
@@ -100,7 +101,8 @@ def run_export(spark: SparkSession, plan: ExportPlan,
     seen exported before, asked for only if the input is too small to probe (probe.probe_fragments)."""
     components = stitched_components(spark, plan) if plan.stitching is not None else None
     fragments = load_fragments(spark, plan)
-    events = load_events(spark, plan.events) if plan.events is not None else None
+    unsuppressed = not_suppressed(plan.suppression_salt, plan.suppressed) if plan.suppressed else None
+    events = load_events(spark, plan.events, unsuppressed) if plan.events is not None else None
     export_pending = not already_committed(plan)
     evaluation = plan.evaluation
     writeback_pending = evaluation is not None and not committed(evaluation.writeback_path,

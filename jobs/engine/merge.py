@@ -30,6 +30,7 @@ from jobs.engine.columns import (
 from jobs.engine.conform import column_as
 from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
 from jobs.engine.inputs import read_source, union_all
+from jobs.engine.privacy import not_suppressed
 from jobs.planner import ExportPlan, ProfileSource
 
 
@@ -46,6 +47,8 @@ def keyed_fragments(
     columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitching is not None), rank.alias(RANK),
                ingest.alias("_ingestTime")]
     columns += [column_as(df, leaf.path, leaf.type).alias(leaf.column) for leaf in plan.leaves]
+    if plan.suppressed:
+        df = df.where(not_suppressed(plan.suppression_salt, plan.suppressed))
     has_memberships = "segmentMembership" in df.columns
     for namespace, segment_id in plan.merged_segment_refs:
         value = (

@@ -392,9 +392,10 @@ def dependency_order(references: Mapping[str, tuple[str, ...]]) -> list[str]:
     return order
 
 
-def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan:
+def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: tuple[str, ...] = ()) -> ExportPlan:
     """The plan for a stored job record; LakeError if the config or lake no longer fit it.
-    `deployment`: the job table's deployment id (JobStore.deployment), in the Delta transaction ids."""
+    `deployment`: the job table's deployment id (JobStore.deployment), in the Delta transaction ids;
+    `suppressed`: the tenant's suppression list (hashes of erased identities)."""
     config = config.for_tenant(record.ims_org_id, record.sandbox_name)
     definition = record.definition()
     resolved = resolve(definition, config)
@@ -455,6 +456,8 @@ def build_plan(record: JobRecord, config: Config, deployment: str) -> ExportPlan
         fragments=fragment_count(resolved.sources),
         hashed_example_ids=config.example_ids == "hashed",
         consent=consent,
+        suppressed=suppressed,
+        suppression_salt=config.salt,
     )
     return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
 

@@ -116,6 +116,9 @@ class ExportPlan:
     fragments: int | None = None
     hashed_example_ids: bool = True  # Config.example_ids: the record's rejectedRecords show hashed ids
     consent: tuple[ConsentRule, ...] = ()  # every one must allow a profile for it to be exported
+    # Erased identities (salted SHA-256, privacy_jobs.identity_hash): records holding one are left out.
+    suppressed: tuple[str, ...] = ()
+    suppression_salt: str = ""
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:

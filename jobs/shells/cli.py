@@ -23,16 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.control import (
     JobStore,
+    PrivacyStore,
     ScheduleStore,
     SegmentStore,
     cancel_job,
     create_job,
+    create_privacy_jobs,
     create_schedule,
     create_segment,
     delete_segment,
     evaluations_of,
     explain_job,
     list_jobs,
+    list_privacy_jobs,
     list_schedules,
     list_segments,
     update_segment,
@@ -50,6 +53,7 @@ from jobs.spec import (
     ConfigError,
     ExportJobsError,
     JobStatus,
+    PrivacyStatus,
     RequestRejected,
     UsageError,
     find_config,
@@ -136,7 +140,15 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("id")
     update.add_argument("file", help="a partial definition's JSON, or - for standard input")
     segment.add("delete", help="delete a definition no other one uses").add_argument("id")
-    pending = commands.add("run-pending", help="take back lost jobs, then run NEW jobs oldest first")
+    privacy = commands.group("privacy", "access and delete requests, in the shape of AEP's Privacy Service")
+    privacy.add("create", help="create from a request's JSON: one job per user").add_argument(
+        "file", help="request file, or - for standard input")
+    requested = privacy.add("list", help="list privacy jobs, newest first")
+    requested.add_argument("--limit", type=int, default=50)
+    requested.add_argument("--offset", help="cursor {creationTime}_{jobId} from a previous page")
+    requested.add_argument("--status", choices=[s.value for s in PrivacyStatus])
+    privacy.add("get", help="show a privacy job, with its receipts").add_argument("id")
+    pending = commands.add("run-pending", help="take back lost jobs, run privacy jobs, then NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
     listing = _output(commands.add("list", help="list jobs, newest first"))
     listing.add_argument("--limit", type=int, default=50)
@@ -356,6 +368,18 @@ def _schedule(call: Call) -> int:
     return 0
 
 
+def _privacy(call: Call) -> int:
+    args, store = call.args, PrivacyStore(call.config.privacy_table_path)
+    if args.action == "create":
+        _emit(create_privacy_jobs(store, _read(args.file), call.org, call.sandbox))
+    elif args.action == "list":
+        status = PrivacyStatus(args.status) if args.status else None
+        _emit(list_privacy_jobs(store, call.org, call.sandbox, args.limit, args.offset, status))
+    else:
+        _emit(store.get(args.id, call.org, call.sandbox).to_dict())
+    return 0
+
+
 def _config(call: Call) -> int:
     _emit(shown_settings(call.config, *find_config(call.args.conf)))
     return 0
@@ -364,7 +388,7 @@ def _config(call: Call) -> int:
 COMMANDS: dict[str, Callable[[Call], int]] = {
     "serve": _serve, "create": _create, "validate": _create, "explain": _explain, "wait": _wait, "get": _get,
     "list": _list, "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek, "segment": _segment,
-    "schedule": _schedule, "config": _config,
+    "schedule": _schedule, "privacy": _privacy, "config": _config,
 }
 
 

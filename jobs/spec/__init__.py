@@ -103,6 +103,17 @@ from jobs.spec.privacy import (
     forbidden_attributes,
     label_conflicts,
 )
+from jobs.spec.privacy_jobs import (
+    REGULATIONS,
+    CompanyContext,
+    PrivacyJob,
+    PrivacyRequest,
+    PrivacyStatus,
+    PrivacyUser,
+    Receipt,
+    UserId,
+    identity_hash,
+)
 from jobs.spec.schedules import (
     SCHEDULE_ACTIVE,
     SCHEDULE_FAILED,
@@ -152,6 +163,15 @@ from jobs.spec.times import (
 )
 
 __all__ = [
+    "REGULATIONS",
+    "CompanyContext",
+    "PrivacyJob",
+    "PrivacyRequest",
+    "PrivacyStatus",
+    "PrivacyUser",
+    "Receipt",
+    "UserId",
+    "identity_hash",
     "SCHEDULE_ACTIVE",
     "SCHEDULE_FAILED",
     "QUALIFIED",

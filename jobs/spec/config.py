@@ -92,6 +92,16 @@ class Config(ConfModel):
     job_table: str = "system/export_jobs"
     schedule_table: str = "system/export_schedules"
     segment_table: str = "system/segment_definitions"
+    # Privacy requests (docs/reference/privacy.md#privacy-requests): their jobs, the suppression list of
+    # erased identities (salted hashes), and the folder access documents are written to.
+    privacy_table: str = "system/privacy_jobs"
+    suppression_table: str = "system/privacy_suppressions"
+    privacy_documents: str = "system/privacy_documents"
+    # The suppression list's salt; default: one derived from the deployment. Set a secret of your own.
+    suppression_salt: str | None = Field(default=None, min_length=16)
+    # Data files an erasure removed are vacuumed this many hours later (0: at once); until then, time
+    # travel to the versions before the erasure still reads the person.
+    privacy_retention_hours: int = Field(default=24, ge=0)
     # A declared profile dataset that segment evaluation appends changed memberships to.
     segmentation_dataset: str | None = None
     # Under identityGraph pdg: a component with more identities is not a profile (excluded and
@@ -217,6 +227,22 @@ class Config(ConfModel):
     @property
     def segment_table_path(self) -> str:
         return self.resolve(self.segment_table)
+
+    @property
+    def privacy_table_path(self) -> str:
+        return self.resolve(self.privacy_table)
+
+    @property
+    def suppression_table_path(self) -> str:
+        return self.resolve(self.suppression_table)
+
+    @property
+    def privacy_documents_path(self) -> str:
+        return self.resolve(self.privacy_documents)
+
+    @property
+    def salt(self) -> str:
+        return self.suppression_salt or f"export-jobs-{self.deployment}"
 
     @property
     def deployment(self) -> str:
@@ -371,7 +397,7 @@ def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[st
 
 
 # A setting whose name has one of these words is shown masked (`config show`).
-SECRET_WORDS = ("secret", "password", "token", "credential", "key", "sas")
+SECRET_WORDS = ("secret", "password", "token", "credential", "key", "sas", "salt")
 MASK = "***"
 
 

@@ -404,3 +404,42 @@ def test_a_labelled_field_the_destination_may_not_receive_is_refused_at_its_path
     # Another destination, used for nothing a policy denies, receives it.
     allowed = {**MINIMAL_BODY, "fields": "personalEmail.address"}
     assert client.post("/export/jobs", json=allowed, headers=auth("orgA", "prod")).status_code == 200
+
+
+def privacy_request(org: str = "orgA", users: int = 2) -> dict:
+    return {"companyContexts": [{"namespace": "imsOrgID", "value": org}], "regulation": "gdpr",
+            "users": [{"key": f"user-{n}", "action": ["access", "delete"],
+                       "userIDs": [{"namespace": "email", "value": f"u{n}@example.com"}]} for n in range(users)]}
+
+
+def test_privacy_requests_are_one_job_per_user_read_and_listed_by_their_tenant_only(client):
+    created = client.post("/privacy/jobs", json=privacy_request(), headers=auth("orgA", "dev"))
+    assert created.status_code == 200, created.text
+    answer = created.json()
+    assert answer["requestStatus"] == 1 and answer["totalRecords"] == 2
+    assert [j["customer"]["user"] for j in answer["jobs"]] == [
+        {"key": "user-0", "action": ["access", "delete"]}, {"key": "user-1", "action": ["access", "delete"]}]
+    job_id = answer["jobs"][0]["jobId"]
+    job = client.get(f"/privacy/jobs/{job_id}", headers=auth("orgA", "dev")).json()
+    assert (job["jobId"], job["status"], job["regulation"], job["user"]["key"]) == (job_id, "processing", "gdpr",
+                                                                                   "user-0")
+    first = client.get("/privacy/jobs", params={"limit": 1}, headers=auth("orgA", "dev")).json()
+    assert len(first["jobs"]) == 1 and first["link"]["next"].startswith("/privacy/jobs?limit=1&offset=")
+    second = client.get(first["link"]["next"], headers=auth("orgA", "dev")).json()
+    assert {j["jobId"] for j in first["jobs"] + second["jobs"]} == {j["jobId"] for j in answer["jobs"]}
+    assert client.get("/privacy/jobs", params={"status": "complete"}, headers=auth("orgA", "dev")).json()["jobs"] == []
+    # Another tenant: nothing of it, and no request in another org's name.
+    assert client.get(f"/privacy/jobs/{job_id}", headers=auth("orgB")).status_code == 404
+    assert client.get(f"/privacy/jobs/{job_id}", headers=auth("orgA", "prod")).status_code == 404
+    assert client.get("/privacy/jobs", headers=auth("orgB")).json()["jobs"] == []
+    refused = problem(client.post("/privacy/jobs", json=privacy_request("orgA"), headers=auth("orgB")), 400)
+    assert list(refused) == ["companyContexts"] and "'orgB'" in refused["companyContexts"]
+
+
+def test_a_bad_privacy_request_names_each_field(client):
+    body = privacy_request()
+    body["regulation"] = "hipaa"
+    body["users"][0]["action"] = ["erase"]
+    body["users"][1]["userIDs"] = []
+    found = problem(client.post("/privacy/jobs", json=body, headers=auth()), 400)
+    assert set(found) == {"regulation", "users[0].action[0]", "users[1].userIDs"}

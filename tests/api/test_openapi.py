@@ -29,6 +29,7 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("DELETE", "/segment/definitions/{id}"),
               ("GET", "/config/schedules"), ("POST", "/config/schedules"),
               ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}"),
+              ("GET", "/privacy/jobs"), ("POST", "/privacy/jobs"), ("GET", "/privacy/jobs/{jobId}"),
               ("GET", "/healthz"), ("GET", "/readyz")]
 PROBES = ("/healthz", "/readyz")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -92,7 +93,7 @@ HOSTILE_BODIES = {
 
 @pytest.mark.parametrize("name", HOSTILE_BODIES)
 @pytest.mark.parametrize("method, path", [("POST", "/export/jobs"), ("POST", "/segment/definitions"),
-                                          ("POST", "/config/schedules")])
+                                          ("POST", "/config/schedules"), ("POST", "/privacy/jobs")])
 def test_huge_and_deep_bodies_get_a_4xx_naming_the_problem(client, method, path, name):
     response = client.request(method, path, content=HOSTILE_BODIES[name],
                               headers={**auth(), "Content-Type": "application/json"})

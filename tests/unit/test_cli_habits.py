@@ -352,3 +352,21 @@ def test_sigterm_stops_claiming_at_once_and_releases_the_running_job_after_the_g
     finally:
         give_up.cancel()
     release_timer.join()
+
+
+def test_privacy_requests_from_the_command_line(conf, capsys, tmp_path):
+    body = tmp_path / "request.json"
+    body.write_text(json.dumps({"companyContexts": [{"namespace": "imsOrgID", "value": "demo@Org"}],
+                                "regulation": "ccpa", "users": [{"key": "k", "action": ["delete"],
+                                                                 "userIDs": [{"namespace": "ECID", "value": "1"}]}]}))
+    assert cli.main(["--conf", str(conf), "privacy", "create", str(body)]) == 0
+    [job] = json.loads(capsys.readouterr().out)["jobs"]
+    assert cli.main(["--conf", str(conf), "privacy", "get", job["jobId"]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["status"], shown["regulation"], shown["user"]["action"]) == ("processing", "ccpa", ["delete"])
+    assert cli.main(["--conf", str(conf), "privacy", "list", "--status", "processing"]) == 0
+    assert [j["jobId"] for j in json.loads(capsys.readouterr().out)["jobs"]] == [job["jobId"]]
+    # Another org's request: refused, exit 3, the field named.
+    body.write_text(body.read_text().replace("demo@Org", "someone@Else"))
+    assert cli.main(["--conf", str(conf), "privacy", "create", str(body)]) == 3
+    assert "companyContexts" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from jobs.control import JobStore, ScheduleStore, SegmentStore
+from jobs.control import JobStore, PrivacyStore, ScheduleStore, SegmentStore
 from jobs.shells.http.errors import ApiProblem
 from jobs.spec import Config, ProblemDocument
 
@@ -84,11 +84,17 @@ def _segments(request: Request) -> SegmentStore:
     return request.app.state.segments
 
 
+def _privacy(request: Request) -> PrivacyStore:
+    return request.app.state.privacy
+
+
 Authorized = Annotated[TenantScope, Depends(tenant_scope)]
 Deployment = Annotated[Config, Depends(_config)]
 Jobs = Annotated[JobStore, Depends(_jobs)]
 Schedules = Annotated[ScheduleStore, Depends(_schedules)]
 Segments = Annotated[SegmentStore, Depends(_segments)]
+PrivacyJobs = Annotated[PrivacyStore, Depends(_privacy)]
+PrivacyJobId = Annotated[str, Path(alias="jobId", description="The privacy job's id")]
 DefinitionId = Annotated[str, Path(alias="id", description="The segment definition's id")]
 JobId = Annotated[int, Path(alias="id", description="The job's id")]
 ScheduleId = Annotated[str, Path(alias="id", description="The schedule's id")]

@@ -1,0 +1,171 @@
+"""Privacy requests run end to end on a lake of their own: an access document against a plain-Python
+reference, an erasure from every dataset (read back with delta-rs), its receipts, a retry that deletes
+nothing twice, the suppression list keeping a late fragment out of later exports, expandIds, vacuum."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from jobs.control import JobStore, PrivacyStore, create_job, create_privacy_jobs, run_job, run_privacy_jobs
+from jobs.spec import JobStatus, PrivacyStatus, RequestRejected, load_config
+from sample_lake import LakeSpec, generate, sample_config
+
+from ..reference import components, read_rows
+
+pytestmark = pytest.mark.spark
+
+EXPORT = {"fields": "personalEmail.address", "destination": {"datasetId": "audience"},
+          "schema": {"name": "_xdm.context.profile"}}
+
+
+@pytest.fixture
+def privacy_lake(spark, tmp_path):
+    conf = tmp_path / "lake.toml"
+    conf.write_text("privacyRetentionHours = 0\n" + sample_config(tmp_path))
+    config = load_config(conf)
+    generate(spark, config, LakeSpec(profiles=40, segments=2, fragments_per_profile=2, events_per_profile=2,
+                                     linked_share=0.5))
+    return config
+
+
+def tables(config) -> dict[str, str]:
+    """The config's datasets that have a table (the destination once an export wrote it)."""
+    paths = {d.id: config.resolve(d.path) for d in
+             [*config.profile_datasets, *config.event_datasets, *config.destination_datasets]}
+    return {name: path for name, path in paths.items() if DeltaTable.is_deltatable(path)}
+
+
+def holding(path: str, identities: set[tuple[str, str]]) -> list[dict]:
+    return [r for r in read_rows(path)
+            if {(ns.lower(), i["id"]) for ns, items in r["identityMap"] or [] for i in items} & identities]
+
+
+def deletes_of(path: str) -> list[dict]:
+    """The userMetadata of the table's DELETE commits."""
+    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history() if c.get("operation") == "DELETE"]
+
+
+def request(user_ids, actions=("access", "delete"), expand=False, org="demo@Org"):
+    return {"companyContexts": [{"namespace": "imsOrgID", "value": org}], "regulation": "gdpr", "expandIds": expand,
+            "users": [{"key": "person-1", "action": list(actions), "userIDs": user_ids}]}
+
+
+def run(spark, config):
+    return run_privacy_jobs(PrivacyStore(config.privacy_table_path), config, lambda: spark, "test-runner")
+
+
+def export(spark, config):
+    store = JobStore(config.job_table_path)
+    record = run_job(store, config, create_job(store, config, EXPORT, "demo@Org", "prod").id, spark)
+    assert record.status is JobStatus.SUCCEEDED, record.errors
+    return record
+
+
+def test_access_then_erasure_everywhere_with_receipts_and_no_comeback(spark, privacy_lake):
+    config = privacy_lake
+    export(spark, config)
+    first = read_rows(config.resolve("profiles/profiles_0"))[0]
+    ns, ecid = next((ns, i["id"]) for ns, items in first["identityMap"] for i in items if i["primary"])
+    person = {(ns.lower(), ecid)}
+    before = {name: holding(path, person) for name, path in tables(config).items()}
+    assert before["profiles_0"] and before["audience"]  # the person is in the lake and was exported
+
+    answer = create_privacy_jobs(PrivacyStore(config.privacy_table_path),
+                                 request([{"namespace": ns.lower(), "value": ecid}]), "demo@Org", "prod")
+    assert answer["totalRecords"] == 1 and answer["jobs"][0]["customer"]["user"]["key"] == "person-1"
+    [job] = run(spark, config)
+    assert job.status is PrivacyStatus.COMPLETE, job.errors
+
+    # Access: every row of the person, as a plain-Python read found them before the erasure.
+    assert job.access_document is not None
+    document = json.loads(Path(job.access_document).read_text())
+    for section, names in (("profileFragments", ["profiles_0", "profiles_1"]), ("events", ["events_0"]),
+                           ("destinations", ["audience"])):
+        for name in names:
+            assert len(document[section][name]) == len(before[name]), (section, name)
+    assert sorted(r["_ingestTime"] for r in document["profileFragments"]["profiles_0"]) == sorted(
+        r["_ingestTime"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + ".000Z" for r in before["profiles_0"])
+
+    # Erasure: gone from every table, as delta-rs reads them; one receipt per dataset.
+    for name, path in tables(config).items():
+        assert holding(path, person) == [], name
+        receipt = job.receipt(name, "event" if name.startswith("events") else
+                              "destination" if name == "audience" else "profile")
+        assert receipt is not None and receipt.rows_affected == len(before[name]), name
+        if before[name]:
+            [delete] = [c for c in DeltaTable(path).history() if c.get("version") == receipt.version]
+            assert delete["operation"] == "DELETE" and json.loads(delete["userMetadata"]) == {
+                "privacyJobId": job.job_id}
+    # Vacuumed at once (privacyRetentionHours = 0): only the current version's files are left.
+    finished = PrivacyStore(config.privacy_table_path).get(job.job_id)
+    assert finished.vacuumed is True
+    for path in tables(config).values():
+        on_disk = {p.name for p in Path(path).glob("*.parquet")}
+        assert on_disk == {Path(f).name for f in DeltaTable(path).file_uris()}, path
+
+    # A late fragment of the erased person (ingested before the request) is never exported again.
+    late = spark.createDataFrame([({ns: [{"id": ecid, "primary": True}]}, datetime(2024, 3, 1, tzinfo=UTC))],
+                                 "identityMap map<string, array<struct<id: string, primary: boolean>>>, "
+                                 "_ingestTime timestamp")
+    late.write.format("delta").mode("append").option("mergeSchema", "true").save(config.resolve("profiles/profiles_1"))
+    again = export(spark, config)
+    assert again.metrics.total_exported_profile_counter
+    assert holding(config.resolve("exports/audience"), person) == []
+
+
+def test_a_retry_repeats_only_what_has_no_receipt_and_deletes_nothing_twice(spark, privacy_lake):
+    config = privacy_lake
+    export(spark, config)
+    row = read_rows(config.resolve("exports/audience"))[0]
+    ns, ecid = next((ns, i["id"]) for ns, items in row["identityMap"] for i in items if i["primary"])
+    store = PrivacyStore(config.privacy_table_path)
+    create_privacy_jobs(store, request([{"namespace": ns, "value": ecid}], actions=["delete"]), "demo@Org", "prod")
+    [done] = run(spark, config)
+    assert done.status is PrivacyStatus.COMPLETE, done.errors
+    # The crash: the destination's DELETE committed, but the runner died before its receipt.
+    crashed = done.updated(status=PrivacyStatus.PROCESSING, vacuum_after=None, vacuumed=None,
+                           receipts=[r for r in done.receipts if r.kind != "destination"])
+    deletes = {name: deletes_of(path) for name, path in tables(config).items()}
+    assert deletes["audience"] == [{"privacyJobId": done.job_id}]
+    store._update({"status": "'processing'", "runner": "NULL", "vacuumAfter": "NULL",
+                   "record": f"'{crashed.to_json()}'"}, f"id = '{done.job_id}'")
+    [retried] = run(spark, config)
+    assert retried.status is PrivacyStatus.COMPLETE and retried.attempts == 2
+    again, first = retried.receipt("audience", "destination"), done.receipt("audience", "destination")
+    assert again is not None and first is not None and first.rows_affected > 0
+    assert (again.rows_affected, again.version) == (first.rows_affected, first.version)
+    assert {name: deletes_of(path) for name, path in tables(config).items()} == deletes  # no DELETE again
+
+
+def test_expand_ids_erases_the_whole_identity_component(spark, privacy_lake):
+    config = privacy_lake
+    paths = [config.resolve(d.path) for d in [*config.profile_datasets, *config.event_datasets]]
+    graph = components(paths)
+    by_root: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for identity, root in graph.items():
+        by_root.setdefault(root, set()).add(identity)
+    linked = max(by_root.values(), key=len)
+    assert len(linked) >= 3
+    start = min(linked)
+    create_privacy_jobs(PrivacyStore(config.privacy_table_path),
+                        request([{"namespace": start[0], "value": start[1]}], actions=["delete"], expand=True),
+                        "demo@Org", "prod")
+    [job] = run(spark, config)
+    assert job.status is PrivacyStatus.COMPLETE, job.errors
+    assert {(i.namespace, i.value) for i in job.identities or ()} == linked
+    everyone = {(ns.lower(), i) for ns, i in linked}
+    for name, path in tables(config).items():
+        assert holding(path, everyone) == [], name
+
+
+def test_a_request_for_another_org_is_refused_and_stores_nothing(privacy_lake):
+    store = PrivacyStore(privacy_lake.privacy_table_path)
+    with pytest.raises(RequestRejected) as caught:
+        create_privacy_jobs(store, request([{"namespace": "ECID", "value": "x"}], org="other@Org"), "demo@Org", "prod")
+    assert [p.path for p in caught.value.problems] == ["companyContexts"]
+    assert store.page("demo@Org", "prod", 10) == []

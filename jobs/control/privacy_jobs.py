@@ -217,8 +217,12 @@ def run_privacy_jobs(store: PrivacyStore, config: Config, spark: SparkFactory, r
     lease_ms = int(config.lease_seconds * 1000 * LEASE_FACTOR)
     for job_id in store.claimable(now_ms()):
         job = store.claim(job_id, runner, now_ms() + lease_ms, now_ms())
-        if job is not None:
+        if job is None:
+            continue  # another runner claimed it first
+        try:
             done.append(PrivacyRun(store, config, spark, runner, lease_ms, jobs).run(job))
+        except LostPrivacyJob as lost:  # the other runner repeats only what has no receipt
+            log.warning("%s", lost)
     vacuum_due(store, config, runner, lease_ms)
     return done
 
@@ -252,6 +256,7 @@ class PrivacyRun:
                     identities = engine.expanded_identities(
                         session, readable(config, "profile") + readable(config, "event"), identities,
                         config.max_identities_per_graph, config.max_graph_iterations)
+                identities = engine.with_profile_keys(session, readable(config, "profile"), identities)
                 job = self.save(job, identities=identities)
             if "access" in job.user.action and job.access_document is None:
                 job = self.save(job, stage="writing the access document")

@@ -73,6 +73,19 @@ def expanded_identities(spark: SparkSession, paths: Sequence[str], identities: S
     raise LakeError(f"the identity component did not close in {max_rounds} rounds (maxGraphIterations)")
 
 
+def with_profile_keys(spark: SparkSession, paths: Sequence[str], identities: Sequence[UserId]) -> list[UserId]:
+    """The identities and the profile keys (primary identities) of the profile fragments that hold one:
+    erasing the person erases every fragment of their profile, also those without the identity given."""
+    found = (_identity_maps(spark, paths).where(holds_any(identities))
+             .select(F.explode(F.map_entries("identityMap")).alias("e"))
+             .select(F.col("e.key").alias("ns"), F.explode("e.value").alias("i"))
+             .where(F.col("i.primary")).select("ns", F.col("i.id").alias("id")).distinct().collect())
+    known = {(i.namespace.lower(), i.value): i for i in identities}
+    for row in found:
+        known.setdefault((row["ns"].lower(), row["id"]), UserId(namespace=row["ns"], value=row["id"]))
+    return list(known.values())
+
+
 def person_rows(spark: SparkSession, path: str, identities: Sequence[UserId]) -> list[dict[str, Any]]:
     """The person's rows of one table, as JSON objects (a person has few: they come to the driver)."""
     rows = spark.read.format("delta").load(path).where(holds_any(identities)).select(F.to_json(F.struct("*"))).collect()

@@ -104,7 +104,6 @@ from jobs.spec.privacy import (
     label_conflicts,
 )
 from jobs.spec.privacy_jobs import (
-    REGULATIONS,
     CompanyContext,
     PrivacyJob,
     PrivacyRequest,
@@ -163,7 +162,6 @@ from jobs.spec.times import (
 )
 
 __all__ = [
-    "REGULATIONS",
     "CompanyContext",
     "PrivacyJob",
     "PrivacyRequest",

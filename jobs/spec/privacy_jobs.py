@@ -20,8 +20,6 @@ from jobs.spec.jobs import JobError
 from jobs.spec.models import Record, Strict
 
 # AEP's regulation names (the Privacy Service's `regulation` values).
-REGULATIONS = ("gdpr", "ccpa", "cpra_usa", "lgpd_bra", "nzpa_nzl", "pdpa_tha", "apa_aus", "vcdpa_usa",
-               "cpa_usa", "ctdpa_usa", "ucpa_usa", "mhmda", "ql25", "pipeda")
 Regulation = Literal["gdpr", "ccpa", "cpra_usa", "lgpd_bra", "nzpa_nzl", "pdpa_tha", "apa_aus", "vcdpa_usa",
                      "cpa_usa", "ctdpa_usa", "ucpa_usa", "mhmda", "ql25", "pipeda"]
 Action = Literal["access", "delete"]

@@ -169,3 +169,26 @@ def test_a_request_for_another_org_is_refused_and_stores_nothing(privacy_lake):
         create_privacy_jobs(store, request([{"namespace": "ECID", "value": "x"}], org="other@Org"), "demo@Org", "prod")
     assert [p.path for p in caught.value.problems] == ["companyContexts"]
     assert store.page("demo@Org", "prod", 10) == []
+
+
+def test_an_erasure_by_a_secondary_identity_takes_every_fragment_of_the_profile(spark, tmp_path):
+    schema = "identityMap map<string, array<struct<id: string, primary: boolean>>>, _ingestTime timestamp"
+    fragments = [({"ECID": [{"id": "k1", "primary": True}], "Email": [{"id": "ada@example.com", "primary": False}]},
+                  datetime(2024, 1, 1, tzinfo=UTC)),
+                 ({"ECID": [{"id": "k1", "primary": True}]}, datetime(2024, 1, 2, tzinfo=UTC)),  # no email here
+                 ({"ECID": [{"id": "k2", "primary": True}]}, datetime(2024, 1, 3, tzinfo=UTC))]
+    spark.createDataFrame(fragments, schema).write.format("delta").save(str(tmp_path / "profiles" / "profiles_0"))
+    spark.createDataFrame(fragments[2:], schema).write.format("delta").save(str(tmp_path / "profiles" / "profiles_1"))
+    conf = tmp_path / "lake.toml"
+    conf.write_text(sample_config(tmp_path, event_datasets=0))
+    config = load_config(conf)
+    create_privacy_jobs(PrivacyStore(config.privacy_table_path),
+                        request([{"namespace": "email", "value": "ada@example.com"}], actions=["delete"]),
+                        "demo@Org", "prod")
+    [job] = run(spark, config)
+    assert job.status is PrivacyStatus.COMPLETE, job.errors
+    assert {(i.namespace, i.value) for i in job.identities or ()} == {("email", "ada@example.com"), ("ECID", "k1")}
+    receipt = job.receipt("profiles_0", "profile")
+    assert receipt is not None and receipt.rows_affected == 2
+    left = read_rows(config.resolve("profiles/profiles_0"))
+    assert [r["identityMap"] for r in left] == [[("ECID", [{"id": "k2", "primary": True}])]]

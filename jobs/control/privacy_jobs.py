@@ -251,12 +251,11 @@ class PrivacyRun:
         try:
             session = self.spark()
             if job.identities is None:
-                identities = job.user.user_ids
-                if job.expand_ids:
-                    identities = engine.expanded_identities(
-                        session, readable(config, "profile") + readable(config, "event"), identities,
-                        config.max_identities_per_graph, config.max_graph_iterations)
-                identities = engine.with_profile_keys(session, readable(config, "profile"), identities)
+                # The component holds the profile keys of its fragments already: no second scan for them.
+                identities = engine.expanded_identities(
+                    session, readable(config, "profile") + readable(config, "event"), job.user.user_ids,
+                    config.max_identities_per_graph, config.max_graph_iterations) if job.expand_ids else \
+                    engine.with_profile_keys(session, readable(config, "profile"), job.user.user_ids)
                 job = self.save(job, identities=identities)
             if "access" in job.user.action and job.access_document is None:
                 job = self.save(job, stage="writing the access document")

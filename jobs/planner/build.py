@@ -403,14 +403,15 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
         raise LakeError("the config or the lake changed since the job was created: "
                         + "; ".join(f"{p.path}: {p.message}" for p in resolved.problems))
     policy, nodes = resolved.policy, resolved.projection
-    leaves = merge_leaves(nodes)
     evaluation, needs = evaluation_plan(record, config, policy, deployment) if record.evaluates else (None, None)
-    if needs is not None:
-        known = {leaf.path for leaf in leaves}
-        leaves += [Leaf(path, t) for path, t in needs.leaves if path not in known]
     consent = tuple(ConsentRule(c, Leaf(c.policy().path, "string")) for c in resolved.consent)
-    known = {leaf.path for leaf in leaves}
-    leaves += list({rule.leaf.path: rule.leaf for rule in consent if rule.leaf.path not in known}.values())
+    # What is merged: the projection's leaves, then what evaluation and consent read, each once.
+    merged = [*merge_leaves(nodes), *(Leaf(path, t) for path, t in (needs.leaves if needs else ())),
+              *(rule.leaf for rule in consent)]
+    unique: dict[tuple[str, ...], Leaf] = {}
+    for leaf in merged:
+        unique.setdefault(leaf.path, leaf)
+    leaves = list(unique.values())
     dest = record.destination
     if dest.batches is not None:
         segments = tuple(

@@ -2,13 +2,14 @@
 (docs/reference/privacy.md#privacy-requests).
 
 A request becomes one job per user, stored as `processing`. A runner (`run-pending`, `serve`)
-claims one with a lease, resolves its identities, and then, each step recorded before the next:
-- access: one JSON document with every fragment, event, membership and destination row of the person;
+claims the processing jobs of a tenant as one batch (`privacyBatchSize`) with a lease, resolves their
+identities in one scan per dataset, and then, each step recorded for the whole batch before the next:
+- access: one JSON document per person with every fragment, event, membership and destination row;
 - delete: the identities' salted hashes join the suppression list (every export from then on leaves
-  their records out), exports that were already running finish, and a Delta DELETE removes the
-  person's rows from every profile, event, segmentation and destination dataset of the tenant.
-A retry after a crash repeats only what has no receipt yet, and a DELETE that did commit is found in
-the dataset's history (its commit names the job), so nothing is deleted or counted twice.
+  their records out), exports that were already running finish, and one Delta commit per dataset of the
+  tenant (profile, event, segmentation, destination) removes every person of the batch.
+A retry after a crash takes the same batch and repeats only what has no receipt yet; a delete that did
+commit is found in the dataset's history (its commit names the batch), so nothing is deleted or counted twice.
 Later, the data files the deletes removed are vacuumed (`privacyRetentionHours`).
 """
 
@@ -19,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,17 +29,19 @@ from deltalake import write_deltalake
 
 from jobs.control.jobs import JobStore
 from jobs.control.pages import CursorFormat, cursor_page
-from jobs.control.tables import DeltaRows, all_of, before, equal, literal, retry_commits, tenant
+from jobs.control.tables import DeltaRows, all_of, before, equal, literal, one_of, retry_commits, tenant
 from jobs.spec import (
     Config,
     Dataset,
     JobStatus,
+    LakeError,
     NotFound,
     PrivacyJob,
     PrivacyRequest,
     PrivacyStatus,
     Receipt,
     RequestRejected,
+    UserId,
     identity_hash,
     now_ms,
 )
@@ -69,7 +72,7 @@ SUPPRESSION_SCHEMA = pa.schema([
     ("jobId", pa.string()),
     ("time", pa.int64()),
 ])
-# A privacy job's lease, in leaseSeconds: one dataset's DELETE may take minutes, and a second
+# A privacy job's lease, in leaseSeconds: one dataset's delete may take minutes, and a second
 # runner that takes over a job whose runner was slow, not lost, repeats nothing anyway.
 LEASE_FACTOR = 10
 # How long a delete waits for the exports that were running when its suppression was written.
@@ -103,34 +106,68 @@ class PrivacyStore(DeltaRows):
                            f"ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}")
         return [PrivacyJob.model_validate_json(r["record"]) for r in rows]
 
-    def claimable(self, now: int, vacuum: bool = False) -> builtins.list[str]:
-        """Jobs still processing (`vacuum`: complete, with files to vacuum by now) that no runner holds,
-        or whose runner's lease ran out, oldest first."""
-        free = f"(runner IS NULL OR leaseUntil < {literal(now)})"
-        which = f"vacuumAfter <= {literal(now)}" if vacuum else equal("status", "processing")
-        rows = self._query(f"SELECT id FROM privacy WHERE {which} AND {free} ORDER BY creationTime, id")
+    def batches(self, now: int, size: int) -> builtins.list[builtins.list[str]]:
+        """The processing jobs no runner holds (or whose runner's lease ran out), as batches to run
+        together, oldest first: a batch an earlier run began, whole, and the others by tenant, `size`
+        at most."""
+        rows = self._query(f"SELECT id, imsOrgId, sandboxName, record FROM privacy WHERE "
+                           f"{equal('status', 'processing')} AND {_free(now)} ORDER BY creationTime, id")
+        begun: dict[str, builtins.list[str]] = {}
+        fresh: dict[tuple[str, str], builtins.list[str]] = {}
+        for row in rows:
+            batch = json.loads(row["record"]).get("batchId")
+            if batch:
+                begun.setdefault(batch, []).append(row["id"])
+            else:
+                fresh.setdefault((row["imsOrgId"], row["sandboxName"]), []).append(row["id"])
+        return [*begun.values(), *(ids[i:i + size] for ids in fresh.values() for i in range(0, len(ids), size))]
+
+    def vacuums_due(self, now: int) -> builtins.list[str]:
+        """Complete jobs whose erasure's files are due to be vacuumed by now, that no runner holds."""
+        rows = self._query(f"SELECT id FROM privacy WHERE vacuumAfter <= {literal(now)} AND {_free(now)} "
+                           "ORDER BY creationTime, id")
         return [r["id"] for r in rows]
 
-    def claim(self, job_id: str, runner: str, lease_until: int, now: int,
-              status: PrivacyStatus = PrivacyStatus.PROCESSING) -> PrivacyJob | None:
-        """The job, now held by `runner`; None if another runner holds it or its status is not `status`."""
-        free = f"(runner IS NULL OR leaseUntil < {literal(now)})"
-        predicate = all_of(equal("id", job_id), equal("status", status.value), free)
-        if self._update({"runner": literal(runner), "leaseUntil": literal(lease_until)}, predicate) != 1:
-            return None
-        return self.get(job_id)
+    def claim(self, job_ids: Sequence[str], runner: str, lease_until: int, now: int,
+              status: PrivacyStatus = PrivacyStatus.PROCESSING) -> builtins.list[PrivacyJob]:
+        """Those of the jobs that are in `status` and that no runner holds, now held by `runner` (a name
+        of this claim's own), in one commit."""
+        predicate = all_of(one_of("id", job_ids), equal("status", status.value), _free(now))
+        if self._update({"runner": literal(runner), "leaseUntil": literal(lease_until)}, predicate) == 0:
+            return []
+        rows = self._query(f"SELECT record FROM privacy WHERE {equal('runner', runner)} ORDER BY creationTime, id")
+        return [PrivacyJob.model_validate_json(r["record"]) for r in rows]
 
-    def save(self, job: PrivacyJob, runner: str, lease_until: int | None) -> PrivacyJob:
-        """Write the runner's job (its lease renewed, or given up with None); LostPrivacyJob if
-        another runner took it over meanwhile."""
-        row = _row(job)
-        updates = {c: literal(row[c]) for c in ("status", "updateTime", "vacuumAfter", "record")}
-        updates["leaseUntil"] = literal(lease_until)
-        if lease_until is None:
-            updates["runner"] = "NULL"
-        if self._update(updates, all_of(equal("id", job.job_id), equal("runner", runner))) != 1:
-            raise LostPrivacyJob(f"privacy job {job.job_id} was taken over by another runner")
-        return job
+    def save(self, jobs: builtins.list[PrivacyJob], runner: str, lease_until: int | None) -> builtins.list[PrivacyJob]:
+        """Write the runner's jobs in one commit: a finished one given up, the others with their lease
+        renewed to `lease_until` (all given up with None). LostPrivacyJob if another runner took one
+        over meanwhile; the others are written all the same."""
+        rows = []
+        for job in jobs:
+            held = lease_until is not None and job.status is PrivacyStatus.PROCESSING
+            rows.append({**_row(job), "runner": runner if held else None, "leaseUntil": lease_until if held else None})
+
+        def attempt() -> int:
+            table = self._table()
+            assert table is not None, "a privacy job is saved after it was added"
+            source = pa.Table.from_pylist(rows, schema=PRIVACY_TABLE_SCHEMA)
+            metrics = (table.merge(source, predicate=f"t.id = s.id AND t.runner = {literal(runner)}",
+                                   source_alias="s", target_alias="t")
+                       .when_matched_update({c: f"s.{c}" for c in ("status", "updateTime", "vacuumAfter", "record",
+                                                                   "runner", "leaseUntil")})
+                       .execute())
+            return int(metrics["num_target_rows_updated"])
+
+        with self._lock:
+            saved = retry_commits(attempt)
+        if saved != len(jobs):
+            raise LostPrivacyJob(f"{len(jobs) - saved} of privacy jobs {', '.join(j.job_id for j in jobs)} "
+                                 "were taken over by another runner")
+        return jobs
+
+
+def _free(now: int) -> str:
+    return f"(runner IS NULL OR leaseUntil < {literal(now)})"
 
 
 class LostPrivacyJob(RuntimeError):
@@ -150,11 +187,16 @@ class SuppressionList(DeltaRows):
     NAME = "suppressed"
     SCHEMA = SUPPRESSION_SCHEMA
 
-    def add(self, org: str, sandbox: str, job_id: str, hashes: builtins.list[tuple[str, str]]) -> None:
-        """(namespace, hash) pairs, each once per tenant (a retry adds nothing)."""
+    def add(self, org: str, sandbox: str, hashes: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+        """(namespace, hash) pairs by privacy job, each hash once per tenant (a retry adds nothing)."""
         added = now_ms()
+        first: dict[str, tuple[str, str]] = {}
+        for job_id, pairs in hashes.items():
+            for ns, h in pairs:
+                first.setdefault(h, (job_id, ns))
         rows = pa.Table.from_pylist([{"imsOrgId": org, "sandboxName": sandbox, "namespace": ns.lower(), "hash": h,
-                                      "jobId": job_id, "time": added} for ns, h in hashes], schema=SUPPRESSION_SCHEMA)
+                                      "jobId": job_id, "time": added} for h, (job_id, ns) in sorted(first.items())],
+                                    schema=SUPPRESSION_SCHEMA)
 
         def attempt() -> None:
             table = self._table()
@@ -212,15 +254,17 @@ SparkFactory = Callable[[], "SparkSession"]
 
 def run_privacy_jobs(store: PrivacyStore, config: Config, spark: SparkFactory, runner: str,
                      jobs: JobStore | None = None) -> builtins.list[PrivacyJob]:
-    """Run every privacy job no runner holds, oldest first; then vacuum what erasures left to vacuum."""
+    """Run every privacy job no runner holds, batch by batch, oldest first; then vacuum what erasures
+    left to vacuum."""
     done = []
     lease_ms = int(config.lease_seconds * 1000 * LEASE_FACTOR)
-    for job_id in store.claimable(now_ms()):
-        job = store.claim(job_id, runner, now_ms() + lease_ms, now_ms())
-        if job is None:
-            continue  # another runner claimed it first
+    for batch in store.batches(now_ms(), config.privacy_batch_size):
+        claim = f"{runner}/{uuid.uuid4().hex[:12]}"
+        claimed = store.claim(batch, claim, now_ms() + lease_ms, now_ms())
+        if not claimed:
+            continue  # another runner claimed them first
         try:
-            done.append(PrivacyRun(store, config, spark, runner, lease_ms, jobs).run(job))
+            done.extend(PrivacyRun(store, config, spark, claim, lease_ms, jobs).run(claimed))
         except LostPrivacyJob as lost:  # the other runner repeats only what has no receipt
             log.warning("%s", lost)
     vacuum_due(store, config, runner, lease_ms)
@@ -228,113 +272,150 @@ def run_privacy_jobs(store: PrivacyStore, config: Config, spark: SparkFactory, r
 
 
 class PrivacyRun:
-    """One privacy job run by a runner that holds it: each step saved before the next."""
+    """A batch of privacy jobs of one tenant, run by the runner that holds them: one scan per dataset to
+    find the people, one delete commit per dataset to erase them, each step saved for all before the next."""
 
     def __init__(self, store: PrivacyStore, config: Config, spark: SparkFactory, runner: str, lease_ms: int,
                  jobs: JobStore | None):
         self.store, self.spark, self.runner, self.lease_ms = store, spark, runner, lease_ms
         self.base = config
         self.jobs = jobs or JobStore(config.job_table_path)
+        self.state: dict[str, PrivacyJob] = {}
 
-    def save(self, job: PrivacyJob, **changes: Any) -> PrivacyJob:
-        if changes.get("stage"):
-            log.info("privacy job %s: %s", job.job_id, changes["stage"])
-        finished = changes.get("status", job.status) is not PrivacyStatus.PROCESSING
-        job = job.updated(update_time=now_ms(), **changes)
-        return self.store.save(job, self.runner, None if finished else now_ms() + self.lease_ms)
+    def save(self, jobs: Sequence[PrivacyJob], stage: str | None = None) -> builtins.list[PrivacyJob]:
+        """The jobs, saved (with `stage` if given, while they run) and their leases renewed."""
+        if stage:
+            log.info("privacy jobs %s: %s", ", ".join(j.job_id for j in jobs), stage)
+        updated = [j.updated(update_time=now_ms(), **({"stage": stage} if stage else {})) for j in jobs]
+        self.store.save(updated, self.runner, now_ms() + self.lease_ms)
+        self.state.update((j.job_id, j) for j in updated)
+        return updated
 
-    def run(self, job: PrivacyJob) -> PrivacyJob:
-        from jobs.engine import privacy as engine
+    def running(self) -> builtins.list[PrivacyJob]:
+        return [j for j in self.state.values() if j.status is PrivacyStatus.PROCESSING]
 
-        job = self.save(job, attempts=job.attempts + 1, stage="resolving identities")
-        config = self.base.for_tenant(job.ims_org_id, job.sandbox_name)
+    def run(self, claimed: builtins.list[PrivacyJob]) -> builtins.list[PrivacyJob]:
+        batch_id = claimed[0].batch_id or str(uuid.uuid4())
+        self.save([j.updated(attempts=j.attempts + 1, batch_id=batch_id) for j in claimed], "resolving identities")
+        config = self.base.for_tenant(claimed[0].ims_org_id, claimed[0].sandbox_name)
         try:
             session = self.spark()
-            if job.identities is None:
-                # The component holds the profile keys of its fragments already: no second scan for them.
-                identities = engine.expanded_identities(
-                    session, readable(config, "profile") + readable(config, "event"), job.user.user_ids,
-                    config.max_identities_per_graph, config.max_graph_iterations) if job.expand_ids else \
-                    engine.with_profile_keys(session, readable(config, "profile"), job.user.user_ids)
-                job = self.save(job, identities=identities)
-            if "access" in job.user.action and job.access_document is None:
-                job = self.save(job, stage="writing the access document")
-                job = self.access(session, job, config)
-            if job.deletes:
-                job = self.erase(session, job, config)
-            return self.save(job, status=PrivacyStatus.COMPLETE, stage=None,
-                             vacuum_after=(now_ms() + config.privacy_retention_hours * 3_600_000
-                                           if job.deletes else None),
-                             vacuumed=False if job.deletes else None)
+            self.resolve(session, config)
+            if wanted := [j for j in self.running() if "access" in j.user.action and j.access_document is None]:
+                self.access(session, wanted, config)
+            if erasing := [j for j in self.running() if j.deletes]:
+                self.erase(session, erasing, config, batch_id)
+            retention_ms = config.privacy_retention_hours * 3_600_000
+            self.save([j.updated(status=PrivacyStatus.COMPLETE, stage=None,
+                                 vacuum_after=now_ms() + retention_ms if j.deletes else None,
+                                 vacuumed=False if j.deletes else None) for j in self.running()])
         except LostPrivacyJob:
             raise
-        except Exception as err:  # the job must say what happened, whatever it was
+        except Exception as err:  # the jobs must say what happened, whatever it was
             from jobs.control.failures import job_error
 
-            log.error("privacy job %s failed: %s", job.job_id, err, exc_info=err)
-            return self.save(job, status=PrivacyStatus.ERROR, stage=None,
-                             errors=[*job.errors, job_error(err, config.resolve(""))])
+            log.error("privacy jobs of batch %s failed: %s", batch_id, err, exc_info=err)
+            error = job_error(err, config.resolve(""))
+            self.save([j.updated(status=PrivacyStatus.ERROR, stage=None, errors=[*j.errors, error])
+                       for j in self.running()])
+        return list(self.state.values())
 
-    def access(self, session: SparkSession, job: PrivacyJob, config: Config) -> PrivacyJob:
+    def resolve(self, session: SparkSession, config: Config) -> None:
+        """Each job's identities: the user's and their profile keys, or with expandIds their component
+        (one scan a round for the whole batch). A person whose component is too large fails alone."""
+        from jobs.control.failures import job_error
         from jobs.engine import privacy as engine
 
-        identities = job.identities or []
-        document: dict[str, Any] = {"jobId": job.job_id, "key": job.user.key, "regulation": job.regulation,
-                                    "identities": [i.model_dump(by_alias=True) for i in identities]}
+        pending = [j for j in self.running() if j.identities is None]
+        if not pending:
+            return
+        resolved: dict[str, builtins.list[UserId] | LakeError] = {}
+        if expanding := {j.job_id: j.user.user_ids for j in pending if j.expand_ids}:
+            resolved.update(engine.expanded_identities(
+                session, readable(config, "profile") + readable(config, "event"), expanding,
+                config.max_identities_per_graph, config.max_graph_iterations))
+        if plain := {j.job_id: j.user.user_ids for j in pending if not j.expand_ids}:
+            # The component holds the profile keys of its fragments already: no second scan for them.
+            resolved.update(engine.with_profile_keys(session, readable(config, "profile"), plain))
+        self.save([j.updated(status=PrivacyStatus.ERROR, stage=None,
+                             errors=[*j.errors, job_error(found, config.resolve(""))])
+                   if isinstance(found, LakeError) else j.updated(identities=found)
+                   for j in pending for found in [resolved[j.job_id]]])
+
+    def access(self, session: SparkSession, wanted: builtins.list[PrivacyJob], config: Config) -> None:
+        """One JSON document per job, written atomically: every row of the person in every dataset."""
+        from jobs.engine import privacy as engine
+
+        self.save(wanted, "writing the access documents")
+        people = {j.job_id: j.identities or [] for j in wanted}
+        sections: dict[str, dict[str, dict[str, builtins.list[Any]]]] = {}
         for section, kind in (("profileFragments", "profile"), ("events", "event"), ("destinations", "destination")):
-            document[section] = {dataset_id: engine.person_rows(session, path, identities)
+            sections[section] = {dataset_id: engine.rows_by_person(session, path, people)
                                  for dataset_id, path in datasets(config, kind)}
         folder = Path(config.privacy_documents_path)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{job.job_id}.json"
-        partial = folder / f".{job.job_id}.json.partial"
-        partial.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
-        partial.replace(target)  # readers see the whole document or none
-        rows = sum(len(rows) for section in ("profileFragments", "events", "destinations")
-                   for rows in document[section].values())
-        receipt = Receipt(dataset_id="access", kind="access", rows_affected=rows, time=now_ms(), path=str(target))
-        return self.save(job, access_document=str(target), receipts=[*job.receipts, receipt])
+        written = []
+        for job in wanted:
+            document: dict[str, Any] = {
+                "jobId": job.job_id, "key": job.user.key, "regulation": job.regulation,
+                "identities": [i.model_dump(by_alias=True) for i in job.identities or []],
+                **{section: {dataset_id: found[job.job_id] for dataset_id, found in by_dataset.items()}
+                   for section, by_dataset in sections.items()}}
+            target = folder / f"{job.job_id}.json"
+            partial = folder / f".{job.job_id}.json.partial"
+            partial.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
+            partial.replace(target)  # readers see the whole document or none
+            rows = sum(len(found[job.job_id]) for by_dataset in sections.values() for found in by_dataset.values())
+            receipt = Receipt(dataset_id="access", kind="access", rows_affected=rows, time=now_ms(), path=str(target))
+            written.append(job.updated(access_document=str(target), receipts=[*job.receipts, receipt]))
+        self.save(written)
 
-    def erase(self, session: SparkSession, job: PrivacyJob, config: Config) -> PrivacyJob:
+    def erase(self, session: SparkSession, erasing: builtins.list[PrivacyJob], config: Config, batch_id: str) -> None:
         from jobs.engine import privacy as engine
 
-        identities = job.identities or []
-        if job.receipt("suppression", "suppression") is None:
-            job = self.save(job, stage="adding the identities to the suppression list")
-            hashes = [(i.namespace, identity_hash(config.salt, i.namespace, i.value)) for i in identities]
-            SuppressionList(config.suppression_table_path).add(job.ims_org_id, job.sandbox_name, job.job_id, hashes)
-            job = self.save(job, receipts=[*job.receipts, Receipt(dataset_id="suppression", kind="suppression",
-                                                                  rows_affected=len(hashes), time=now_ms())])
-        suppressed = job.receipt("suppression", "suppression")
-        assert suppressed is not None
-        job = self.save(job, stage="waiting for the exports that started before the erasure")
-        self.wait_for_exports(job, suppressed.time)
+        if unlisted := [j for j in erasing if j.receipt("suppression", "suppression") is None]:
+            self.save(unlisted, "adding the identities to the suppression list")
+            suppression = SuppressionList(config.suppression_table_path)
+            hashes = {j.job_id: [(i.namespace, identity_hash(config.salt, i.namespace, i.value))
+                                 for i in j.identities or []] for j in unlisted}
+            suppression.add(unlisted[0].ims_org_id, unlisted[0].sandbox_name, hashes)
+            added = now_ms()
+            erasing = self.save([j.updated(receipts=[*j.receipts, Receipt(
+                dataset_id="suppression", kind="suppression", rows_affected=len(hashes[j.job_id]), time=added)])
+                for j in unlisted]) + [j for j in erasing if j not in unlisted]
+        since = max(r.time for j in erasing for r in j.receipts if r.kind == "suppression")
+        erasing = self.save(erasing, "waiting for the exports that started before the erasure")
+        erasing = self.wait_for_exports(erasing, since)
         for kind in ("profile", "event", "destination"):
             for dataset_id, path in datasets(config, kind):
-                if job.receipt(dataset_id, kind) is not None:
+                pending = [j for j in erasing if j.receipt(dataset_id, kind) is None]
+                if not pending:
                     continue
-                job = self.save(job, stage=f"deleting from {dataset_id}")
-                rows, version = engine.erase(session, path, identities, job.job_id)
-                job = self.save(job, receipts=[*job.receipts, Receipt(dataset_id=dataset_id, kind=kind,
-                                                                      rows_affected=rows, version=version,
-                                                                      time=now_ms())])
-        return job
+                self.save(pending, f"deleting from {dataset_id}")
+                counts, version = engine.erase(session, path, {j.job_id: j.identities or [] for j in pending},
+                                               batch_id)
+                done = now_ms()
+                self.save([j.updated(receipts=[*j.receipts, Receipt(
+                    dataset_id=dataset_id, kind=kind, rows_affected=counts[j.job_id], version=version, time=done)])
+                    for j in pending])
+                erasing = [self.state[j.job_id] for j in erasing]
 
-    def wait_for_exports(self, job: PrivacyJob, since: int) -> None:
+    def wait_for_exports(self, erasing: builtins.list[PrivacyJob], since: int) -> builtins.list[PrivacyJob]:
         """Until every export job of the tenant claimed before `since` has finished: one that started
         later read the suppression list, and one that started earlier then has its commit before
-        this job's DELETE of the destinations, which removes the person from it."""
+        this batch's delete from the destinations, which removes the people from it."""
         deadline = time.monotonic() + EXPORT_WAIT_S
+        org, sandbox = erasing[0].ims_org_id, erasing[0].sandbox_name
         while True:
-            running = [r for r in self.jobs.unfinished(job.ims_org_id, job.sandbox_name)
+            running = [r for r in self.jobs.unfinished(org, sandbox)
                        if r.status is not JobStatus.NEW and r.metrics.total_time is not None
                        and r.metrics.total_time.start_time_in_ms < since]
             if not running:
-                return
+                return erasing
             if time.monotonic() > deadline:
                 raise RuntimeError(f"export jobs {', '.join(str(r.id) for r in running)} still run after "
                                    f"{EXPORT_WAIT_S:.0f} s; the erasure is retried later")
-            self.save(job)  # renew the lease
+            erasing = self.save(erasing)  # renew the leases
             time.sleep(1.0)
 
 
@@ -359,13 +440,13 @@ def vacuum_due(store: PrivacyStore, config: Config, runner: str, lease_ms: int) 
     from deltalake import DeltaTable
 
     now = now_ms()
-    for job_id in store.claimable(now, vacuum=True):
-        job = store.claim(job_id, runner, now + lease_ms, now, PrivacyStatus.COMPLETE)
-        if job is None:
-            continue
-        tenant_config = config.for_tenant(job.ims_org_id, job.sandbox_name)
-        paths = {path for kind in ("profile", "event", "destination") for path in readable(tenant_config, kind)}
-        for path in sorted(paths):
-            DeltaTable(path).vacuum(config.privacy_retention_hours, dry_run=False, enforce_retention_duration=False)
-        store.save(job.updated(vacuumed=True, update_time=now_ms()), runner, None)
-
+    due = store.vacuums_due(now)
+    claim = f"{runner}/{uuid.uuid4().hex[:12]}"
+    claimed = store.claim(due, claim, now + lease_ms, now, PrivacyStatus.COMPLETE) if due else []
+    tenants = {(job.ims_org_id, job.sandbox_name) for job in claimed}
+    paths = {path for org, sandbox in tenants for kind in ("profile", "event", "destination")
+             for path in readable(config.for_tenant(org, sandbox), kind)}
+    for path in sorted(paths):
+        DeltaTable(path).vacuum(config.privacy_retention_hours, dry_run=False, enforce_retention_duration=False)
+    if claimed:
+        store.save([job.updated(vacuumed=True, update_time=now_ms()) for job in claimed], claim, None)

@@ -80,6 +80,9 @@ from jobs.engine.metrics import (
     ExportedCounts,
     observed,
 )
+from jobs.engine.privacy import (
+    delete_marker,
+)
 from jobs.engine.probe import (
     FragmentProbe,
     probe_fragments,
@@ -191,6 +194,7 @@ __all__ = [
     "project",
     "projected_columns",
     "run_export",
+    "delete_marker",
     "segment_column",
     "segments",
     "select_members",

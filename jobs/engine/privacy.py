@@ -1,21 +1,24 @@
-"""Privacy requests on the lake (docs/reference/privacy.md#privacy-requests): a person's identities and
-rows, their erasure with Delta DELETE, and the suppression filter every export applies."""
+"""Privacy requests on the lake (docs/reference/privacy.md#privacy-requests): a batch of people's
+identities and rows (one scan per dataset for all of them), their erasure with one Delta commit per
+dataset, and the suppression filter every export applies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import deltalake
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.engine.inputs import union_all
 from jobs.spec import LakeError, UserId
 
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-HISTORY_LOOKBACK = 100  # commits in which a retry looks for its own DELETE
+HISTORY_LOOKBACK = 100  # commits in which a retry looks for its own delete
 
 
 def holds_any(identities: Sequence[UserId], identity_map: Column | None = None) -> Column:
@@ -51,69 +54,138 @@ def _identity_maps(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     return union_all([spark.read.format("delta").load(path).select("identityMap") for path in paths])
 
 
-def expanded_identities(spark: SparkSession, paths: Sequence[str], identities: Sequence[UserId],
-                        max_identities: int, max_rounds: int) -> list[UserId]:
-    """Every identity linked to the given ones through records that hold two of them: the person's
-    identity component, as identityGraph pdg sees it. Namespaces as the lake writes them."""
-    records = _identity_maps(spark, paths)
-    known = {(i.namespace.lower(), i.value): i for i in identities}
-    for _ in range(max_rounds):
-        found = (records.where(holds_any(list(known.values())))
-                 .select(F.explode(F.map_entries("identityMap")).alias("e"))
-                 .select(F.col("e.key").alias("ns"), F.explode("e.value.id").alias("id"))
-                 .distinct().collect())
-        new = {(r["ns"].lower(), r["id"]): UserId(namespace=r["ns"], value=r["id"]) for r in found
-               if r["id"] is not None and (r["ns"].lower(), r["id"]) not in known}
-        if not new:
-            return list(known.values())
-        known.update(new)
-        if len(known) > max_identities:
-            raise LakeError(f"the person's identity component has more than {max_identities} identities "
-                            "(maxIdentitiesPerGraph): erase with expandIds false, naming the identities")
-    raise LakeError(f"the identity component did not close in {max_rounds} rounds (maxGraphIterations)")
+def _identities(identity_map: Column) -> Column:
+    """The record's identities: an array of (ns lowered, namespace as written, id, primary)."""
+    return F.flatten(F.transform(F.map_entries(identity_map), lambda e: F.transform(
+        e["value"], lambda i: F.struct(F.lower(e["key"]).alias("ns"), e["key"].alias("namespace"),
+                                       i["id"].alias("id"), i["primary"].alias("primary")))))
 
 
-def with_profile_keys(spark: SparkSession, paths: Sequence[str], identities: Sequence[UserId]) -> list[UserId]:
-    """The identities and the profile keys (primary identities) of the profile fragments that hold one:
-    erasing the person erases every fragment of their profile, also those without the identity given."""
-    found = (_identity_maps(spark, paths).where(holds_any(identities))
-             .select(F.explode(F.map_entries("identityMap")).alias("e"))
-             .select(F.col("e.key").alias("ns"), F.explode("e.value").alias("i"))
-             .where(F.col("i.primary")).select("ns", F.col("i.id").alias("id")).distinct().collect())
-    known = {(i.namespace.lower(), i.value): i for i in identities}
+def tagged(records: DataFrame, people: Mapping[str, Sequence[UserId]]) -> DataFrame:
+    """`_person` and the records' columns: one row per record and person (a privacy job) whose identities
+    the record holds. One scan for a whole batch of people: their identities are a broadcast table."""
+    spark = records.sparkSession
+    wanted = spark.createDataFrame([(person, i.namespace.lower(), i.value) for person, ids in people.items()
+                                    for i in ids], "_person string, _ns string, _id string")
+    held = (records.where(holds_any([i for ids in people.values() for i in ids]))
+            .withColumn("_row", F.monotonically_increasing_id())
+            .withColumn("_held", F.explode(_identities(F.col("identityMap")))))
+    matched = held.join(F.broadcast(wanted), (F.col("_held.ns") == F.col("_ns")) & (F.col("_held.id") == F.col("_id")))
+    return matched.dropDuplicates(["_row", "_person"]).drop("_held", "_ns", "_id", "_row")
+
+
+def _grown(people: Mapping[str, Sequence[UserId]], found: Sequence[Row]) -> dict[str, list[UserId]]:
+    """Each person's identities, with those found for them (rows of `_person`, `namespace`, `id`) added."""
+    known = {person: {(i.namespace.lower(), i.value): i for i in ids} for person, ids in people.items()}
     for row in found:
-        known.setdefault((row["ns"].lower(), row["id"]), UserId(namespace=row["ns"], value=row["id"]))
-    return list(known.values())
+        if row["id"] is not None:
+            known[row["_person"]].setdefault((row["namespace"].lower(), row["id"]),
+                                             UserId(namespace=row["namespace"], value=row["id"]))
+    return {person: list(ids.values()) for person, ids in known.items()}
 
 
-def person_rows(spark: SparkSession, path: str, identities: Sequence[UserId]) -> list[dict[str, Any]]:
-    """The person's rows of one table, as JSON objects (a person has few: they come to the driver)."""
-    rows = spark.read.format("delta").load(path).where(holds_any(identities)).select(F.to_json(F.struct("*"))).collect()
-    return [json.loads(row[0]) for row in rows]
+def _held_identities(records: DataFrame, people: Mapping[str, Sequence[UserId]]) -> DataFrame:
+    return (tagged(records, people).select("_person", F.explode(_identities(F.col("identityMap"))).alias("i"))
+            .select("_person", "i.namespace", "i.id", "i.primary"))
 
 
-def _own_delete(table: DeltaTable, marker: str) -> tuple[int, int] | None:
-    found = (table.history(HISTORY_LOOKBACK).where(F.col("userMetadata") == marker)
-             .select("version", "operationMetrics").first())
+def with_profile_keys(spark: SparkSession, paths: Sequence[str],
+                      people: Mapping[str, Sequence[UserId]]) -> dict[str, list[UserId]]:
+    """Each person's identities and the profile keys (primary identities) of the profile fragments that
+    hold one: erasing a person erases every fragment of their profile, also those without the identity given."""
+    found = (_held_identities(_identity_maps(spark, paths), people).where(F.col("primary"))
+             .select("_person", "namespace", "id").distinct().collect())
+    return _grown(people, found)
+
+
+def expanded_identities(spark: SparkSession, paths: Sequence[str], people: Mapping[str, Sequence[UserId]],
+                        max_identities: int, max_rounds: int) -> dict[str, list[UserId] | LakeError]:
+    """Each person's identity component, as identityGraph pdg sees it: every identity linked to theirs
+    through records that hold two of them (namespaces as the lake writes them), or why it has none.
+    A round is one scan for every person whose component still grows."""
+    records = _identity_maps(spark, paths)
+    growing = {person: list(ids) for person, ids in people.items()}
+    closed: dict[str, list[UserId] | LakeError] = {}
+    for _ in range(max_rounds):
+        found = _held_identities(records, growing).select("_person", "namespace", "id").distinct().collect()
+        still: dict[str, list[UserId]] = {}
+        for person, ids in _grown(growing, found).items():
+            if len(ids) == len(growing[person]):
+                closed[person] = ids
+            elif len(ids) > max_identities:
+                closed[person] = LakeError(
+                    f"the person's identity component has more than {max_identities} identities "
+                    "(maxIdentitiesPerGraph): erase with expandIds false, naming the identities")
+            else:
+                still[person] = ids
+        growing = still
+        if not growing:
+            return closed
+    for person in growing:
+        closed[person] = LakeError(f"the identity component did not close in {max_rounds} rounds (maxGraphIterations)")
+    return closed
+
+
+def rows_by_person(spark: SparkSession, path: str, people: Mapping[str, Sequence[UserId]]) -> dict[str, list[Any]]:
+    """Each person's rows of one table, as JSON objects (people have few: they come to the driver)."""
+    records = spark.read.format("delta").load(path)
+    as_json = records.select("identityMap", F.to_json(F.struct(*[F.col(f"`{c}`") for c in records.columns]))
+                             .alias("_json"))
+    found: dict[str, list[Any]] = {person: [] for person in people}
+    for row in tagged(as_json, people).select("_person", "_json").collect():
+        found[row["_person"]].append(json.loads(row["_json"]))
+    return found
+
+
+def _own_delete(path: str, marker: str) -> tuple[int, int] | None:
+    """(rows deleted, version) of the table's commit with this userMetadata, read with delta-rs: a
+    look at the log, no Spark job."""
+    found = next((c for c in deltalake.DeltaTable(path).history(HISTORY_LOOKBACK) if c.get("userMetadata") == marker),
+                 None)
     if found is None:
         return None
-    return int((found["operationMetrics"] or {}).get("numDeletedRows", 0)), int(found["version"])
+    return int((found.get("operationMetrics") or {}).get("numTargetRowsDeleted", 0)), int(found["version"])
 
 
-def erase(spark: SparkSession, path: str, identities: Sequence[UserId], job_id: str) -> tuple[int, int | None]:
-    """Delete the person's rows from one Delta table, once: (rows deleted, the version written). A retry
-    finds the commit of an earlier run of the job by its metadata and reports it instead."""
+def delete_marker(batch_id: str, people: Iterable[str]) -> str:
+    """The userMetadata of a batch's delete commits: the batch, and a digest of its people, so that a
+    runner which took over part of a batch from a slow one deletes its part itself."""
+    digest = hashlib.sha256("\n".join(sorted(people)).encode()).hexdigest()[:16]
+    return json.dumps({"privacyBatchId": batch_id, "people": digest})
+
+
+def erase(spark: SparkSession, path: str, people: Mapping[str, Sequence[UserId]],
+          batch_id: str) -> tuple[dict[str, int], int | None]:
+    """Delete a batch of people's rows from one Delta table in one commit, once: the rows deleted per
+    person and the version written. A retry finds the commit of an earlier run of the batch by its
+    metadata and reports it instead. With several people, each one's rows are counted in the version
+    before the commit: the rows it removed.
+
+    A MERGE, not a DELETE: a DELETE's commit records its condition, and with it the people's identities,
+    in the table's log. The MERGE's source is the identityMaps that hold one of them (the same rows:
+    every record with such a map holds the person), and its condition names only columns."""
     table = DeltaTable.forPath(spark, path)
-    marker = json.dumps({"privacyJobId": job_id})
-    done = _own_delete(table, marker)
-    if done is not None:
-        return done
-    spark.conf.set(USER_METADATA, marker)
-    try:
-        table.delete(holds_any(identities))
-    finally:
-        spark.conf.unset(USER_METADATA)
-    done = _own_delete(table, marker)
-    if done is not None:
-        return done
-    return 0, None  # nothing matched: Delta wrote no version
+    marker = delete_marker(batch_id, people)
+    done = _own_delete(path, marker)
+    if done is None:
+        held = (spark.read.format("delta").load(path).where(holds_any([i for ids in people.values() for i in ids]))
+                .select(F.map_entries("identityMap").alias("entries")).distinct())
+        spark.conf.set(USER_METADATA, marker)
+        try:
+            (table.alias("t").merge(held.alias("s"), "map_entries(t.identityMap) = s.entries")
+             .whenMatchedDelete().execute())
+        finally:
+            spark.conf.unset(USER_METADATA)
+        done = _own_delete(path, marker)
+    counts = dict.fromkeys(people, 0)
+    if done is None:
+        return counts, None  # nothing matched: Delta wrote no version
+    deleted, version = done
+    if deleted == 0:
+        return counts, version
+    if len(people) == 1:
+        return dict.fromkeys(people, deleted), version
+    before = spark.read.format("delta").option("versionAsOf", version - 1).load(path).select("identityMap")
+    counted = tagged(before, people).groupBy("_person").count().collect()
+    counts.update({row["_person"]: int(row["count"]) for row in counted})
+    return counts, version

@@ -102,6 +102,8 @@ class Config(ConfModel):
     # Data files an erasure removed are vacuumed this many hours later (0: at once); until then, time
     # travel to the versions before the erasure still reads the person.
     privacy_retention_hours: int = Field(default=24, ge=0)
+    # The most privacy jobs of a tenant a runner runs as one batch: one scan and one DELETE per dataset.
+    privacy_batch_size: int = Field(default=1000, ge=1)
     # A declared profile dataset that segment evaluation appends changed memberships to.
     segmentation_dataset: str | None = None
     # Under identityGraph pdg: a component with more identities is not a profile (excluded and

@@ -96,6 +96,9 @@ class PrivacyJob(Record):
     regulation: str
     expand_ids: bool
     user: PrivacyUser
+    # The jobs a runner runs together (one scan and one DELETE per dataset for all of them): set when
+    # first claimed, so that a retry runs the same batch and finds its DELETE commits.
+    batch_id: str | None = None
     # The identities acted on: the user's, and with expandIds every identity of their component.
     identities: list[UserId] | None = None
     receipts: list[Receipt] = Field(default_factory=list)

@@ -12,6 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.control import JobStore, PrivacyStore, create_job, create_privacy_jobs, run_job, run_privacy_jobs
+from jobs.engine import delete_marker
 from jobs.spec import JobStatus, PrivacyStatus, RequestRejected, load_config
 from sample_lake import LakeSpec, generate, sample_config
 
@@ -46,8 +47,9 @@ def holding(path: str, identities: set[tuple[str, str]]) -> list[dict]:
 
 
 def deletes_of(path: str) -> list[dict]:
-    """The userMetadata of the table's DELETE commits."""
-    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history() if c.get("operation") == "DELETE"]
+    """The userMetadata of the table's erasure commits."""
+    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history()
+            if "privacyBatchId" in (c.get("userMetadata") or "")]
 
 
 def request(user_ids, actions=("access", "delete"), expand=False, org="demo@Org"):
@@ -99,8 +101,10 @@ def test_access_then_erasure_everywhere_with_receipts_and_no_comeback(spark, pri
         assert receipt is not None and receipt.rows_affected == len(before[name]), name
         if before[name]:
             [delete] = [c for c in DeltaTable(path).history() if c.get("version") == receipt.version]
-            assert delete["operation"] == "DELETE" and json.loads(delete["userMetadata"]) == {
-                "privacyJobId": job.job_id}
+            assert delete["operation"] == "MERGE" and delete["userMetadata"] == delete_marker(
+                job.batch_id or "", [job.job_id])
+            # The commit that erased them does not name them (a DELETE's would, in its condition).
+            assert ecid not in (Path(path) / "_delta_log" / f"{receipt.version:020d}.json").read_text(), name
     # Vacuumed at once (privacyRetentionHours = 0): only the current version's files are left.
     finished = PrivacyStore(config.privacy_table_path).get(job.job_id)
     assert finished.vacuumed is True
@@ -131,7 +135,7 @@ def test_a_retry_repeats_only_what_has_no_receipt_and_deletes_nothing_twice(spar
     crashed = done.updated(status=PrivacyStatus.PROCESSING, vacuum_after=None, vacuumed=None,
                            receipts=[r for r in done.receipts if r.kind != "destination"])
     deletes = {name: deletes_of(path) for name, path in tables(config).items()}
-    assert deletes["audience"] == [{"privacyJobId": done.job_id}]
+    assert deletes["audience"] == [json.loads(delete_marker(done.batch_id or "", [done.job_id]))]
     store._update({"status": "'processing'", "runner": "NULL", "vacuumAfter": "NULL",
                    "record": f"'{crashed.to_json()}'"}, f"id = '{done.job_id}'")
     [retried] = run(spark, config)
@@ -192,3 +196,59 @@ def test_an_erasure_by_a_secondary_identity_takes_every_fragment_of_the_profile(
     assert receipt is not None and receipt.rows_affected == 2
     left = read_rows(config.resolve("profiles/profiles_0"))
     assert [r["identityMap"] for r in left] == [[("ECID", [{"id": "k2", "primary": True}])]]
+
+
+def test_a_batch_of_people_takes_one_delete_per_dataset_with_each_persons_receipts(spark, privacy_lake):
+    config = privacy_lake
+    export(spark, config)
+    paths = [config.resolve(d.path) for d in [*config.profile_datasets, *config.event_datasets]]
+    graph = components(paths)
+    members: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for identity, root in graph.items():
+        members.setdefault(root, set()).add(identity)
+    linked = max(members.values(), key=len)  # erased with expandIds
+    keys: dict[str, tuple[str, str]] = {}  # one profile key from each of three other components
+    for row in read_rows(config.resolve("profiles/profiles_0")):
+        key = next((ns, i["id"]) for ns, items in row["identityMap"] for i in items if i["primary"])
+        if key not in linked and graph.get(key, key) not in {graph.get(k, k) for k in keys.values()} and len(keys) < 3:
+            keys["abc"[len(keys)]] = key
+    before = {name: read_rows(path) for name, path in tables(config).items()}
+    store = PrivacyStore(config.privacy_table_path)
+
+    def user(name, actions):
+        ns, value = keys[name]
+        return {"key": name, "action": actions, "userIDs": [{"namespace": ns, "value": value}]}
+
+    first = create_privacy_jobs(store, {**request([]), "users": [user("a", ["delete"]), user("b", ["access", "delete"]),
+                                                                 user("c", ["access"])]}, "demo@Org", "prod")
+    start = min(linked)
+    second = create_privacy_jobs(store, request([{"namespace": start[0], "value": start[1]}], actions=["delete"],
+                                                expand=True), "demo@Org", "prod")
+    done = {j.user.key: j for j in run(spark, config)}
+    assert sorted(done) == ["a", "b", "c", "person-1"]
+    assert {j.job_id for j in done.values()} == {j["jobId"] for j in first["jobs"] + second["jobs"]}
+    assert all(j.status is PrivacyStatus.COMPLETE for j in done.values()), [j.errors for j in done.values()]
+    assert len({j.batch_id for j in done.values()}) == 1
+    assert {(i.namespace, i.value) for i in done["person-1"].identities or ()} == linked
+
+    erased = [done[k] for k in ("a", "b", "person-1")]
+    marker = delete_marker(erased[0].batch_id or "", [j.job_id for j in erased])
+    for name, path in tables(config).items():
+        kind = "event" if name.startswith("events") else "destination" if name == "audience" else "profile"
+        # One DELETE for the three erasures, each person's receipt counting the rows that held them.
+        assert [json.dumps(m) for m in deletes_of(path)] in ([], [marker]), name
+        for job in erased:
+            people = {(i.namespace.lower(), i.value) for i in job.identities or ()}
+            held = [r for r in before[name]
+                    if {(ns.lower(), i["id"]) for ns, items in r["identityMap"] or [] for i in items} & people]
+            receipt = job.receipt(name, kind)
+            assert receipt is not None and receipt.rows_affected == len(held), (name, job.user.key)
+            assert holding(path, people) == [], (name, job.user.key)
+        assert done["c"].receipt(name, kind) is None
+        c_rows = holding(path, {(keys["c"][0].lower(), keys["c"][1])})
+        assert c_rows, name  # an access request takes nothing away
+    assert deletes_of(config.resolve("profiles/profiles_0")) == [json.loads(marker)]
+    for name in ("b", "c"):
+        document = json.loads(Path(done[name].access_document or "").read_text())
+        assert document["key"] == name and document["profileFragments"]["profiles_0"]
+    assert done["a"].access_document is None

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import IDS, KEY_ID, KEY_NS, MEMBERS
 from jobs.engine.identities import identity_list, with_identities
 from jobs.engine.inputs import read_source, union_all
+from jobs.engine.privacy import not_suppressed
 from jobs.planner import ExportPlan
 from jobs.spec import JobFailure
 
@@ -137,6 +138,8 @@ def stitched_components(spark: SparkSession, plan: ExportPlan) -> Components:
         tables = [t.where(F.col("_ingestTime") < F.lit(plan.as_of)) for t in tables]
     # Only records with two or more identities link any; counting them needs no lambda.
     several = [t.select("identityMap").where(F.size(F.flatten(F.map_values("identityMap"))) > 1) for t in tables]
+    if plan.suppressed:  # an erased person's late record links nobody: it is not in the lake for us
+        several = [t.where(not_suppressed(plan.suppression_salt, plan.suppressed)) for t in several]
     records = union_all([with_identities(t).select(identity_list().alias(IDS)) for t in several])
     components = connected_components(links(records), stitching.max_identities, stitching.max_iterations)
     log.info("job %s: the identity graph took %d rounds of large-star and small-star; %d components over %d "

@@ -252,3 +252,38 @@ def test_a_batch_of_people_takes_one_delete_per_dataset_with_each_persons_receip
         document = json.loads(Path(done[name].access_document or "").read_text())
         assert document["key"] == name and document["profileFragments"]["profiles_0"]
     assert done["a"].access_document is None
+
+
+def test_under_pdg_a_late_record_of_an_erased_person_links_nobody(spark, tmp_path):
+    schema = ("identityMap map<string, array<struct<id: string, primary: boolean>>>, _ingestTime timestamp, "
+              "segmentMembership map<string, map<string, struct<status: string, lastQualificationTime: timestamp>>>")
+    member = {"ups": {"segment-01": {"status": "realized", "lastQualificationTime": datetime(2024, 1, 1, tzinfo=UTC)}}}
+    fragments = [({"ECID": [{"id": "a", "primary": True}]}, datetime(2024, 1, 1, tzinfo=UTC), member),
+                 ({"ECID": [{"id": "b", "primary": True}]}, datetime(2024, 1, 1, tzinfo=UTC), member),
+                 ({"ECID": [{"id": "x", "primary": True}]}, datetime(2024, 1, 1, tzinfo=UTC), member)]
+    spark.createDataFrame(fragments, schema).write.format("delta").save(str(tmp_path / "profiles" / "profiles_0"))
+    spark.createDataFrame(fragments[:0], schema).write.format("delta").save(str(tmp_path / "profiles" / "profiles_1"))
+    conf = tmp_path / "lake.toml"
+    conf.write_text(sample_config(tmp_path, event_datasets=0))
+    config = load_config(conf)
+    create_privacy_jobs(PrivacyStore(config.privacy_table_path),
+                        request([{"namespace": "ECID", "value": "x"}], actions=["delete"]), "demo@Org", "prod")
+    [job] = run(spark, config)
+    assert job.status is PrivacyStatus.COMPLETE, job.errors
+    # Late records of x, ingested before the request and written after it, each holding x and one other.
+    late = [({"ECID": [{"id": "x", "primary": True}], "Phone": [{"id": other, "primary": False}]},
+             datetime(2024, 1, 2, tzinfo=UTC), None) for other in ("pa", "pb")]
+    linked = [({"ECID": [{"id": key, "primary": True}], "Phone": [{"id": phone, "primary": False}]},
+               datetime(2024, 1, 2, tzinfo=UTC), None) for key, phone in (("a", "pa"), ("b", "pb"))]
+    spark.createDataFrame(late + linked, schema).write.format("delta").mode("append").save(
+        str(tmp_path / "profiles" / "profiles_1"))
+    store = JobStore(config.job_table_path)
+    body = {"destination": EXPORT["destination"], "schema": EXPORT["schema"],
+            "mergePolicy": {"id": "timestampOrdered-pdg-mp", "version": 1},
+            "filter": {"segments": [{"segmentId": "segment-01"}]}}
+    record = run_job(store, config, create_job(store, config, body, "demo@Org", "prod").id, spark)
+    assert record.status is JobStatus.SUCCEEDED, record.errors
+    # a and b stay two people: x's records, left out of the merge, also link nobody.
+    exported = read_rows(config.resolve("exports/audience"))
+    keys = sorted(i["id"] for r in exported for ns, items in r["identityMap"] for i in items if ns == "ECID")
+    assert keys == ["a", "b"] and record.metrics.total_exported_profile_counter == 2

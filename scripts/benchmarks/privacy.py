@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from benchmarks.lake import make_lake
@@ -74,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         for job in done:
             for receipt in job.receipts:
                 rows[receipt.dataset_id] += receipt.rows_affected
-        erased, left = set(chosen), 0
+        erased, left = pa.array(chosen), 0
         for dataset in [*config.profile_datasets, *config.event_datasets, *config.destination_datasets]:
             path = config.resolve(dataset.path)
             if DeltaTable.is_deltatable(path):
                 maps = DeltaTable(path).to_pyarrow_table(columns=["identityMap"]).column("identityMap")
-                for chunk in maps.chunks:  # a map's items are its values: lists of identity structs
-                    ids = chunk.items.flatten().field("id").to_pylist()
-                    left += sum(1 for i in ids if i in erased)
+                # One array, not the table's chunks: a sliced chunk's `items` are its whole buffer's.
+                # A map's items are its values: lists of identity structs.
+                ids = pa.concat_arrays(maps.chunks).items.flatten().field("id")
+                left += pc.sum(pc.is_in(ids, value_set=erased)).as_py() or 0
     spark.stop()
     print(f"erased {len(done) - len(failed)} of {len(chosen)} people in {seconds:.1f} s "
           f"({seconds / max(len(done), 1):.2f} s a person); failed: {len(failed)}; erased identities left: {left}")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,10 +34,12 @@ def free_port() -> int:
 
 
 def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
+    """An export job, then an access request for one person it exported, both run by the server's runner."""
     root, _ = lake
     conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
-                                  tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
+    privacy = f'privacyTable = "{tmp_path}/privacy"\nprivacyDocuments = "{tmp_path}/documents"\n'
+    conf.write_text(privacy + sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
+                                            tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -52,6 +57,20 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             assert len(rows) == record["metrics"]["totalExportedProfileCounter"] > 0
             refused = client.delete(f"/export/jobs/{job_id}")
             assert refused.status_code == 409
+
+            ns, ecid = next((ns, i["id"]) for ns, items in rows[0]["identityMap"] for i in items if i["primary"])
+            asked = client.post("/privacy/jobs", json={
+                "companyContexts": [{"namespace": "imsOrgID", "value": "demo@Org"}], "regulation": "ccpa",
+                "users": [{"key": "them", "action": ["access"], "userIDs": [{"namespace": ns, "value": ecid}]}]})
+            assert asked.status_code == 200, asked.text
+            privacy_id = asked.json()["jobs"][0]["jobId"]
+            deadline = time.monotonic() + 300
+            while (job := client.get(f"/privacy/jobs/{privacy_id}").json())["status"] == "processing":
+                assert time.monotonic() < deadline, job
+                time.sleep(0.5)
+            assert job["status"] == "complete", job.get("errors")
+            document = json.loads(Path(job["accessDocument"]).read_text())
+            assert len(document["destinations"]["audience"]) == 1 and document["profileFragments"]["profiles_0"]
     finally:
         server.terminate()
         server.wait(30)

@@ -42,6 +42,7 @@ from jobs.control.pages import (
 from jobs.control.privacy_jobs import (
     PrivacyStore,
     SuppressionList,
+    access_document,
     create_privacy_jobs,
     list_privacy_jobs,
     run_privacy_jobs,
@@ -103,6 +104,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "PrivacyStore",
     "SuppressionList",
+    "access_document",
     "create_privacy_jobs",
     "list_privacy_jobs",
     "run_privacy_jobs",

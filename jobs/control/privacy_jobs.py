@@ -246,6 +246,20 @@ def list_privacy_jobs(store: PrivacyStore, org: str, sandbox: str, limit: int = 
                        "/privacy/jobs")
 
 
+def access_document(store: PrivacyStore, job_id: str, org: str, sandbox: str) -> dict[str, Any]:
+    """The access document of the tenant's privacy job (its `downloadURL`)."""
+    job = store.get(job_id, org, sandbox)
+    if job.access_document is None:
+        raise PrivacyJobNotFound(f"privacy job {job_id} has no access document: it asks for no access, or has "
+                                 f"not written it yet (status {job.status.value})")
+    try:
+        document: dict[str, Any] = json.loads(Path(job.access_document).read_text())
+    except FileNotFoundError:
+        raise PrivacyJobNotFound(f"the access document of privacy job {job_id} was removed from "
+                                 f"{job.access_document}") from None
+    return document
+
+
 # ---------------------------------------------------------------- runs
 
 
@@ -367,7 +381,8 @@ class PrivacyRun:
             partial.replace(target)  # readers see the whole document or none
             rows = sum(len(found[job.job_id]) for by_dataset in sections.values() for found in by_dataset.values())
             receipt = Receipt(dataset_id="access", kind="access", rows_affected=rows, time=now_ms(), path=str(target))
-            written.append(job.updated(access_document=str(target), receipts=[*job.receipts, receipt]))
+            written.append(job.updated(access_document=str(target), download_url=f"/privacy/jobs/{job.job_id}/document",
+                                       receipts=[*job.receipts, receipt]))
         self.save(written)
 
     def erase(self, session: SparkSession, erasing: builtins.list[PrivacyJob], config: Config, batch_id: str) -> None:

@@ -26,6 +26,7 @@ from jobs.control import (
     PrivacyStore,
     ScheduleStore,
     SegmentStore,
+    access_document,
     cancel_job,
     create_job,
     create_privacy_jobs,
@@ -148,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     requested.add_argument("--offset", help="cursor {creationTime}_{jobId} from a previous page")
     requested.add_argument("--status", choices=[s.value for s in PrivacyStatus])
     privacy.add("get", help="show a privacy job, with its receipts").add_argument("id")
+    privacy.add("document", help="print a privacy job's access document").add_argument("id")
     pending = commands.add("run-pending", help="take back lost jobs, run privacy jobs, then NEW jobs oldest first")
     pending.add_argument("--max", type=int, help="run at most this many jobs")
     listing = _output(commands.add("list", help="list jobs, newest first"))
@@ -375,6 +377,8 @@ def _privacy(call: Call) -> int:
     elif args.action == "list":
         status = PrivacyStatus(args.status) if args.status else None
         _emit(list_privacy_jobs(store, call.org, call.sandbox, args.limit, args.offset, status))
+    elif args.action == "document":
+        _emit(access_document(store, args.id, call.org, call.sandbox))
     else:
         _emit(store.get(args.id, call.org, call.sandbox).to_dict())
     return 0

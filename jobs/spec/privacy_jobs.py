@@ -102,7 +102,8 @@ class PrivacyJob(Record):
     # The identities acted on: the user's, and with expandIds every identity of their component.
     identities: list[UserId] | None = None
     receipts: list[Receipt] = Field(default_factory=list)
-    access_document: str | None = None
+    access_document: str | None = None  # where the runner wrote it
+    download_url: str | None = Field(default=None, alias="downloadURL")  # where a client reads it (AEP's name)
     errors: list[JobError] = Field(default_factory=list)
     stage: str | None = None
     attempts: int = 0

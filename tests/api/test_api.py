@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs.control import JobStore, ScheduleStore, advance_watermark, incremental_window
+from jobs.control import JobStore, PrivacyStore, ScheduleStore, advance_watermark, incremental_window
 from jobs.shells.http import make_server, running
 from jobs.spec import load_config
 from tests.api.conftest import PRIVATE_DESTINATION, TENANTS, auth
@@ -443,3 +444,24 @@ def test_a_bad_privacy_request_names_each_field(client):
     body["users"][1]["userIDs"] = []
     found = problem(client.post("/privacy/jobs", json=body, headers=auth()), 400)
     assert set(found) == {"regulation", "users[0].action[0]", "users[1].userIDs"}
+
+
+def test_an_access_document_is_read_through_its_download_url_by_its_tenant_only(client, api_config, tmp_path):
+    created = client.post("/privacy/jobs", json=privacy_request(users=1), headers=auth("orgA", "dev")).json()
+    job_id = created["jobs"][0]["jobId"]
+    missing = client.get(f"/privacy/jobs/{job_id}/document", headers=auth("orgA", "dev"))
+    assert missing.status_code == 404 and "has no access document" in missing.text
+    # What a runner leaves once it has written the document.
+    store = PrivacyStore(api_config.privacy_table_path)
+    document = tmp_path / f"{job_id}.json"
+    document.write_text(json.dumps({"jobId": job_id, "events": {"events_0": [{"eventType": "web"}]}}))
+    written = store.get(job_id).updated(access_document=str(document), download_url=f"/privacy/jobs/{job_id}/document")
+    store._update({"record": f"'{written.to_json()}'"}, f"id = '{job_id}'")
+
+    job = client.get(f"/privacy/jobs/{job_id}", headers=auth("orgA", "dev")).json()
+    got = client.get(job["downloadURL"], headers=auth("orgA", "dev"))
+    assert got.status_code == 200 and got.json()["events"] == {"events_0": [{"eventType": "web"}]}
+    assert client.get(job["downloadURL"], headers=auth("orgB")).status_code == 404
+    document.unlink()
+    gone = client.get(job["downloadURL"], headers=auth("orgA", "dev"))
+    assert gone.status_code == 404 and "was removed" in gone.text

@@ -30,6 +30,7 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/config/schedules"), ("POST", "/config/schedules"),
               ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}"),
               ("GET", "/privacy/jobs"), ("POST", "/privacy/jobs"), ("GET", "/privacy/jobs/{jobId}"),
+              ("GET", "/privacy/jobs/{jobId}/document"),
               ("GET", "/healthz"), ("GET", "/readyz")]
 PROBES = ("/healthz", "/readyz")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

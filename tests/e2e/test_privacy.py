@@ -1,6 +1,7 @@
-"""An erasure as a user drives it: an export, a privacy request through the CLI, a
-`run-pending` runner killed with SIGKILL (its Python and its JVM) just after a DELETE of the batch
-committed, and a second runner that completes it with nothing deleted twice and nothing missed."""
+"""An erasure as a user drives it: an export, a privacy request through the CLI (one of the two people
+also asks for their data), a `run-pending` runner killed with SIGKILL (its Python and its JVM) just after
+the batch's first delete committed, and a second runner that completes it with nothing deleted twice and
+nothing missed."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tm
     people = [next((ns, i["id"]) for ns, items in row["identityMap"] for i in items if i["primary"])
               for row in exported[:2]]
     request = {"companyContexts": [{"namespace": "imsOrgID", "value": config.default_org}], "regulation": "gdpr",
-               "users": [{"key": f"p{n}", "action": ["delete"], "userIDs": [{"namespace": ns, "value": value}]}
-                         for n, (ns, value) in enumerate(people)]}
+               "users": [{"key": f"p{n}", "action": ["access", "delete"][n:],
+                          "userIDs": [{"namespace": ns, "value": value}]} for n, (ns, value) in enumerate(people)]}
     code, out, err = cli(conf, "privacy", "create", "-", stdin=json.dumps(request))
     assert code == 0, err
     ids = [j["jobId"] for j in json.loads(out)["jobs"]]
@@ -59,6 +60,7 @@ def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tm
     paths = {d.id: config.resolve(d.path) for d in [*config.profile_datasets, *config.event_datasets,
                                                       *config.destination_datasets]}
     before = {name: len(holding(path, erased)) for name, path in paths.items()}
+    first_person = holding(paths["audience"], {(people[0][0].lower(), people[0][1])})
     assert before["profiles_0"] and before["audience"]
 
     first = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "run-pending"],
@@ -82,6 +84,10 @@ def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tm
     done = sorted(json.loads(out)["jobs"], key=lambda j: ids.index(j["jobId"]))
     assert [j["status"] for j in done] == ["complete", "complete"], [j.get("errors") for j in done]
     assert all(j["attempts"] == 2 for j in done)
+    code, out, err = cli(conf, "privacy", "document", ids[0])  # p0 asked for access too, before the erasure
+    assert code == 0, err
+    document = json.loads(out)
+    assert len(document["destinations"]["audience"]) == len(first_person) > 0
     for name, path in paths.items():
         assert holding(path, erased) == [], name  # read with delta-rs
         assert len(batch_deletes(path)) == (1 if before[name] else 0), name  # nothing deleted twice

@@ -69,7 +69,8 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
                 assert time.monotonic() < deadline, job
                 time.sleep(0.5)
             assert job["status"] == "complete", job.get("errors")
-            document = json.loads(Path(job["accessDocument"]).read_text())
+            document = client.get(job["downloadURL"]).json()
+            assert document == json.loads(Path(job["accessDocument"]).read_text())
             assert len(document["destinations"]["audience"]) == 1 and document["profileFragments"]["profiles_0"]
     finally:
         server.terminate()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_privacy_jobs, list_privacy_jobs
+from jobs.control import access_document, create_privacy_jobs, list_privacy_jobs
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -50,3 +50,9 @@ def list_privacy_job(
 @privacy_jobs.get("/{jobId}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT, summary="Get a privacy job")
 def get_privacy_job(scope: Authorized, store: PrivacyJobs, job_id: PrivacyJobId) -> JSONResponse:
     return JSONResponse(store.get(job_id, scope.org, scope.sandbox).to_dict())
+
+
+@privacy_jobs.get("/{jobId}/document", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
+                  summary="Get a privacy job's access document: every row of the person in every dataset")
+def get_access_document(scope: Authorized, store: PrivacyJobs, job_id: PrivacyJobId) -> JSONResponse:
+    return JSONResponse(access_document(store, job_id, scope.org, scope.sandbox))

@@ -21,12 +21,12 @@ USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 HISTORY_LOOKBACK = 100  # commits in which a retry looks for its own delete
 
 
-def holds_any(identities: Sequence[UserId], identity_map: Column | None = None) -> Column:
+def holds_any(identities: Sequence[UserId]) -> Column:
     """The record's identityMap holds one of the identities (namespaces matched without regard to case)."""
     by_namespace: dict[str, set[str]] = {}
     for identity in identities:
         by_namespace.setdefault(identity.namespace.lower(), set()).add(identity.value)
-    entries = F.map_entries(identity_map if identity_map is not None else F.col("identityMap"))
+    entries = F.map_entries(F.col("identityMap"))
     condition = F.lit(False)
     for namespace, values in sorted(by_namespace.items()):
         condition = condition | F.exists(entries, _entry_holds(namespace, sorted(values)))
@@ -50,6 +50,10 @@ def not_suppressed(salt: str, hashes: Sequence[str]) -> Column:
     return ~F.coalesce(listed, F.lit(False))
 
 
+def _everyone(people: Mapping[str, Sequence[UserId]]) -> list[UserId]:
+    return [i for ids in people.values() for i in ids]
+
+
 def _identity_maps(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     return union_all([spark.read.format("delta").load(path).select("identityMap") for path in paths])
 
@@ -67,7 +71,7 @@ def tagged(records: DataFrame, people: Mapping[str, Sequence[UserId]]) -> DataFr
     spark = records.sparkSession
     wanted = spark.createDataFrame([(person, i.namespace.lower(), i.value) for person, ids in people.items()
                                     for i in ids], "_person string, _ns string, _id string")
-    held = (records.where(holds_any([i for ids in people.values() for i in ids]))
+    held = (records.where(holds_any(_everyone(people)))
             .withColumn("_row", F.monotonically_increasing_id())
             .withColumn("_held", F.explode(_identities(F.col("identityMap")))))
     matched = held.join(F.broadcast(wanted), (F.col("_held.ns") == F.col("_ns")) & (F.col("_held.id") == F.col("_id")))
@@ -168,7 +172,7 @@ def erase(spark: SparkSession, path: str, people: Mapping[str, Sequence[UserId]]
     marker = delete_marker(batch_id, people)
     done = _own_delete(path, marker)
     if done is None:
-        held = (spark.read.format("delta").load(path).where(holds_any([i for ids in people.values() for i in ids]))
+        held = (spark.read.format("delta").load(path).where(holds_any(_everyone(people)))
                 .select(F.map_entries("identityMap").alias("entries")).distinct())
         spark.conf.set(USER_METADATA, marker)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,12 +35,14 @@ def free_port() -> int:
 
 
 def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
-    """An export job, then an access request for one person it exported, both run by the server's runner."""
+    """An export job, then an access request and an erasure of one person it exported, all run by the
+    server's runner (on a copy of the shared lake: the erasure changes it)."""
     root, _ = lake
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("system", "exports", "*.toml"))
     conf = tmp_path / "export.toml"
-    privacy = f'privacyTable = "{tmp_path}/privacy"\nprivacyDocuments = "{tmp_path}/documents"\n'
-    conf.write_text(privacy + sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
-                                            tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
+    conf.write_text(sample_config(copy, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
+                                  tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,19 +62,29 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             assert refused.status_code == 409
 
             ns, ecid = next((ns, i["id"]) for ns, items in rows[0]["identityMap"] for i in items if i["primary"])
-            asked = client.post("/privacy/jobs", json={
-                "companyContexts": [{"namespace": "imsOrgID", "value": "demo@Org"}], "regulation": "ccpa",
-                "users": [{"key": "them", "action": ["access"], "userIDs": [{"namespace": ns, "value": ecid}]}]})
-            assert asked.status_code == 200, asked.text
-            privacy_id = asked.json()["jobs"][0]["jobId"]
-            deadline = time.monotonic() + 300
-            while (job := client.get(f"/privacy/jobs/{privacy_id}").json())["status"] == "processing":
-                assert time.monotonic() < deadline, job
-                time.sleep(0.5)
-            assert job["status"] == "complete", job.get("errors")
+            job = privacy_job(client, ns, ecid, ["access"])
             document = client.get(job["downloadURL"]).json()
             assert document == json.loads(Path(job["accessDocument"]).read_text())
             assert len(document["destinations"]["audience"]) == 1 and document["profileFragments"]["profiles_0"]
+            job = privacy_job(client, ns, ecid, ["delete"])
+            left = [r for r in read_rows(config.resolve(config.destination_datasets[0].path))
+                    if (ns, ecid) in {(n, i["id"]) for n, items in r["identityMap"] for i in items}]
+            assert left == [] and next(r for r in job["receipts"] if r["datasetId"] == "audience")["rowsAffected"] == 1
     finally:
         server.terminate()
         server.wait(30)
+
+
+def privacy_job(client: httpx.Client, namespace: str, value: str, actions: list[str]) -> dict:
+    """A privacy request for one person, posted; its job once the server's runner completed it."""
+    asked = client.post("/privacy/jobs", json={
+        "companyContexts": [{"namespace": "imsOrgID", "value": "demo@Org"}], "regulation": "ccpa",
+        "users": [{"key": "them", "action": actions, "userIDs": [{"namespace": namespace, "value": value}]}]})
+    assert asked.status_code == 200, asked.text
+    job_id = asked.json()["jobs"][0]["jobId"]
+    deadline = time.monotonic() + 300
+    while (job := client.get(f"/privacy/jobs/{job_id}").json())["status"] == "processing":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["status"] == "complete", job.get("errors")
+    return job

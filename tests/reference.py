@@ -6,6 +6,7 @@ deltalake package and applies the merge and filter rules of docs/reference/job-d
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -133,3 +134,15 @@ def stitched_members(fragment_paths: list[str], link_paths: list[str], segments:
                         memberships[(ns, segment)] = (ingest, value)
     return {key for key, memberships in latest.items()
             if any((m := memberships.get((ns, s))) and m[1]["status"] in statuses for ns, s, statuses in segments)}
+
+
+def holding(path: str, identities: set[tuple[str, str]]) -> list[dict]:
+    """The table's rows whose identityMap holds one of the (lowered namespace, id) identities."""
+    return [r for r in read_rows(path)
+            if {(ns.lower(), i["id"]) for ns, items in r["identityMap"] or [] for i in items} & identities]
+
+
+def erasure_commits(path: str) -> list[dict]:
+    """The userMetadata of the table's erasure commits (privacy batches)."""
+    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history()
+            if "privacyBatchId" in (c.get("userMetadata") or "")]

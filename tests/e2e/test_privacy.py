@@ -14,26 +14,15 @@ import sys
 import time
 
 import pytest
-from deltalake import DeltaTable
 
 from jobs.control import JobStore, PrivacyStore, create_job, run_job
 from jobs.spec import JobStatus, PrivacyStatus, load_config
 from sample_lake import sample_config
 
-from ..reference import read_rows
+from ..reference import erasure_commits, holding, read_rows
 from .test_cli import JOB, cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def batch_deletes(path: str) -> list[dict]:
-    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history()
-            if "privacyBatchId" in (c.get("userMetadata") or "")]
-
-
-def holding(path: str, identities: set[tuple[str, str]]) -> list[dict]:
-    return [r for r in read_rows(path)
-            if {(ns.lower(), i["id"]) for ns, items in r["identityMap"] or [] for i in items} & identities]
 
 
 def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tmp_path):
@@ -66,7 +55,7 @@ def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tm
     first = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "run-pending"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not batch_deletes(paths["profiles_0"]):  # the first DELETE of the batch has committed
+    while not erasure_commits(paths["profiles_0"]):  # the first DELETE of the batch has committed
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
@@ -90,6 +79,6 @@ def test_a_runner_killed_mid_erasure_is_retried_to_complete_once(spark, lake, tm
     assert len(document["destinations"]["audience"]) == len(first_person) > 0
     for name, path in paths.items():
         assert holding(path, erased) == [], name  # read with delta-rs
-        assert len(batch_deletes(path)) == (1 if before[name] else 0), name  # nothing deleted twice
+        assert len(erasure_commits(path)) == (1 if before[name] else 0), name  # nothing deleted twice
         receipts = [next(r for r in j["receipts"] if r["datasetId"] == name) for j in done]
         assert sum(r["rowsAffected"] for r in receipts) == before[name], name

@@ -16,7 +16,7 @@ from jobs.engine import delete_marker
 from jobs.spec import JobStatus, PrivacyStatus, RequestRejected, load_config
 from sample_lake import LakeSpec, generate, sample_config
 
-from ..reference import components, read_rows
+from ..reference import components, erasure_commits, holding, read_rows
 
 pytestmark = pytest.mark.spark
 
@@ -39,17 +39,6 @@ def tables(config) -> dict[str, str]:
     paths = {d.id: config.resolve(d.path) for d in
              [*config.profile_datasets, *config.event_datasets, *config.destination_datasets]}
     return {name: path for name, path in paths.items() if DeltaTable.is_deltatable(path)}
-
-
-def holding(path: str, identities: set[tuple[str, str]]) -> list[dict]:
-    return [r for r in read_rows(path)
-            if {(ns.lower(), i["id"]) for ns, items in r["identityMap"] or [] for i in items} & identities]
-
-
-def deletes_of(path: str) -> list[dict]:
-    """The userMetadata of the table's erasure commits."""
-    return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history()
-            if "privacyBatchId" in (c.get("userMetadata") or "")]
 
 
 def request(user_ids, actions=("access", "delete"), expand=False, org="demo@Org"):
@@ -134,7 +123,7 @@ def test_a_retry_repeats_only_what_has_no_receipt_and_deletes_nothing_twice(spar
     # The crash: the destination's DELETE committed, but the runner died before its receipt.
     crashed = done.updated(status=PrivacyStatus.PROCESSING, vacuum_after=None, vacuumed=None,
                            receipts=[r for r in done.receipts if r.kind != "destination"])
-    deletes = {name: deletes_of(path) for name, path in tables(config).items()}
+    deletes = {name: erasure_commits(path) for name, path in tables(config).items()}
     assert deletes["audience"] == [json.loads(delete_marker(done.batch_id or "", [done.job_id]))]
     store._update({"status": "'processing'", "runner": "NULL", "vacuumAfter": "NULL",
                    "record": f"'{crashed.to_json()}'"}, f"id = '{done.job_id}'")
@@ -143,7 +132,7 @@ def test_a_retry_repeats_only_what_has_no_receipt_and_deletes_nothing_twice(spar
     again, first = retried.receipt("audience", "destination"), done.receipt("audience", "destination")
     assert again is not None and first is not None and first.rows_affected > 0
     assert (again.rows_affected, again.version) == (first.rows_affected, first.version)
-    assert {name: deletes_of(path) for name, path in tables(config).items()} == deletes  # no DELETE again
+    assert {name: erasure_commits(path) for name, path in tables(config).items()} == deletes  # no DELETE again
 
 
 def test_expand_ids_erases_the_whole_identity_component(spark, privacy_lake):
@@ -236,7 +225,7 @@ def test_a_batch_of_people_takes_one_delete_per_dataset_with_each_persons_receip
     for name, path in tables(config).items():
         kind = "event" if name.startswith("events") else "destination" if name == "audience" else "profile"
         # One DELETE for the three erasures, each person's receipt counting the rows that held them.
-        assert [json.dumps(m) for m in deletes_of(path)] in ([], [marker]), name
+        assert [json.dumps(m) for m in erasure_commits(path)] in ([], [marker]), name
         for job in erased:
             people = {(i.namespace.lower(), i.value) for i in job.identities or ()}
             held = [r for r in before[name]
@@ -247,7 +236,7 @@ def test_a_batch_of_people_takes_one_delete_per_dataset_with_each_persons_receip
         assert done["c"].receipt(name, kind) is None
         c_rows = holding(path, {(keys["c"][0].lower(), keys["c"][1])})
         assert c_rows, name  # an access request takes nothing away
-    assert deletes_of(config.resolve("profiles/profiles_0")) == [json.loads(marker)]
+    assert erasure_commits(config.resolve("profiles/profiles_0")) == [json.loads(marker)]
     for name in ("b", "c"):
         document = json.loads(Path(done[name].access_document or "").read_text())
         assert document["key"] == name and document["profileFragments"]["profiles_0"]

@@ -39,6 +39,18 @@ from jobs.control.pages import (
     cursor_page,
     page_document,
 )
+from jobs.control.previews import (
+    PREVIEW_TABLE_SCHEMA,
+    PreviewNotFound,
+    PreviewStore,
+    PreviewWorker,
+    compute_preview,
+    create_preview,
+    estimate_document,
+    preview_page,
+    run_previews,
+    settled_preview,
+)
 from jobs.control.privacy_jobs import (
     PrivacyStore,
     SuppressionList,
@@ -102,6 +114,16 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "PREVIEW_TABLE_SCHEMA",
+    "PreviewNotFound",
+    "PreviewStore",
+    "PreviewWorker",
+    "compute_preview",
+    "create_preview",
+    "estimate_document",
+    "preview_page",
+    "run_previews",
+    "settled_preview",
     "PrivacyStore",
     "SuppressionList",
     "access_document",

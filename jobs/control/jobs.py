@@ -54,12 +54,14 @@ from jobs.spec import (
     JobStatus,
     MergePolicy,
     MergePolicyRef,
+    Metrics,
     NotFound,
     RecordDestination,
     RecordEvaluation,
     RequestRejected,
     ScheduleRef,
     SegmentSnapshot,
+    TimeSpan,
     now_ms,
     parse_definition,
 )
@@ -324,6 +326,8 @@ def new_record(
         merge_policy=MergePolicyRef(id=chosen.id, version=chosen.version),
         evaluation_info=RecordEvaluation(segmentation=definition.evaluation_info.segmentation),
         destination=destination,
+        # As the seeds' create response: totalTime starts at creation until a runner claims the job.
+        metrics=Metrics(total_time=TimeSpan(start_time_in_ms=created_ms)),
         creation_time=created_ms,
         update_time=created_ms,
         request_id=request_id,
@@ -357,7 +361,7 @@ def create_job(
     evaluates = definition.evaluation_info.segmentation
     scoped = config.for_tenant(org, sandbox)
     definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else {}
-    resolved = check_job(definition, scoped, definitions if evaluates else {})
+    resolved = check_job(definition, scoped, definitions)
     evaluated = snapshots(definition, definitions) if evaluates else None
     warnings = resolved.warnings + segment_warnings(definition, definitions, lambda: member_segments(scoped))
     request_id = request_id or str(uuid.uuid4())

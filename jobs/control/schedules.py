@@ -214,8 +214,7 @@ def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, An
     if request.incremental and definition.filter.from_ingest_timestamp is not None:
         raise RequestRejected.at("job.filter.fromIngestTimestamp",
                                  "an incremental schedule sets it on each run; leave it out")
-    definitions = (SegmentStore(config.segment_table_path).all(org, sandbox)
-                   if definition.evaluation_info.segmentation else None)
+    definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else None
     try:
         check_job(definition, config.for_tenant(org, sandbox), definitions)
     except RequestRejected as err:

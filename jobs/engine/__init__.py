@@ -80,6 +80,10 @@ from jobs.engine.metrics import (
     ExportedCounts,
     observed,
 )
+from jobs.engine.previews import (
+    PreviewResult,
+    run_preview,
+)
 from jobs.engine.privacy import (
     delete_marker,
 )
@@ -125,6 +129,8 @@ from jobs.engine.stitching import (
 )
 
 __all__ = [
+    "PreviewResult",
+    "run_preview",
     "DRIVER_CONF",
     "MAVEN_CENTRAL",
     "SCALA_VERSION",

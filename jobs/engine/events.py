@@ -2,7 +2,7 @@
 counts of events that meet segment conditions (`xEvent[condition].count()`).
 
 Each event dataset is keyed like profile fragments (its one primary identity;
-others are rejected and counted), cut to the ingest window `(from, to]`,
+others are rejected and counted), cut to the ingest window `(from, to)`,
 projected to the requested fields, then grouped once per key into an array
 ordered by `timestamp` (then `_id`, so the order is stable). A job that also
 counts events reads them in the same single grouping: its counts take every
@@ -30,12 +30,13 @@ IN_WINDOW = "_inWindow"  # with conditions: the event is in the window of the ev
 
 
 def _window(plan: EventPlan) -> Column | None:
-    """The ingest window `(from, to]` as a condition, or None when it is open."""
+    """The ingest window `(from, to)` as a condition (the seeds: after `from`, before `to`), or None
+    when it is open."""
     bounds = []
     if plan.from_ingest is not None:
         bounds.append(F.col("_ingestTime") > F.lit(plan.from_ingest))
     if plan.to_ingest is not None:
-        bounds.append(F.col("_ingestTime") <= F.lit(plan.to_ingest))
+        bounds.append(F.col("_ingestTime") < F.lit(plan.to_ingest))
     return bounds[0] & bounds[1] if len(bounds) == 2 else (bounds[0] if bounds else None)
 
 

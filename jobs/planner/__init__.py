@@ -30,16 +30,19 @@ from jobs.planner.lake import (
     profile_sources,
 )
 from jobs.planner.plan import (
+    PREVIEW_SEGMENT,
     ConsentRule,
     EvaluatedSegment,
     EvaluationPlan,
     EventPlan,
     EventSource,
     ExportPlan,
+    PreviewPlan,
     ProfileSource,
     SegmentSpec,
     StitchPlan,
 )
+from jobs.planner.previews import checked_expression, preview_plan, preview_policy
 
 __all__ = [
     "ConsentRule",
@@ -48,6 +51,8 @@ __all__ = [
     "EventPlan",
     "EventSource",
     "ExportPlan",
+    "PREVIEW_SEGMENT",
+    "PreviewPlan",
     "ProfileSource",
     "Resolved",
     "Schemas",
@@ -55,6 +60,7 @@ __all__ = [
     "StitchPlan",
     "build_plan",
     "check_job",
+    "checked_expression",
     "dependency_order",
     "evaluation_plan",
     "evaluation_problems",
@@ -65,6 +71,8 @@ __all__ = [
     "member_segments",
     "merged_schema",
     "pinned",
+    "preview_plan",
+    "preview_policy",
     "profile_sources",
     "resolve",
     "resolve_policy",

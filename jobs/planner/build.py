@@ -65,16 +65,17 @@ from jobs.spec import (
 
 def resolve_policy(definition: JobDefinition, config: Config,
                    definitions: Mapping[str, SegmentDefinition] | None = None) -> MergePolicy:
-    """The job's merge policy: the one it names, else (evaluating) its segments', else the default."""
+    """The job's merge policy: the one it names, else its segments' (the seeds: "if left out, the
+    segment's"), else the default. `definitions`: the scope's segment definitions."""
     ref = definition.merge_policy
-    if ref is None and definition.evaluation_info.segmentation and definitions:
+    if ref is None and definitions:
         named = {definitions[s.segment_id].merge_policy_id for s in definition.filter.segments or ()
-                 if s.segment_id in definitions}
+                 if s.segment_ns == "ups" and s.segment_id in definitions}
         if len(named) > 1:
             raise RequestRejected.at(
                 "mergePolicy",
                 f"the segments' definitions use different merge policies ({', '.join(sorted(named))}): "
-                "name the one to evaluate and export with",
+                "name the one to export with",
             )
         found = config.latest_policy(named.pop()) if named else None
         if named and found is None:
@@ -203,7 +204,8 @@ def usage_problems(definition: JobDefinition, config: Config, destination: Desti
 def resolve(definition: JobDefinition, config: Config,
             definitions: Mapping[str, SegmentDefinition] | None = None) -> Resolved:
     """The definition's merge policy, destination, profile schema and projection, and every problem
-    with them (an unreadable lake raises LakeError). `definitions`: for an evaluating job."""
+    with them (an unreadable lake raises LakeError). `definitions`: the scope's segment definitions,
+    for a job that lists segments."""
     problems: list[Problem] = []
     try:
         policy = resolve_policy(definition, config, definitions)
@@ -255,7 +257,7 @@ def resolve(definition: JobDefinition, config: Config,
 def check_job(definition: JobDefinition, config: Config,
               definitions: Mapping[str, SegmentDefinition] | None = None) -> Resolved:
     """Reject what the config or the lake make impossible, every problem at once; returns what the
-    job resolved to. `definitions`: the scope's segment definitions, for an evaluating job."""
+    job resolved to. `definitions`: the scope's segment definitions, for a job that lists segments."""
     resolved = resolve(definition, config, definitions)
     problems = size_problems(definition, config) + resolved.problems
     problems += evaluation_problems(definition, config, definitions or {}, resolved.policy)

@@ -34,7 +34,7 @@ class EventPlan:
     schema: dict[str, Any]
     projection: tuple[Node, ...] | None  # None: no events column
     from_ingest: datetime | None  # exclusive; bounds the events column (and empty profiles)
-    to_ingest: datetime | None  # inclusive
+    to_ingest: datetime | None  # exclusive, as the seeds say ("before")
     # Per key, the events meeting each condition are counted, whatever the window above.
     conditions: tuple[pql.Expr, ...] = ()
     before: datetime | None = None  # an evaluating job reads events ingested before its `now` only
@@ -129,3 +129,17 @@ class ExportPlan:
     def merged_segment_refs(self) -> list[tuple[str, str]]:
         """Every membership the merge takes: the listed segments', then the referenced ones'."""
         return list(dict.fromkeys([*self.segment_refs, *self.referenced_segments]))
+
+
+@dataclass(frozen=True)
+class PreviewPlan:
+    """A preview: the export plan of one evaluated segment (PREVIEW_SEGMENT) on every profile, run
+    on the keys of a hash sample only, and nothing written."""
+
+    export: ExportPlan
+    threshold: int  # a key is sampled when its hash bucket (of `buckets`) is below this
+    buckets: int
+    profiles: int  # the matching profiles of the sample to show
+
+
+PREVIEW_SEGMENT = "_preview"  # the id the previewed expression is evaluated under

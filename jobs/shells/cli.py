@@ -23,22 +23,27 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.control import (
     JobStore,
+    PreviewStore,
     PrivacyStore,
     ScheduleStore,
     SegmentStore,
     access_document,
     cancel_job,
     create_job,
+    create_preview,
     create_privacy_jobs,
     create_schedule,
     create_segment,
     delete_segment,
+    estimate_document,
     evaluations_of,
     explain_job,
     list_jobs,
     list_privacy_jobs,
     list_schedules,
     list_segments,
+    preview_page,
+    settled_preview,
     update_segment,
 )
 from jobs.shells.logs import setup_logging
@@ -54,6 +59,7 @@ from jobs.spec import (
     ConfigError,
     ExportJobsError,
     JobStatus,
+    PreviewState,
     PrivacyStatus,
     RequestRejected,
     UsageError,
@@ -141,6 +147,17 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("id")
     update.add_argument("file", help="a partial definition's JSON, or - for standard input")
     segment.add("delete", help="delete a definition no other one uses").add_argument("id")
+    for name, text in (("preview", "the profiles of a sample of the lake that a PQL expression matches"),
+                       ("estimate", "how many profiles a PQL expression matches, estimated from a sample")):
+        sampled = segment.add(name, help=text)
+        target = sampled.add_mutually_exclusive_group(required=True)
+        target.add_argument("--pql", help="the expression (pql/text), evaluated here")
+        target.add_argument("--id", help="a preview created through the API; computed here if no server has")
+        sampled.add_argument("--merge-strategy", help="a merge policy id (default: the config's default)")
+        sampled.add_argument("--graph-type", choices=["none", "pdg"], help="what a profile is")
+        if name == "preview":
+            sampled.add_argument("--limit", type=int, default=50, help="profiles to print (default: %(default)s)")
+            sampled.add_argument("--offset", type=int, default=0, help="profiles to skip")
     privacy = commands.group("privacy", "access and delete requests, in the shape of AEP's Privacy Service")
     privacy.add("create", help="create from a request's JSON: one job per user").add_argument(
         "file", help="request file, or - for standard input")
@@ -235,15 +252,27 @@ class Call:
 
 
 def _serve(call: Call) -> int:
-    from jobs.control import RunnerLoop, deployment_session
+    from jobs.control import PreviewWorker, RunnerLoop, deployment_session
     from jobs.shells.http import serve  # FastAPI and uvicorn only load for the server
 
-    loop = None if call.args.no_runner else RunnerLoop(
-        call.jobs, call.config, spark_factory=deployment_session(call.config, call.args.verbose))
-    # uvicorn turns SIGTERM into a shutdown: the loop claims no more jobs and its running one has the grace.
-    serve(call.config, call.args.host, call.args.port, on_startup=loop.start if loop else None,
-          on_shutdown=(lambda: loop.stop(call.config.shutdown_grace_seconds)) if loop else None,
-          runner_ready=loop.ready if loop else None)
+    if call.args.no_runner:
+        serve(call.config, call.args.host, call.args.port)
+        return 0
+    # One session for jobs and previews: a preview runs beside a running export, in the warm session.
+    spark = deployment_session(call.config, call.args.verbose)
+    loop = RunnerLoop(call.jobs, call.config, spark_factory=spark)
+    previews = PreviewWorker(PreviewStore(call.config.preview_table_path), call.config, spark)
+
+    def start() -> None:
+        loop.start()
+        previews.start()
+
+    def stop() -> None:
+        # uvicorn turns SIGTERM into a shutdown: the loop claims no more jobs and its running one has the grace.
+        previews.stop()
+        loop.stop(call.config.shutdown_grace_seconds)
+
+    serve(call.config, call.args.host, call.args.port, on_startup=start, on_shutdown=stop, runner_ready=loop.ready)
     return 0
 
 
@@ -349,12 +378,28 @@ def _segment(call: Call) -> int:
         _show(call, "segment get", store.get(args.id, call.org, call.sandbox).to_dict())
     elif args.action == "update":
         _emit(update_segment(store, call.config, args.id, _read(args.file), call.org, call.sandbox).to_dict())
+    elif args.action in ("preview", "estimate"):
+        return _preview(call)
     else:
         schedules, jobs = ScheduleStore(call.config.schedule_table_path), JobStore(call.config.job_table_path)
         delete_segment(store, args.id, call.org, call.sandbox,
                        evaluations_of(args.id, schedules, jobs, call.org, call.sandbox))
         _emit({"status": True, "message": f"segment definition {args.id} deleted"})
     return 0
+
+
+def _preview(call: Call) -> int:
+    """`segment preview|estimate`: a preview computed in this process's own session (or a server's, by --id)."""
+    args, store = call.args, PreviewStore(call.config.preview_table_path)
+    preview_id = args.id
+    if args.pql is not None:
+        body = {"predicateExpression": args.pql, "mergeStrategy": args.merge_strategy, "graphType": args.graph_type}
+        preview_id = create_preview(store, call.config, {k: v for k, v in body.items() if v is not None},
+                                    call.org, call.sandbox).preview_id
+    preview = settled_preview(store, call.config, lambda: call.session("export-jobs-preview"), preview_id,
+                              call.org, call.sandbox)
+    _emit(preview_page(preview, args.limit, args.offset) if args.action == "preview" else estimate_document(preview))
+    return 0 if preview.state is PreviewState.RESULT_READY else EXIT_FAILED
 
 
 def _schedule(call: Call) -> int:

@@ -92,6 +92,16 @@ from jobs.spec.models import (
     SchemaRef,
     Strict,
 )
+from jobs.spec.previews import (
+    HASH_BUCKETS,
+    Estimate,
+    Preview,
+    PreviewRequest,
+    PreviewState,
+    Sampling,
+    estimate_count,
+    sample_threshold,
+)
 from jobs.spec.privacy import (
     AppliedConsent,
     AttributeLabel,
@@ -162,6 +172,14 @@ from jobs.spec.times import (
 )
 
 __all__ = [
+    "HASH_BUCKETS",
+    "Estimate",
+    "Preview",
+    "PreviewRequest",
+    "PreviewState",
+    "Sampling",
+    "estimate_count",
+    "sample_threshold",
     "CompanyContext",
     "PrivacyJob",
     "PrivacyRequest",

@@ -106,6 +106,11 @@ class Config(ConfModel):
     privacy_batch_size: int = Field(default=1000, ge=1)
     # A declared profile dataset that segment evaluation appends changed memberships to.
     segmentation_dataset: str | None = None
+    # Previews and estimates (docs/reference/segments.md#previews-and-estimates): where they are kept, how
+    # many profile keys a preview samples at most, and how many matching profiles of the sample it keeps.
+    preview_table: str = "system/segment_previews"
+    preview_sample_keys: int = Field(default=100_000, ge=1)
+    preview_profiles: int = Field(default=100, ge=1, le=10_000)
     # Under identityGraph pdg: a component with more identities is not a profile (excluded and
     # counted), and the graph must converge in this many rounds of large-star and small-star.
     max_identities_per_graph: int = Field(default=50, ge=1)
@@ -229,6 +234,10 @@ class Config(ConfModel):
     @property
     def segment_table_path(self) -> str:
         return self.resolve(self.segment_table)
+
+    @property
+    def preview_table_path(self) -> str:
+        return self.resolve(self.preview_table)
 
     @property
     def privacy_table_path(self) -> str:

@@ -126,11 +126,13 @@ def parse_field_list(text: str) -> list[tuple[str, ...]]:
 
 def _field_list(value: Any) -> Any:
     if isinstance(value, str):
+        if not value.strip():
+            return None  # the seeds: "if left empty, every field is exported"
         parse_field_list(value)
     return value
 
 
-FieldList = Annotated[str, BeforeValidator(_field_list)]
+FieldList = Annotated[str | None, BeforeValidator(_field_list)]
 
 
 class EventList(Strict):
@@ -145,6 +147,19 @@ class AdditionalFields(Strict):
 class Destination(Strict):
     dataset_id: str = Field(min_length=1)
     segment_per_batch: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_set_id(cls, value: Any) -> Any:
+        # The seeds' own per-segment record spells it dataSetId; a client echoing it back means datasetId.
+        if not isinstance(value, dict) or "dataSetId" not in value:
+            return value
+        spelled = {**value}
+        other = spelled.pop("dataSetId")
+        if "datasetId" in spelled and spelled["datasetId"] != other:
+            raise ValueError("datasetId and dataSetId name two datasets: give one of them")
+        spelled["datasetId"] = other
+        return spelled
 
 
 class MergePolicyRef(Strict):

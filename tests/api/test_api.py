@@ -90,6 +90,7 @@ def test_the_seed_body_is_rejected_for_segmentation_here_and_accepted_without_it
     assert re.fullmatch(r"[0-9a-f]{32}", record["destination"]["batchId"])
     assert record["computeGatewayJobId"] == {"exportJob": ""}
     assert record["creationTime"] == record["updateTime"]
+    assert record["metrics"] == {"totalTime": {"startTimeInMs": record["creationTime"]}}
     uuid.UUID(record["requestId"])
 
 
@@ -465,3 +466,45 @@ def test_an_access_document_is_read_through_its_download_url_by_its_tenant_only(
     document.unlink()
     gone = client.get(job["downloadURL"], headers=auth("orgA", "dev"))
     assert gone.status_code == 404 and "was removed" in gone.text
+
+
+# ---------------------------------------------------------------- previews and estimates (no runner here)
+
+
+def test_a_preview_is_created_new_and_read_as_a_page_and_an_estimate_by_its_tenant_only(client):
+    response = client.post("/preview", json={"predicateExpression": 'person.name.firstName = "Ada"',
+                                             "predicateType": "pql/text", "predicateModel": "_xdm.context.profile",
+                                             "graphType": "none"}, headers=auth())
+    assert response.status_code == 200
+    created = response.json()
+    assert created["state"] == "NEW" and created["graphType"] == "none"
+    assert created["mergeStrategy"] == "timestampOrdered-none-mp"
+    preview_id = created["previewId"]
+
+    page = client.get(f"/preview/{preview_id}", headers=auth()).json()
+    assert page == {"previewId": preview_id, "state": "NEW", "results": [], "links": {}}
+    estimate = client.get(f"/estimate/{preview_id}", headers=auth()).json()
+    assert estimate == {"previewId": preview_id, "state": "NEW", "_links": {"preview": f"/preview/{preview_id}"}}
+    for org, sandbox in (("orgB", "prod"), ("orgA", "dev")):
+        for path in (f"/preview/{preview_id}", f"/estimate/{preview_id}"):
+            problem(client.get(path, headers=auth(org, sandbox)), 404)
+        problem(client.delete(f"/preview/{preview_id}", headers=auth(org, sandbox)), 404)
+
+    assert client.delete(f"/preview/{preview_id}", headers=auth()).json()["status"] is True
+    problem(client.get(f"/preview/{preview_id}", headers=auth()), 404)
+
+
+@pytest.mark.parametrize(("body", "named", "said"), [
+    ({"predicateExpression": "person.name.nickname = 1"}, "predicateExpression", "position"),
+    ({"predicateExpression": 'person.name.firstName = "Ada" and'}, "predicateExpression", "position"),
+    ({"predicateExpression": "true", "predicateType": "pql/json"}, "predicateType", "pql/text"),
+    ({"predicateExpression": "true", "predicateModel": "_xdm.context.experienceevent"}, "predicateModel", ""),
+    ({"predicateExpression": "true", "mergeStrategy": "nope"}, "mergeStrategy", "unknown merge policy"),
+    ({"predicateExpression": "true", "mergeStrategy": "timestampOrdered-none-mp", "graphType": "pdg"},
+     "graphType", "identityGraph"),
+    ({"predicateExpression": 'inSegment("missing")'}, "predicateExpression", "missing"),
+    ({"predicate": "true"}, "predicate", ""),
+])
+def test_a_bad_preview_is_400_naming_the_field(client, body, named, said):
+    errors = problem(client.post("/preview", json=body, headers=auth()), 400)
+    assert named in errors and said in errors[named]

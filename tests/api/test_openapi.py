@@ -31,6 +31,8 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}"),
               ("GET", "/privacy/jobs"), ("POST", "/privacy/jobs"), ("GET", "/privacy/jobs/{jobId}"),
               ("GET", "/privacy/jobs/{jobId}/document"),
+              ("POST", "/preview"), ("GET", "/preview/{previewId}"), ("DELETE", "/preview/{previewId}"),
+              ("GET", "/estimate/{previewId}"),
               ("GET", "/healthz"), ("GET", "/readyz")]
 PROBES = ("/healthz", "/readyz")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -94,7 +96,8 @@ HOSTILE_BODIES = {
 
 @pytest.mark.parametrize("name", HOSTILE_BODIES)
 @pytest.mark.parametrize("method, path", [("POST", "/export/jobs"), ("POST", "/segment/definitions"),
-                                          ("POST", "/config/schedules"), ("POST", "/privacy/jobs")])
+                                          ("POST", "/config/schedules"), ("POST", "/privacy/jobs"),
+                                          ("POST", "/preview")])
 def test_huge_and_deep_bodies_get_a_4xx_naming_the_problem(client, method, path, name):
     response = client.request(method, path, content=HOSTILE_BODIES[name],
                               headers={**auth(), "Content-Type": "application/json"})

@@ -147,3 +147,21 @@ def test_sigterm_lets_run_pending_finish_its_job_and_claim_no_more(deployment):
     assert [r["id"] for r in json.loads(out)] == [ids[0]]
     statuses = [store.get(i, config.default_org, config.default_sandbox).status for i in ids]
     assert statuses == [JobStatus.SUCCEEDED, JobStatus.NEW]
+
+
+def test_segment_estimate_and_preview_through_the_cli(deployment):
+    code, out, err = cli(deployment, "segment", "estimate", "--pql", 'loyalty.tier = "gold"')
+    assert code == 0, err
+    estimate = json.loads(out)
+    assert estimate["state"] == "RESULT_READY" and estimate["sampling"]["method"] == "keyHash"
+    assert estimate["estimatedSize"] > 0 and estimate["confidenceInterval"]["level"] == 0.95
+
+    # The stored preview is read again by its id, without Spark: it is computed already.
+    code, out, err = cli(deployment, "segment", "preview", "--id", estimate["previewId"], "--limit", "2")
+    assert code == 0, err
+    page = json.loads(out)
+    assert [p["loyalty"] for p in page["results"]] == [{"tier": "gold"}] * 2 and page["links"]["next"]
+
+    code, out, err = cli(deployment, "segment", "preview", "--pql", "loyalty.tier = ")
+    assert code == EXIT_REJECTED
+    assert "predicateExpression" in json.loads(out)["errors"][0]["path"]

@@ -35,8 +35,8 @@ def free_port() -> int:
 
 
 def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
-    """An export job, then an access request and an erasure of one person it exported, all run by the
-    server's runner (on a copy of the shared lake: the erasure changes it)."""
+    """An export job and a preview beside it, then an access request and an erasure of one person it
+    exported, all run by the server (on a copy of the shared lake: the erasure changes it)."""
     root, _ = lake
     copy = tmp_path / "lake"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("system", "exports", "*.toml"))
@@ -53,6 +53,14 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             created = client.post("/export/jobs", json=JOB)
             assert created.status_code == 200, created.text
             job_id = created.json()["id"]
+            # A preview posted while the export runs is computed beside it, in the same warm session.
+            gold = {"predicateExpression": 'loyalty.tier = "gold"'}
+            preview_id = client.post("/preview", json=gold).json()["previewId"]
+            estimate = settled(client, f"/estimate/{preview_id}")
+            assert estimate["state"] == "RESULT_READY", estimate
+            assert estimate["estimatedSize"] == estimate["matchedInSample"] > 0
+            page = client.get(f"/preview/{preview_id}", params={"limit": 2}).json()
+            assert [p["loyalty"] for p in page["results"]] == [{"tier": "gold"}] * 2
             record = wait_until_done(client, job_id)
             assert record["status"] == "SUCCEEDED", record.get("errors")
             config = load_config(conf)
@@ -73,6 +81,15 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def settled(client: httpx.Client, path: str) -> dict:
+    """A preview's or estimate's answer once the server's worker has computed it."""
+    deadline = time.monotonic() + 300
+    while (answer := client.get(path).json())["state"] in ("NEW", "RUNNING"):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.25)
+    return answer
 
 
 def privacy_job(client: httpx.Client, namespace: str, value: str, actions: list[str]) -> dict:

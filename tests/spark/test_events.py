@@ -1,4 +1,4 @@
-"""Events per profile: ingest window (from, to], requested fields, order, bad events."""
+"""Events per profile: ingest window (from, to), requested fields, order, bad events."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_events_in_the_window_are_projected_and_ordered_by_timestamp(spark):
         event("e1", ts(3), ts(5), ids("A"), url="late"),
         event("e2", ts(1), ts(6), ids("A", Email="a@x.org"), url="early"),
         event("at-low", ts(1), ts(2), ids("A")),  # ingested at `from`: excluded
-        event("at-high", ts(9), ts(8), ids("A"), url="edge"),  # ingested at `to`: included
+        event("at-high", ts(9), ts(8), ids("A")),  # ingested at `to`: excluded (the seeds: "before")
+        event("below-high", ts(9), ts(7, 23, 59), ids("A"), url="edge"),
         event("after", ts(1), ts(8, 0, 1), ids("A")),
         event("b1", ts(1), ts(4), ids("B")),
     ]
@@ -49,7 +50,7 @@ def test_events_in_the_window_are_projected_and_ordered_by_timestamp(spark):
     actual = grouped.select(KEY_ID, EVENTS)
     expected = spark.createDataFrame(
         [("A", [("e2", {"webPageDetails": {"URL": "early"}}), ("e1", {"webPageDetails": {"URL": "late"}}),
-                ("at-high", {"webPageDetails": {"URL": "edge"}})]),
+                ("below-high", {"webPageDetails": {"URL": "edge"}})]),
          ("B", [("b1", {"webPageDetails": {"URL": "u"}})])],
         "_keyId string, _events array<struct<_id: string, web: struct<webPageDetails: struct<URL: string>>>>",
     )

@@ -153,3 +153,17 @@ def test_the_readme_starts_with_the_two_setup_commands():
     assert blocks, "README.md has no shell code block"
     commands = [c for c in (line.split("#", 1)[0].strip() for line in blocks[0]) if c]
     assert commands == ["./scripts/demo", "./scripts/test"]
+
+
+SEEDS_PAGE = DOCS / "reference" / "seeds.md"
+NAMED_TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+
+
+def test_every_difference_from_the_seeds_names_a_test_that_exists():
+    """Each entry of the seeds page names the test that holds it; a renamed or deleted test fails here."""
+    entries = [line for line in prose_lines(SEEDS_PAGE) if line.startswith("- **")]
+    named = NAMED_TEST.findall(SEEDS_PAGE.read_text())
+    assert len(named) >= len(entries) >= 5
+    missing = [f"{file}::{test}" for file, test in named
+               if not (ROOT / file).exists() or not re.search(rf"^def {test}\(", (ROOT / file).read_text(), re.M)]
+    assert missing == []

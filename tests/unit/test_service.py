@@ -79,7 +79,7 @@ def test_new_record_is_new_batch_job_with_identity():
     assert record.creation_time == record.update_time == CREATED
     assert record.profile_instance_id == "ups"
     assert record.errors == []
-    assert record.metrics == Metrics()
+    assert record.metrics == Metrics(total_time=TimeSpan(start_time_in_ms=CREATED))
     assert record.compute_gateway_job_id.export_job == ""
 
 
@@ -221,7 +221,7 @@ def test_to_dict_uses_seed_camel_case_keys():
     assert data["requestId"] == "d995479c-8a08-4240-903b-af469c67be1f"
     assert data["schema"] == {"name": SCHEMA}
     assert data["mergePolicy"] == {"id": "timestampOrdered-none-mp", "version": 1}
-    assert data["metrics"] == {}
+    assert data["metrics"] == {"totalTime": {"startTimeInMs": CREATED}}
     assert data["errors"] == []
     assert set(data["destination"]) == {"datasetId", "segmentPerBatch", "batchId"}
 

@@ -1,5 +1,5 @@
-"""The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions` and `/config/schedules`,
-one tenant per bearer token.
+"""The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions`, `/config/schedules`,
+`/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token.
 
 Each resource is an `APIRouter` of plain handler functions in its own module;
 `create_app` puts the deployment (config and stores) on `app.state`, where the
@@ -19,11 +19,12 @@ from contextlib import asynccontextmanager, contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from jobs.control import JobStore, PrivacyStore, ScheduleStore, SegmentStore
+from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
 from jobs.shells.http.errors import ANSWERS
 from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
 from jobs.shells.http.openapi import openapi_document
+from jobs.shells.http.previews import previews
 from jobs.shells.http.privacy_jobs import privacy_jobs
 from jobs.shells.http.schedules import schedules
 from jobs.shells.http.segments import segment_definitions
@@ -47,12 +48,14 @@ def create_app(config: Config, store: JobStore | None = None,
     app.state.schedules = ScheduleStore(config.schedule_table_path)
     app.state.segments = SegmentStore(config.segment_table_path)
     app.state.privacy = PrivacyStore(config.privacy_table_path)
+    app.state.previews = PreviewStore(config.preview_table_path)
     app.state.runner_ready = runner_ready
     app.include_router(probes)
     app.include_router(export_jobs)
     app.include_router(segment_definitions)
     app.include_router(schedules)
     app.include_router(privacy_jobs)
+    app.include_router(previews)
     for kind, answer in ANSWERS.items():
         app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from jobs.control import JobStore, PrivacyStore, ScheduleStore, SegmentStore
+from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
 from jobs.shells.http.errors import ApiProblem
 from jobs.spec import Config, ProblemDocument
 
@@ -88,12 +88,18 @@ def _privacy(request: Request) -> PrivacyStore:
     return request.app.state.privacy
 
 
+def _previews(request: Request) -> PreviewStore:
+    return request.app.state.previews
+
+
 Authorized = Annotated[TenantScope, Depends(tenant_scope)]
 Deployment = Annotated[Config, Depends(_config)]
 Jobs = Annotated[JobStore, Depends(_jobs)]
 Schedules = Annotated[ScheduleStore, Depends(_schedules)]
 Segments = Annotated[SegmentStore, Depends(_segments)]
 PrivacyJobs = Annotated[PrivacyStore, Depends(_privacy)]
+Previews = Annotated[PreviewStore, Depends(_previews)]
+PreviewId = Annotated[str, Path(alias="previewId", pattern=r"^[0-9a-f]{32}$", description="The preview's id")]
 PrivacyJobId = Annotated[str, Path(alias="jobId", description="The privacy job's id")]
 DefinitionId = Annotated[str, Path(alias="id", description="The segment definition's id")]
 JobId = Annotated[int, Path(alias="id", description="The job's id")]

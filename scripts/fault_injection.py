@@ -252,7 +252,7 @@ def check(config: Config, store: JobStore, ids: list[int]) -> dict[str, Any]:
     lost: set[int] = {i for i in ids if i not in records}
     duplicated: set[int] = set()
     for job_id, record in records.items():
-        in_batch = rows.get(record.destination.batch_id or "", 0)
+        in_batch = rows.get(record.export_destination.batch_id or "", 0)
         if record.status is not JobStatus.SUCCEEDED:
             problems.append(f"job {job_id} is {record.status.value}: {[e.msg for e in record.errors]}")
         if commits[job_id] != 1 or in_batch != expected:

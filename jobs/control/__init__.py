@@ -7,7 +7,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 from jobs.control.jobs import (
+    EXPORT_JOB,
     JOB_TABLE_SCHEMA,
+    SEGMENT_JOB,
     JobNotFound,
     JobStore,
     Lease,
@@ -72,6 +74,13 @@ from jobs.control.schedules import (
     list_schedules,
     previous_run_active,
 )
+from jobs.control.segment_jobs import (
+    bulk_get_segment_jobs,
+    cancel_segment_job,
+    create_segment_job,
+    list_segment_jobs,
+    segment_job_document,
+)
 from jobs.control.segments import (
     SEGMENT_TABLE_SCHEMA,
     SegmentConflict,
@@ -114,6 +123,13 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "bulk_get_segment_jobs",
+    "cancel_segment_job",
+    "create_segment_job",
+    "list_segment_jobs",
+    "segment_job_document",
+    "EXPORT_JOB",
+    "SEGMENT_JOB",
     "PREVIEW_TABLE_SCHEMA",
     "PreviewNotFound",
     "PreviewStore",

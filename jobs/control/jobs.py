@@ -15,7 +15,7 @@ import builtins
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -80,6 +80,8 @@ JOB_TABLE_SCHEMA = pa.schema([
     # A running job's progress: renewing the lease writes it and updateTime, never `record`, which
     # reads take them from (JobStore.replace with renewal).
     ("stage", pa.string()),
+    # BATCH (an export job) or SEGMENTATION (a segment job); null in rows written before segment jobs: BATCH.
+    ("jobType", pa.string()),
 ])
 # Checkpoints keep opening and catching up cheap; compaction keeps reads to a few files.
 CHECKPOINT_EVERY = 10
@@ -88,6 +90,11 @@ CHECKPOINT_EVERY = 10
 # a job table made again, whose job ids start again at 1, never shares a transaction id with the
 # jobs of the one before. (delta-rs refuses table properties of its own; the description it keeps.)
 JOB_TABLE_DESCRIPTION = "export-jobs job table; its Delta table id names the deployment"
+
+
+JobType = Literal["BATCH", "SEGMENTATION"]
+EXPORT_JOB: JobType = "BATCH"
+SEGMENT_JOB: JobType = "SEGMENTATION"
 
 
 class JobNotFound(NotFound):
@@ -130,10 +137,13 @@ class JobStore(DeltaRows):
             return legacy
         return str(table.metadata().id)  # a UUID
 
-    def get(self, job_id: int, org: str | None = None, sandbox: str | None = None) -> JobRecord:
-        rows = self._query(f"SELECT {RECORD} FROM jobs WHERE {all_of(equal('id', int(job_id)), tenant(org, sandbox))}")
+    def get(self, job_id: int, org: str | None = None, sandbox: str | None = None,
+            kind: JobType | None = None) -> JobRecord:
+        """A job of the tenant (any tenant's without org and sandbox), of that `kind` if given."""
+        where = all_of(equal("id", int(job_id)), tenant(org, sandbox), of_kind(kind) if kind else None)
+        rows = self._query(f"SELECT {RECORD} FROM jobs WHERE {where}")
         if not rows:
-            raise JobNotFound(f"no export job {job_id}")
+            raise JobNotFound(f"no {'segment' if kind == SEGMENT_JOB else 'export'} job {job_id}")
         return stored_record(rows[0])
 
     def list(
@@ -143,9 +153,10 @@ class JobStore(DeltaRows):
         limit: int = 50,
         after: tuple[int, int] | None = None,
         status: JobStatus | None = None,
+        kind: JobType = EXPORT_JOB,
     ) -> builtins.list[JobRecord]:
         """Newest first; `after` is the (creationTime, id) of the last job already seen."""
-        where = all_of(tenant(org, sandbox), equal("status", status.value) if status else None,
+        where = all_of(tenant(org, sandbox), of_kind(kind), equal("status", status.value) if status else None,
                        before(*after) if after else None)
         rows = self._query(
             f"SELECT {RECORD} FROM jobs WHERE {where} ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}"
@@ -271,7 +282,13 @@ def job_row(record: JobRecord) -> dict[str, Any]:
         "runner": None,
         "leaseUntil": None,
         "stage": record.stage,
+        "jobType": record.job_type,
     }
+
+
+def of_kind(kind: JobType) -> str:
+    """The rows of one kind of job; a row written before segment jobs existed is an export job's."""
+    return equal("jobType", kind) if kind == SEGMENT_JOB else f"(jobType IS NULL OR {equal('jobType', kind)})"
 
 
 # ---------------------------------------------------------------- operations
@@ -385,13 +402,13 @@ def explain_job(store: JobStore, config: Config, body: str | bytes | dict[str, A
             **explain_plan(plan, input_versions(config.for_tenant(org, sandbox)))}
 
 
-def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str) -> JobRecord:
+def cancel_job(store: JobStore, job_id: int, org: str, sandbox: str, kind: JobType = EXPORT_JOB) -> JobRecord:
     """Cancel a job: NEW ends CANCELLED at once; PROCESSING is marked CANCELLING and its
     runner stops the Spark work and ends it CANCELLED. A finished job raises StatusConflict.
     """
     cancellable = [JobStatus.NEW, JobStatus.PROCESSING]
     for _ in range(5):
-        record = store.get(job_id, org, sandbox)
+        record = store.get(job_id, org, sandbox, kind)
         if record.status is JobStatus.CANCELLING:
             return record
         if record.status.finished:

@@ -151,12 +151,14 @@ def claim(store: JobStore, job_id: int, runner: str, lease_ms: int) -> JobHandle
 
 
 def batches_committed(store: JobStore, config: Config, record: JobRecord) -> bool | None:
-    """Whether some run of the job committed its batches to the destination; None when that cannot
-    be told (the destination cannot be read, or the job no longer fits the config)."""
-    from jobs.engine import already_committed
+    """Whether some run of the job committed its batches to the destination (a segment job: its
+    memberships to the segmentation dataset); None when that cannot be told (the destination cannot
+    be read, or the job no longer fits the config)."""
+    from jobs.engine import already_committed, writeback_committed
 
     try:
-        return already_committed(build_plan(record, config, store.deployment(config.deployment)))
+        plan = build_plan(record, config, store.deployment(config.deployment))
+        return writeback_committed(plan) if record.is_segment_job else already_committed(plan)
     except Exception as err:  # the caller says it could not tell, rather than guess
         log.warning("job %s: could not tell whether its batches were committed: %s", record.id, err)
         return None

@@ -29,7 +29,7 @@ from jobs.control.leases import (
 )
 from jobs.control.privacy_jobs import PrivacyStore, SuppressionList, run_privacy_jobs
 from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
-from jobs.engine import ExportResult, SparkJobGroup, run_export, session_for
+from jobs.engine import ExportResult, SegmentationResult, SparkJobGroup, run_export, run_segmentation, session_for
 from jobs.planner import build_plan, input_versions
 from jobs.spec import (
     SEGMENT_MATCHED_NOTHING,
@@ -40,6 +40,7 @@ from jobs.spec import (
     JobRecord,
     JobStatus,
     JobWarning,
+    Metrics,
     TimeSpan,
     from_micros,
     hashed_id,
@@ -100,6 +101,12 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         plan = build_plan(handle.record, config, handle.store.deployment(config.deployment), tuple(suppressed))
         if handle.cancelled.is_set():
             return handle.finish(JobStatus.CANCELLED)
+        if handle.record.is_segment_job:
+            handle.update(stage="segmenting")
+            started = now_ms()
+            with group[0].running():
+                segmented = run_segmentation(session, plan, lambda: handle.store.recent_namespaces(*tenant))
+            return handle.finish(JobStatus.SUCCEEDED, metrics=_segmentation_metrics(handle.record, segmented, started))
         # The consent policies of the config as it is now (a destination's may have changed since creation).
         handle.update(stage="exporting", consent_policies=[rule.policy for rule in plan.consent] or None)
         export_start = now_ms()
@@ -128,7 +135,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         total_exported_profile_counter=result.counts.total,
         exported_profile_by_namespace_counter=result.counts.by_namespace,
         exported_profile_by_segment_counter=(_by_segment(result.counts.by_segment)
-                                             if handle.record.destination.segment_per_batch else None),
+                                             if handle.record.export_destination.segment_per_batch else None),
         rejected_record_counter=result.rejected,
         rejected_records=result.rejected_examples or None,
         segmented_profile_counter=result.evaluated.segmented if result.evaluated else None,
@@ -155,6 +162,19 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
     for warning in (w for w in warnings if w.code == SEGMENT_MATCHED_NOTHING):
         log.warning("job %s: %s: %s", job_id, warning.path, warning.msg)
     return handle.finish(JobStatus.SUCCEEDED, metrics=metrics, inputs=inputs, warnings=warnings or None)
+
+
+def _segmentation_metrics(record: JobRecord, result: SegmentationResult, started: int) -> Metrics:
+    if not result.committed_now:
+        log.info("job %s: its memberships were already written back by an earlier run", record.id)
+    return record.metrics.updated(
+        profile_segmentation_time=TimeSpan(start_time_in_ms=started).finish(now_ms()),
+        total_profiles=result.total_profiles,
+        segmented_profile_counter=result.evaluated.segmented,
+        segmented_profile_by_status_counter=result.evaluated.by_status,
+        segmented_profile_by_namespace_counter=result.by_namespace,
+        identity_graph_rounds=result.graph.rounds if result.graph is not None else None,
+    )
 
 
 def _graph_metrics(result: ExportResult, hashed_ids: bool) -> dict[str, object]:

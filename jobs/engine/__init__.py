@@ -95,6 +95,10 @@ from jobs.engine.projection import (
     project,
     projected_columns,
 )
+from jobs.engine.segmentation import (
+    SegmentationResult,
+    run_segmentation,
+)
 from jobs.engine.segments import (
     any_segment,
     candidate_filter,
@@ -115,6 +119,7 @@ from jobs.engine.sink import (
     DestinationConflict,
     already_committed,
     write_batches,
+    writeback_committed,
 )
 from jobs.engine.stitching import (
     DST,
@@ -129,6 +134,9 @@ from jobs.engine.stitching import (
 )
 
 __all__ = [
+    "writeback_committed",
+    "SegmentationResult",
+    "run_segmentation",
     "PreviewResult",
     "run_preview",
     "DRIVER_CONF",

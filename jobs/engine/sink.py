@@ -52,6 +52,12 @@ def already_committed(plan: ExportPlan) -> bool:
     return committed(plan.destination_path, plan.txn_app_id)
 
 
+def writeback_committed(plan: ExportPlan) -> bool:
+    """True when an earlier run of this evaluating job wrote its memberships back (a segment job's commit)."""
+    assert plan.evaluation is not None
+    return committed(plan.evaluation.writeback_path, plan.evaluation.writeback_txn_app_id)
+
+
 def write_batches(rows: DataFrame, plan: ExportPlan) -> None:
     """Append all of the job's batches in one commit, after checking that they fit the destination.
 

@@ -31,6 +31,7 @@ from jobs.planner.plan import (
 from jobs.spec import (
     DATA_USAGE_OMITTED,
     EVENT_SYSTEM_COLUMNS,
+    QUALIFIED,
     SYSTEM_COLUMNS,
     UNKNOWN_SEGMENT,
     AppliedConsent,
@@ -399,6 +400,8 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
     `deployment`: the job table's deployment id (JobStore.deployment), in the Delta transaction ids;
     `suppressed`: the tenant's suppression list (hashes of erased identities)."""
     config = config.for_tenant(record.ims_org_id, record.sandbox_name)
+    if record.is_segment_job:
+        return segment_job_plan(record, config, deployment, suppressed)
     definition = record.definition()
     resolved = resolve(definition, config)
     if resolved.problems or resolved.destination is None or resolved.projection is None:
@@ -414,7 +417,7 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
     for leaf in merged:
         unique.setdefault(leaf.path, leaf)
     leaves = list(unique.values())
-    dest = record.destination
+    dest = record.export_destination
     if dest.batches is not None:
         segments = tuple(
             SegmentSpec(b.segment_ns, b.segment_id, tuple(s.value for s in b.status), b.batch_id)
@@ -463,6 +466,62 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
         suppression_salt=config.salt,
     )
     return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
+
+
+def segment_job_plan(record: JobRecord, config: Config, deployment: str, suppressed: tuple[str, ...] = ()
+                     ) -> ExportPlan:
+    """A segment job's plan, in its tenant's `config`: its segments evaluated on every profile and their
+    memberships written back; no destination."""
+    policy = config.policy(record.merge_policy.id, record.merge_policy.version)
+    if policy is None:
+        raise LakeError(f"merge policy {record.merge_policy.id!r} version {record.merge_policy.version} is no "
+                        "longer declared")
+    evaluation, needs = evaluation_plan(record, config, policy, deployment)
+    plan = evaluation_only_plan(config, policy, evaluation, needs, record.id, suppressed, shown=False)
+    return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
+
+
+def evaluation_only_plan(config: Config, policy: MergePolicy, evaluation: EvaluationPlan, needs: pql.Needs,
+                         job_id: int, suppressed: tuple[str, ...], shown: bool) -> ExportPlan:
+    """The plan that merges every profile of the tenant's `config` and evaluates `evaluation`'s segments,
+    with no destination (a segment job's, a preview's). `shown`: project the attributes the expressions
+    read (a preview shows them)."""
+    sources = profile_sources(policy, config)
+    schema = merged_schema("profile", sources)
+    events = None
+    if needs.event_conditions:
+        found = event_sources(config)
+        events = EventPlan(sources=tuple(found), schema=merged_schema("event", found), projection=None,
+                           from_ingest=None, to_ingest=None, conditions=needs.event_conditions,
+                           before=evaluation.now, stitched=policy.identity_graph == "pdg")
+    return ExportPlan(
+        job_id=job_id,
+        sources=tuple(sources),
+        merge=policy.attribute_merge,
+        profile_schema=schema,
+        projection=projection(schema, [path for path, _ in needs.leaves]) if shown else (),
+        leaves=tuple(Leaf(path, t) for path, t in needs.leaves),
+        segments=tuple(SegmentSpec("ups", s.segment_id, tuple(QUALIFIED), "") for s in evaluation.segments),
+        counted_segments=(),
+        qualified_from=None,
+        qualified_to=None,
+        from_ingest=None,
+        events=events,
+        empty_profiles=False,
+        destination_path="",
+        per_segment=False,
+        batch_ids=(),
+        txn_app_id="",
+        user_metadata=json.dumps({"jobId": job_id}),
+        evaluation=evaluation,
+        referenced_segments=tuple(("ups", s) for s in needs.segments),
+        as_of=evaluation.now,
+        stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
+        fragments=fragment_count(sources),
+        hashed_example_ids=config.example_ids == "hashed",
+        suppressed=suppressed,
+        suppression_salt=config.salt,
+    )
 
 
 def pinned(plan: ExportPlan, versions: Mapping[str, int | None]) -> ExportPlan:

@@ -7,28 +7,17 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-from jobs.planner.build import stitch_plan
-from jobs.planner.lake import Schemas, event_sources, fragment_count, merged_schema, profile_sources
-from jobs.planner.plan import (
-    PREVIEW_SEGMENT,
-    EvaluatedSegment,
-    EvaluationPlan,
-    EventPlan,
-    ExportPlan,
-    PreviewPlan,
-    SegmentSpec,
-)
+from jobs.planner.build import evaluation_only_plan
+from jobs.planner.lake import Schemas
+from jobs.planner.plan import PREVIEW_SEGMENT, EvaluatedSegment, EvaluationPlan, PreviewPlan
 from jobs.spec import (
     HASH_BUCKETS,
-    QUALIFIED,
     Config,
-    Leaf,
     MergePolicy,
     Preview,
     PreviewRequest,
     RequestRejected,
     pql,
-    projection,
     sample_threshold,
 )
 
@@ -74,45 +63,9 @@ def preview_plan(preview: Preview, config: Config, segments: Collection[str],
     config = config.for_tenant(preview.ims_org_id, preview.sandbox_name)
     policy = config.latest_policy(preview.merge_strategy) or config.default_policy()
     expr, needs = checked_expression(preview.predicate_expression, policy, config, segments)
-    now = datetime.fromtimestamp(preview.evaluation_time / 1000, UTC)
-    sources = profile_sources(policy, config)
-    schema = merged_schema("profile", sources)
-    nodes = projection(schema, [path for path, _ in needs.leaves])
-    events = None
-    if needs.event_conditions:
-        found = event_sources(config)
-        events = EventPlan(sources=tuple(found), schema=merged_schema("event", found), projection=None,
-                           from_ingest=None, to_ingest=None, conditions=needs.event_conditions, before=now,
-                           stitched=policy.identity_graph == "pdg")
-    fragments = fragment_count(sources)
-    export = ExportPlan(
-        job_id=0,
-        sources=tuple(sources),
-        merge=policy.attribute_merge,
-        profile_schema=schema,
-        projection=nodes,
-        leaves=tuple(Leaf(path, t) for path, t in needs.leaves),
-        segments=(SegmentSpec("ups", PREVIEW_SEGMENT, tuple(QUALIFIED), ""),),
-        counted_segments=(),
-        qualified_from=None,
-        qualified_to=None,
-        from_ingest=None,
-        events=events,
-        empty_profiles=False,
-        destination_path="",
-        per_segment=False,
-        batch_ids=(),
-        txn_app_id="",
-        user_metadata="",
-        evaluation=EvaluationPlan(now=now, segments=(EvaluatedSegment(PREVIEW_SEGMENT, expr),),
-                                  writeback_path="", writeback_txn_app_id="", writeback_metadata=""),
-        referenced_segments=tuple(("ups", s) for s in needs.segments),
-        as_of=now,
-        stitching=stitch_plan(config) if policy.identity_graph == "pdg" else None,
-        fragments=fragments,
-        hashed_example_ids=config.example_ids == "hashed",
-        suppressed=suppressed,
-        suppression_salt=config.salt,
-    )
-    return PreviewPlan(export=export, threshold=sample_threshold(config.preview_sample_keys, fragments),
+    evaluation = EvaluationPlan(now=datetime.fromtimestamp(preview.evaluation_time / 1000, UTC),
+                                segments=(EvaluatedSegment(PREVIEW_SEGMENT, expr),),
+                                writeback_path="", writeback_txn_app_id="", writeback_metadata="")
+    export = evaluation_only_plan(config, policy, evaluation, needs, 0, suppressed, shown=True)
+    return PreviewPlan(export=export, threshold=sample_threshold(config.preview_sample_keys, export.fragments),
                        buckets=HASH_BUCKETS, profiles=config.preview_profiles)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from jobs.control import (
+    SEGMENT_JOB,
     JobStore,
     PreviewStore,
     PrivacyStore,
@@ -34,6 +35,7 @@ from jobs.control import (
     create_privacy_jobs,
     create_schedule,
     create_segment,
+    create_segment_job,
     delete_segment,
     estimate_document,
     evaluations_of,
@@ -41,8 +43,10 @@ from jobs.control import (
     list_jobs,
     list_privacy_jobs,
     list_schedules,
+    list_segment_jobs,
     list_segments,
     preview_page,
+    segment_job_document,
     settled_preview,
     update_segment,
 )
@@ -62,6 +66,7 @@ from jobs.spec import (
     PreviewState,
     PrivacyStatus,
     RequestRejected,
+    SegmentJobStatus,
     UsageError,
     find_config,
     load_config,
@@ -147,6 +152,14 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("id")
     update.add_argument("file", help="a partial definition's JSON, or - for standard input")
     segment.add("delete", help="delete a definition no other one uses").add_argument("id")
+    job = segment.add("job-create", help="create a segment job: evaluate segments, write back their memberships")
+    job.add_argument("ids", nargs="*", help="segment definition ids")
+    job.add_argument("--all", action="store_true", help="every definition of the sandbox")
+    jobs_listed = segment.add("job-list", help="list segment jobs, newest first")
+    jobs_listed.add_argument("--limit", type=int, default=50)
+    jobs_listed.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
+    jobs_listed.add_argument("--status", choices=list(get_args(SegmentJobStatus)))
+    segment.add("job-get", help="show a segment job").add_argument("id", type=int)
     for name, text in (("preview", "the profiles of a sample of the lake that a PQL expression matches"),
                        ("estimate", "how many profiles a PQL expression matches, estimated from a sample")):
         sampled = segment.add(name, help=text)
@@ -380,6 +393,15 @@ def _segment(call: Call) -> int:
         _emit(update_segment(store, call.config, args.id, _read(args.file), call.org, call.sandbox).to_dict())
     elif args.action in ("preview", "estimate"):
         return _preview(call)
+    elif args.action == "job-create":
+        if bool(args.ids) == args.all:
+            raise UsageError("name the segment definitions to evaluate, or --all, not both")
+        body = ["*"] if args.all else [{"segmentId": i} for i in args.ids]
+        _emit(segment_job_document(create_segment_job(call.jobs, call.config, body, call.org, call.sandbox)))
+    elif args.action == "job-list":
+        _emit(list_segment_jobs(call.jobs, call.org, call.sandbox, args.limit, args.offset, args.status))
+    elif args.action == "job-get":
+        _emit(segment_job_document(call.jobs.get(args.id, call.org, call.sandbox, SEGMENT_JOB)))
     else:
         schedules, jobs = ScheduleStore(call.config.schedule_table_path), JobStore(call.config.job_table_path)
         delete_segment(store, args.id, call.org, call.sandbox,

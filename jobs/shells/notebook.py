@@ -128,10 +128,11 @@ class ExportJobs:
     def output(self, job: int | JobRecord) -> DataFrame:
         """The rows the job wrote: its batches in the destination dataset, read lazily in this session."""
         record = self.get(job)
-        destination = self.config.for_tenant(self.org, self.sandbox).destination(record.destination.dataset_id)
+        written = record.export_destination
+        destination = self.config.for_tenant(self.org, self.sandbox).destination(written.dataset_id)
         if destination is None:
-            raise LakeError(f"job {record.id}'s destination {record.destination.dataset_id!r} is no longer declared")
-        batches = record.destination.batch_ids()
+            raise LakeError(f"job {record.id}'s destination {written.dataset_id!r} is no longer declared")
+        batches = written.batch_ids()
         rows = self.spark.read.format("delta").load(self.config.resolve(destination.path))
         return rows.where(one_of("_batchId", batches)) if batches else rows.limit(0)
 

@@ -12,19 +12,20 @@ import sys
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
-from jobs.control import JobStore, one_of
+from jobs.control import EXPORT_JOB, JobStore, one_of
 from jobs.spec import EXIT_FAILED, Config, LakeError
 
 
 def peek(config: Config, job_id: int, limit: int, org: str, sandbox: str) -> int:
     """Print up to `limit` rows of the tenant's job's batches; 0 if the destination holds as many as the
     record counts."""
-    record = JobStore(config.job_table_path).get(job_id, org, sandbox)
-    destination = config.for_tenant(org, sandbox).destination(record.destination.dataset_id)
+    record = JobStore(config.job_table_path).get(job_id, org, sandbox, EXPORT_JOB)
+    written = record.export_destination
+    destination = config.for_tenant(org, sandbox).destination(written.dataset_id)
     if destination is None:
-        raise LakeError(f"job {record.id}'s destination {record.destination.dataset_id!r} is no longer declared")
+        raise LakeError(f"job {record.id}'s destination {written.dataset_id!r} is no longer declared")
     query = QueryBuilder().register("out", DeltaTable(config.resolve(destination.path)))
-    where = one_of("_batchId", record.destination.batch_ids())
+    where = one_of("_batchId", written.batch_ids())
     rows = pa.table(query.execute(f"SELECT * FROM out WHERE {where}")).to_pylist()
     for row in rows[:limit]:
         print(json.dumps(row, default=str))

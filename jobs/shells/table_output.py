@@ -47,7 +47,8 @@ def job_table(job: Row) -> str:
     metrics = job.get("metrics", {})
     lines = [
         ("job", job["id"]), ("status", job["status"]), ("created", _time(job.get("creationTime"))),
-        ("destination", f"{job['destination']['datasetId']} (batches: {', '.join(_batches(job)) or 'none yet'})"),
+        ("destination", f"{job['destination']['datasetId']} (batches: {', '.join(_batches(job)) or 'none yet'})"
+         if "destination" in job else "none: a segment job (memberships written back)"),
         ("merge policy", f"{job['mergePolicy']['id']} v{job['mergePolicy']['version']}"),
         ("segments", ", ".join(s["segmentId"] for s in (job.get("filter") or {}).get("segments") or []) or "all"),
         ("exported profiles", metrics.get("totalExportedProfileCounter", "")),

@@ -42,6 +42,7 @@ from jobs.spec.errors import (
     did_you_mean,
     json_object,
     json_path,
+    json_value,
     problem_document,
     problems_from,
 )
@@ -154,6 +155,13 @@ from jobs.spec.schema import (
     type_text,
     union_schemas,
 )
+from jobs.spec.segment_jobs import (
+    ALL_SEGMENTS,
+    SegmentJobStatus,
+    job_status,
+    parse_segment_job_request,
+    segment_job_status,
+)
 from jobs.spec.segments import (
     PROFILE_SCHEMA,
     Expression,
@@ -172,6 +180,12 @@ from jobs.spec.times import (
 )
 
 __all__ = [
+    "ALL_SEGMENTS",
+    "SegmentJobStatus",
+    "job_status",
+    "json_value",
+    "parse_segment_job_request",
+    "segment_job_status",
     "HASH_BUCKETS",
     "Estimate",
     "Preview",

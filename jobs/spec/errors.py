@@ -197,11 +197,15 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_model_in, typing.get_args(annotation)) if m is not None), None)
 
 
-def json_object(body: str | bytes) -> dict[str, Any]:
+def json_value(body: str | bytes) -> Any:
     try:
-        value = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise RequestRejected.at("$", f"body is not valid JSON: {err}") from None
+
+
+def json_object(body: str | bytes) -> dict[str, Any]:
+    value = json_value(body)
     if not isinstance(value, dict):
         raise RequestRejected.at("$", "body must be a JSON object")
     return value

@@ -304,6 +304,11 @@ class Metrics(Record):
     # and profiles by new status (as AEP's segment jobs report them).
     segmented_profile_counter: dict[str, int] | None = None
     segmented_profile_by_status_counter: dict[str, dict[str, int]] | None = None
+    # Segment jobs, as AEP's: the time of the evaluation and write-back, the profiles evaluated, and per
+    # segment the qualified profiles by identity namespace.
+    profile_segmentation_time: TimeSpan | None = None
+    total_profiles: int | None = None
+    segmented_profile_by_namespace_counter: dict[str, dict[str, int]] | None = None
     # identityGraph pdg: rounds the graph took to converge; components over maxIdentitiesPerGraph
     # (not profiles), and up to 10 of them.
     identity_graph_rounds: int | None = None
@@ -349,7 +354,9 @@ class RecordEvaluation(Record):
 
 class JobRecord(Record):
     id: int
-    job_type: Literal["BATCH"] = "BATCH"
+    # BATCH: an export job; SEGMENTATION: a segment job (spec/segment_jobs.py), which evaluates its
+    # segments and writes back their memberships, and has no destination.
+    job_type: Literal["BATCH", "SEGMENTATION"] = "BATCH"
     ims_org_id: str
     sandbox_name: str
     status: JobStatus
@@ -359,7 +366,7 @@ class JobRecord(Record):
     additional_fields: AdditionalFields | None = None
     merge_policy: MergePolicyRef
     evaluation_info: RecordEvaluation
-    destination: RecordDestination
+    destination: RecordDestination | None = None
     profile_instance_id: str = "ups"
     errors: list[JobError] = Field(default_factory=list)
     warnings: list[JobWarning] | None = None
@@ -381,15 +388,32 @@ class JobRecord(Record):
     update_time: int
     request_id: str
 
+    @model_validator(mode="after")
+    def _kind(self) -> JobRecord:
+        if (self.destination is None) != self.is_segment_job:
+            raise ValueError("an export job has a destination, and a segment job none")
+        return self
+
+    @property
+    def is_segment_job(self) -> bool:
+        return self.job_type == "SEGMENTATION"
+
+    @property
+    def export_destination(self) -> RecordDestination:
+        """An export job's destination (a segment job has none)."""
+        assert self.destination is not None, f"job {self.id} is a segment job: it has no destination"
+        return self.destination
+
     def definition(self) -> JobDefinition:
-        """The definition this record was created from."""
+        """The definition an export job's record was created from."""
+        destination = self.export_destination
         body = {
             "fields": self.fields,
             "mergePolicy": self.merge_policy,
             "filter": self.filter,
             "additionalFields": self.additional_fields,
-            "destination": Destination(datasetId=self.destination.dataset_id,
-                                       segmentPerBatch=self.destination.segment_per_batch),
+            "destination": Destination(datasetId=destination.dataset_id,
+                                       segmentPerBatch=destination.segment_per_batch),
             "schema": self.schema_,
             "evaluationInfo": EvaluationInfo(segmentation=self.evaluates),
             "consent": next((c.policy() for c in self.consent_policies or () if c.source == "job"), None),
@@ -412,7 +436,7 @@ class JobRecord(Record):
         """The rows the job wrote: one per exported profile, or in per-segment batches one per profile
         and segment it matched; None before a run counted them."""
         by_segment = self.metrics.exported_profile_by_segment_counter
-        if self.destination.segment_per_batch and by_segment is not None:
+        if self.destination is not None and self.destination.segment_per_batch and by_segment is not None:
             return sum(n for segments in by_segment.values() for n in segments.values())
         return self.metrics.total_exported_profile_counter
 

@@ -9,7 +9,7 @@ import pytest
 
 from jobs.shells.http import make_server, running
 from jobs.spec import Config, load_config
-from sample_lake import empty_deployment
+from sample_lake import SEGMENTATION_DATASET, empty_deployment
 
 # org → (token, sandboxes)
 TENANTS = {"orgA": ("token-a", ["prod", "dev"]), "orgB": ("token-b", ["prod"])}
@@ -33,7 +33,10 @@ def api_config(tmp_path_factory) -> Config:
     root = tmp_path_factory.mktemp("api-lake")
     empty_deployment(root, TENANTS)
     conf = root / "export.toml"
-    conf.write_text(conf.read_text() + "\n".join([
+    # orgA's dev sandbox has a segmentation dataset of its own (segment jobs); prod has none.
+    conf.write_text(f'segmentationDataset = "{SEGMENTATION_DATASET}"\n' + conf.read_text() + "\n".join([
+        "", "[[profileDatasets]]", f'id = "{SEGMENTATION_DATASET}"', 'path = "memberships/orgA-dev"',
+        'org = "orgA"', 'sandboxes = ["dev"]',
         "", "[[destinationDatasets]]", f'id = "{PRIVATE_DESTINATION}"', 'path = "exports/orgA-prod"',
         'schemaName = "_xdm.context.profile"', 'org = "orgA"', 'sandboxes = ["prod"]',
         'marketingActions = ["exportToThirdParty"]',

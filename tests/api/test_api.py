@@ -508,3 +508,77 @@ def test_a_preview_is_created_new_and_read_as_a_page_and_an_estimate_by_its_tena
 def test_a_bad_preview_is_400_naming_the_field(client, body, named, said):
     errors = problem(client.post("/preview", json=body, headers=auth()), 400)
     assert named in errors and said in errors[named]
+
+
+# ---------------------------------------------------------------- segment jobs (no runner here)
+
+
+def define_segment(client: httpx.Client, value: str, org: str = "orgA", sandbox: str = "dev") -> str:
+    body = {"name": value, "expression": {"type": "PQL", "format": "pql/text", "value": value},
+            "schema": {"name": "_xdm.context.profile"}}
+    response = client.post("/segment/definitions", json=body, headers=auth(org, sandbox))
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def test_segment_jobs_are_created_listed_read_and_cancelled_apart_from_export_jobs(client):
+    dev = auth("orgA", "dev")
+    first = define_segment(client, 'person.name.firstName = "Ada"')
+    second = define_segment(client, "personalEmail.address.isNotNull()")
+    response = client.post("/segment/jobs", json=[{"segmentId": first}, {"segmentId": second}], headers=dev)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "QUEUED" and [s["segmentId"] for s in job["segments"]] == [first, second]
+    assert job["segments"][0]["segment"]["expression"]["value"] == 'person.name.firstName = "Ada"'
+    assert job["metrics"] == {"totalTime": {"startTimeInMs": job["creationTime"]}}
+    everything = client.post("/segment/jobs", json=["*"], headers=dev).json()
+    assert {s["segmentId"] for s in everything["segments"]} >= {first, second}
+
+    assert client.get(f"/segment/jobs/{job['id']}", headers=dev).json() == job
+    listed = client.get("/segment/jobs", params={"limit": 1, "status": "QUEUED"}, headers=dev).json()
+    assert [j["id"] for j in listed["children"]] == [everything["id"]] and listed["_links"]["next"]["href"]
+    following = client.get(listed["_links"]["next"]["href"], headers=dev).json()
+    assert following["children"][0]["id"] == job["id"]
+    bulk = client.post("/segment/jobs/bulk-get", json={"ids": [{"id": job["id"]}, {"id": "999999"}]},
+                       headers=dev).json()
+    assert bulk == {"results": {job["id"]: job}, "notFound": ["999999"]}
+
+    # Export jobs and segment jobs share the job table, not their routes.
+    problem(client.get(f"/export/jobs/{job['id']}", headers=dev), 404)
+    exports = client.get("/export/jobs", params={"limit": 1000}, headers=dev).json()["records"]
+    assert job["id"] not in {str(r["id"]) for r in exports}
+    for org, sandbox in (("orgA", "prod"), ("orgB", "prod")):
+        problem(client.get(f"/segment/jobs/{job['id']}", headers=auth(org, sandbox)), 404)
+
+    cancelled = client.delete(f"/segment/jobs/{job['id']}", headers=dev).json()
+    assert cancelled["status"] is True
+    assert client.get(f"/segment/jobs/{job['id']}", headers=dev).json()["status"] == "CANCELLED"
+    problem(client.delete(f"/segment/jobs/{job['id']}", headers=dev), 409)
+    client.delete(f"/segment/jobs/{everything['id']}", headers=dev)
+
+
+@pytest.mark.parametrize(("body", "named", "said"), [
+    ([], "$", "JSON array"),
+    ({"segmentId": "x"}, "$", "JSON array"),
+    ([{"segmentId": "nope"}], "[0].segmentId", "no segment definition 'nope'"),
+    ([{"segmentId": ""}], "[0].segmentId", ""),
+    ([{"segment": "x"}], "[0].segment", ""),
+    (["*", {"segmentId": "x"}], "[0]", "stands alone"),
+    ([7], "[0]", "not an object"),
+])
+def test_a_bad_segment_job_is_400_naming_the_item(client, body, named, said):
+    errors = problem(client.post("/segment/jobs", json=body, headers=auth("orgA", "dev")), 400)
+    assert named in errors and said in errors[named]
+
+
+def test_a_segment_job_needs_a_segmentation_dataset_and_one_merge_policy(client):
+    prod = define_segment(client, 'person.name.firstName = "Bo"', sandbox="prod")
+    errors = problem(client.post("/segment/jobs", json=[{"segmentId": prod}], headers=auth()), 400)
+    assert "segmentationDataset" in errors["$"]
+    body = {"name": "other policy", "mergePolicyId": "dataSetPrecedence-mp", "schema": {"name": "_xdm.context.profile"},
+            "expression": {"type": "PQL", "format": "pql/text", "value": "personalEmail.address.isNull()"}}
+    other = client.post("/segment/definitions", json=body, headers=auth("orgA", "dev")).json()["id"]
+    plain = define_segment(client, 'person.name.firstName = "Cy"')
+    errors = problem(client.post("/segment/jobs", json=[{"segmentId": plain}, {"segmentId": other}],
+                                 headers=auth("orgA", "dev")), 400)
+    assert "one segment job per policy" in errors["$"] and other in errors["$"]

@@ -33,6 +33,8 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/privacy/jobs/{jobId}/document"),
               ("POST", "/preview"), ("GET", "/preview/{previewId}"), ("DELETE", "/preview/{previewId}"),
               ("GET", "/estimate/{previewId}"),
+              ("GET", "/segment/jobs"), ("POST", "/segment/jobs"), ("GET", "/segment/jobs/{id}"),
+              ("DELETE", "/segment/jobs/{id}"), ("POST", "/segment/jobs/bulk-get"),
               ("GET", "/healthz"), ("GET", "/readyz")]
 PROBES = ("/healthz", "/readyz")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -97,7 +99,7 @@ HOSTILE_BODIES = {
 @pytest.mark.parametrize("name", HOSTILE_BODIES)
 @pytest.mark.parametrize("method, path", [("POST", "/export/jobs"), ("POST", "/segment/definitions"),
                                           ("POST", "/config/schedules"), ("POST", "/privacy/jobs"),
-                                          ("POST", "/preview")])
+                                          ("POST", "/preview"), ("POST", "/segment/jobs")])
 def test_huge_and_deep_bodies_get_a_4xx_naming_the_problem(client, method, path, name):
     response = client.request(method, path, content=HOSTILE_BODIES[name],
                               headers={**auth(), "Content-Type": "application/json"})

@@ -42,6 +42,7 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("system", "exports", "*.toml"))
     conf = tmp_path / "export.toml"
     conf.write_text(sample_config(copy, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
+                                  segmentation=str(tmp_path / "memberships"),
                                   tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],
@@ -69,6 +70,15 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             refused = client.delete(f"/export/jobs/{job_id}")
             assert refused.status_code == 409
 
+            # A segment job is run by the same runner: memberships written back, nothing exported.
+            gold = {"name": "gold", "schema": {"name": "_xdm.context.profile"},
+                    "expression": {"type": "PQL", "format": "pql/text", "value": 'loyalty.tier = "gold"'}}
+            segment = client.post("/segment/definitions", json=gold).json()["id"]
+            segment_job = client.post("/segment/jobs", json=[{"segmentId": segment}]).json()
+            done = settled_job(client, f"/segment/jobs/{segment_job['id']}")
+            assert done["status"] == "SUCCEEDED", done["errors"]
+            assert done["metrics"]["segmentedProfileCounter"][segment] == estimate["estimatedSize"]
+
             ns, ecid = next((ns, i["id"]) for ns, items in rows[0]["identityMap"] for i in items if i["primary"])
             job = privacy_job(client, ns, ecid, ["access"])
             document = client.get(job["downloadURL"]).json()
@@ -90,6 +100,14 @@ def settled(client: httpx.Client, path: str) -> dict:
         assert time.monotonic() < deadline, answer
         time.sleep(0.25)
     return answer
+
+
+def settled_job(client: httpx.Client, path: str) -> dict:
+    deadline = time.monotonic() + 300
+    while (job := client.get(path).json())["status"] in ("QUEUED", "PROCESSING", "CANCELLING"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    return job
 
 
 def privacy_job(client: httpx.Client, namespace: str, value: str, actions: list[str]) -> dict:

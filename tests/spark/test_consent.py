@@ -108,7 +108,7 @@ def export(spark, config, policy="latest", **changes) -> tuple[JobRecord, list[d
     store = JobStore(config.job_table_path)
     record = run_job(store, config, create_job(store, config, body, "demo@Org", "prod").id, spark)
     assert record.status is JobStatus.SUCCEEDED, record.errors
-    batches = "', '".join(record.destination.batch_ids())
+    batches = "', '".join(record.export_destination.batch_ids())
     return record, read_rows(config.resolve("out/email"), f"_batchId IN ('{batches}')")
 
 
@@ -137,7 +137,7 @@ def test_a_job_narrows_the_policy_and_counts_per_segment(spark, consent_lake):
     narrower = {"field": "consents.marketing.email.val", "allowedValues": ["y"]}
     record, rows = export(spark, consent_lake, consent=narrower,
                           destination={"datasetId": "email", "segmentPerBatch": True})
-    by_batch = {b.segment_id: b.batch_id for b in record.destination.batches or ()}
+    by_batch = {b.segment_id: b.batch_id for b in record.export_destination.batches or ()}
     assert ecids(r for r in rows if r["_batchId"] == by_batch["seg-a"]) == {"p1", "p5", "p6a"}
     assert ecids(r for r in rows if r["_batchId"] == by_batch["seg-b"]) == {"p1"}
     assert record.metrics.consent_excluded_profile_counter == 4  # p4's "dy" too

@@ -66,7 +66,7 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
     both, _, _ = reference(config)
     assert len(both) > 10  # the generated lake must give the test something to check
     assert {key_of(r) for r in rows} == both
-    assert {r["_batchId"] for r in rows} == {record.destination.batch_id}
+    assert {r["_batchId"] for r in rows} == {record.export_destination.batch_id}
     metrics = done.metrics
     assert metrics.total_exported_profile_counter == len(rows) == len(both)
     assert metrics.exported_profile_by_segment_counter is None and done.warnings is None
@@ -96,7 +96,7 @@ def test_combined_export_matches_the_reference_and_the_record(spark, deployment,
     commit = spark.sql(f"DESCRIBE HISTORY delta.`{config.resolve(config.destination_datasets[0].path)}`").first()
     assert done.inputs is not None
     assert done.inputs.versions == {d.id: 0 for d in [*config.profile_datasets, *config.event_datasets]}
-    assert json.loads(commit.userMetadata) == {"jobId": record.id, "batchIds": [record.destination.batch_id],
+    assert json.loads(commit.userMetadata) == {"jobId": record.id, "batchIds": [record.export_destination.batch_id],
                                                "inputVersions": done.inputs.versions}
 
 
@@ -125,8 +125,8 @@ def test_per_segment_export_writes_one_batch_per_segment_in_one_commit(spark, de
     path = config.resolve(config.destination_datasets[0].path)
     rows = read_rows(path)
     both, one, two = reference(config)
-    assert record.destination.batches is not None
-    b1, b2 = (b.batch_id for b in record.destination.batches)
+    assert record.export_destination.batches is not None
+    b1, b2 = (b.batch_id for b in record.export_destination.batches)
     assert {key_of(r) for r in rows if r["_batchId"] == b1} == one
     assert {key_of(r) for r in rows if r["_batchId"] == b2} == two
     assert done.metrics.total_exported_profile_counter == len(both) < len(rows)

@@ -35,7 +35,7 @@ def test_a_job_created_and_run_in_the_callers_session(spark, deployment):
         assert spark.conf.get("spark.sql.session.timeZone") == "America/New_York"
         rows = exports.output(ran)
         assert rows.count() == ran.metrics.total_exported_profile_counter and rows.count() > 0
-        assert {r["_batchId"] for r in rows.select("_batchId").collect()} == {ran.destination.batch_id}
+        assert {r["_batchId"] for r in rows.select("_batchId").collect()} == {ran.export_destination.batch_id}
         assert [j.id for j in exports.jobs(status="SUCCEEDED")] == [ran.id]
         exports.close()
         assert spark.range(3).count() == 3  # close() leaves a session it was given alone

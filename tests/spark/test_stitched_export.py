@@ -41,7 +41,8 @@ def export(spark, config, policy: str, **changes) -> tuple[JobRecord, list[dict]
     store = JobStore(config.job_table_path)
     record = run_job(store, config, create_job(store, config, body, "demo@Org", "prod").id, spark)
     assert record.status is JobStatus.SUCCEEDED, record.errors
-    rows = read_rows(config.resolve(config.destination_datasets[0].path), f"_batchId = '{record.destination.batch_id}'")
+    rows = read_rows(config.resolve(config.destination_datasets[0].path),
+                     f"_batchId = '{record.export_destination.batch_id}'")
     return record, rows
 
 

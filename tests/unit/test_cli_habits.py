@@ -272,7 +272,7 @@ def test_read_commands_print_a_table_for_people_and_json_when_piped(conf, config
     shown = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert shown["status"].strip() == "NEW" and shown["merge policy"].strip() == f"{config.default_policy().id} v1"
     destination = config.destination_datasets[0].id
-    assert shown["destination"].strip() == f"{destination} (batches: {created.destination.batch_id})"
+    assert shown["destination"].strip() == f"{destination} (batches: {created.export_destination.batch_id})"
     assert cli.main(["--conf", str(conf), "get", str(created.id), "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == created.id
 
@@ -370,3 +370,26 @@ def test_privacy_requests_from_the_command_line(conf, capsys, tmp_path):
     body.write_text(body.read_text().replace("demo@Org", "someone@Else"))
     assert cli.main(["--conf", str(conf), "privacy", "create", str(body)]) == 3
     assert "companyContexts" in capsys.readouterr().out
+
+
+def test_segment_jobs_from_the_command_line(tmp_path, config, capsys):
+    conf = tmp_path / "with-segmentation.toml"
+    conf.write_text(sample_config(tmp_path, segmentation=str(tmp_path / "memberships")))
+    definition = tmp_path / "segment.json"
+    expression = {"type": "PQL", "format": "pql/text", "value": 'person.name = "A"'}
+    schema = {"name": "_xdm.context.profile"}
+    definition.write_text(json.dumps({"name": "n", "schema": schema, "expression": expression}))
+    assert cli.main(["--conf", str(conf), "segment", "create", str(definition)]) == 0
+    segment = json.loads(capsys.readouterr().out)["id"]
+    assert cli.main(["--conf", str(conf), "segment", "job-create", segment]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["status"] == "QUEUED" and [s["segmentId"] for s in job["segments"]] == [segment]
+    assert cli.main(["--conf", str(conf), "segment", "job-get", job["id"]]) == 0
+    assert json.loads(capsys.readouterr().out) == job
+    assert cli.main(["--conf", str(conf), "segment", "job-list", "--status", "QUEUED"]) == 0
+    assert [j["id"] for j in json.loads(capsys.readouterr().out)["children"]] == [job["id"]]
+    assert cli.main(["--conf", str(conf), "get", job["id"]]) == 0  # the job table's own view of it
+    assert json.loads(capsys.readouterr().out)["jobType"] == "SEGMENTATION"
+    assert cli.main(["--conf", str(conf), "segment", "job-create", segment, "--all"]) == EXIT_USAGE
+    assert cli.main(["--conf", str(conf), "segment", "job-create", "nope"]) == EXIT_REJECTED
+    assert "[0].segmentId" in capsys.readouterr().out

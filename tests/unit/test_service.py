@@ -86,16 +86,16 @@ def test_new_record_is_new_batch_job_with_identity():
 def test_combined_mode_has_one_32_hex_batch_id():
     record = record_for(SEED_BODY)
 
-    assert record.destination.dataset_id == DATASET
-    assert record.destination.segment_per_batch is False
-    assert record.destination.batch_id is not None
-    assert HEX32.fullmatch(record.destination.batch_id)
-    assert record.destination.batches is None
-    assert record.destination.batch_ids() == [record.destination.batch_id]
+    assert record.export_destination.dataset_id == DATASET
+    assert record.export_destination.segment_per_batch is False
+    assert record.export_destination.batch_id is not None
+    assert HEX32.fullmatch(record.export_destination.batch_id)
+    assert record.export_destination.batches is None
+    assert record.export_destination.batch_ids() == [record.export_destination.batch_id]
 
 
 def test_each_record_gets_its_own_batch_id():
-    ids = {record_for(MINIMAL_BODY).destination.batch_id for _ in range(20)}
+    ids = {record_for(MINIMAL_BODY).export_destination.batch_id for _ in range(20)}
 
     assert len(ids) == 20
 
@@ -166,7 +166,7 @@ def test_timestamps_stored_in_utc_rfc3339():
 def test_per_segment_mode_has_one_batch_per_segment():
     record = record_for(PER_SEGMENT_BODY)
 
-    destination = record.destination
+    destination = record.export_destination
     assert destination.segment_per_batch is True
     assert destination.batch_id is None
     assert destination.batches is not None
@@ -180,7 +180,7 @@ def test_per_segment_mode_has_one_batch_per_segment():
 def test_per_segment_batch_ids_are_distinct_32_hex():
     record = record_for(PER_SEGMENT_BODY)
 
-    ids = record.destination.batch_ids()
+    ids = record.export_destination.batch_ids()
     assert len(ids) == 3
     assert len(set(ids)) == 3
     assert all(HEX32.fullmatch(i) for i in ids)

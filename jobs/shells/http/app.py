@@ -1,5 +1,5 @@
 """The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions`, `/config/schedules`,
-`/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token.
+`/segment/jobs`, `/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token.
 
 Each resource is an `APIRouter` of plain handler functions in its own module;
 `create_app` puts the deployment (config and stores) on `app.state`, where the
@@ -27,6 +27,7 @@ from jobs.shells.http.openapi import openapi_document
 from jobs.shells.http.previews import previews
 from jobs.shells.http.privacy_jobs import privacy_jobs
 from jobs.shells.http.schedules import schedules
+from jobs.shells.http.segment_jobs import segment_jobs
 from jobs.shells.http.segments import segment_definitions
 from jobs.spec import Config
 
@@ -53,6 +54,7 @@ def create_app(config: Config, store: JobStore | None = None,
     app.include_router(probes)
     app.include_router(export_jobs)
     app.include_router(segment_definitions)
+    app.include_router(segment_jobs)
     app.include_router(schedules)
     app.include_router(privacy_jobs)
     app.include_router(previews)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import cancel_job, create_job, list_jobs
+from jobs.control import EXPORT_JOB, cancel_job, create_job, list_jobs
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     COMPONENTS,
@@ -71,7 +71,7 @@ async def create_export_job(request: Request, scope: Authorized, config: Deploym
 @export_jobs.get("/{id}", response_model=JobRecord, responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
                  summary="Get an export job")
 def get_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONResponse:
-    return JSONResponse(store.get(id_, scope.org, scope.sandbox).to_dict())
+    return JSONResponse(store.get(id_, scope.org, scope.sandbox, EXPORT_JOB).to_dict())
 
 
 @export_jobs.delete(

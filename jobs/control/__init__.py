@@ -72,6 +72,7 @@ from jobs.control.schedules import (
     evaluations_of,
     incremental_window,
     list_schedules,
+    patch_schedule,
     previous_run_active,
 )
 from jobs.control.segment_jobs import (
@@ -123,6 +124,7 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "patch_schedule",
     "bulk_get_segment_jobs",
     "cancel_segment_job",
     "create_segment_job",

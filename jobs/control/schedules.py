@@ -16,6 +16,7 @@ CANCELLING is skipped (counted in `skippedSlots`), and the next run covers its d
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from deltalake import write_deltalake
 
 from jobs.control.jobs import JobNotFound, JobStore, create_job
 from jobs.control.pages import SCHEDULE_CURSOR, cursor_page
+from jobs.control.segment_jobs import create_segment_job
 from jobs.control.segments import SegmentStore
 from jobs.control.tables import (
     DeltaRows,
@@ -42,20 +44,28 @@ from jobs.planner import check_job
 from jobs.spec import (
     SCHEDULE_ACTIVE,
     SCHEDULE_FAILED,
+    SCHEDULE_INACTIVE,
+    AepScheduleRequest,
     Config,
     ExportJobsError,
+    ExportProperties,
     JobDefinition,
     JobRecord,
     NotFound,
+    Problem,
     RequestRejected,
     Schedule,
     ScheduleRef,
     ScheduleRequest,
+    SegmentationProperties,
     format_rfc3339,
     from_micros,
+    json_object,
+    json_value,
     latest_slot,
     now_ms,
     parse_rfc3339,
+    quartz_cron,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +87,11 @@ SCHEDULE_TABLE_SCHEMA = pa.schema([
     ("state", pa.string()),  # "failed" once its job could not be created FAILURES_BEFORE_FAILED times in a row
     ("errorCount", pa.int64()),  # slots in a row whose job could not be created
     ("lastError", pa.string()),  # why the latest of them could not
+    # AEP's shape (null in rows made before it: an export schedule with a 5-field `cron`):
+    ("name", pa.string()),
+    ("type", pa.string()),  # "export" or "batch_segmentation"
+    ("schedule", pa.string()),  # the Quartz expression as given; `cron` holds what the scheduler runs
+    ("activeSince", pa.int64()),  # epoch ms: slots before it are never run (the latest resume or new schedule)
 ])
 # A schedule whose job cannot be created this many slots in a row (a definition it evaluates was
 # deleted, the config no longer has its destination, ...) stops being run: its state becomes "failed".
@@ -114,10 +129,13 @@ class ScheduleStore(DeltaRows):
     SCHEMA = SCHEDULE_TABLE_SCHEMA
 
     def add(self, schedule: Schedule) -> Schedule:
+        definition = (schedule.job.model_dump_json(by_alias=True, exclude_none=True) if schedule.job is not None
+                      else json.dumps({"segments": schedule.segments}))
         row = {"id": schedule.id, "imsOrgId": schedule.ims_org_id, "sandboxName": schedule.sandbox_name,
-               "cron": schedule.cron, "incremental": schedule.incremental,
-               "definition": schedule.job.model_dump_json(by_alias=True, exclude_none=True),
-               "creationTime": schedule.creation_time, "state": schedule.state, "errorCount": 0}
+               "cron": schedule.cron, "incremental": schedule.incremental, "definition": definition,
+               "creationTime": schedule.creation_time, "state": schedule.state, "errorCount": 0,
+               "name": schedule.name, "type": schedule.type, "schedule": schedule.schedule,
+               "activeSince": schedule.active_since}
         write_deltalake(self.path, pa.Table.from_pylist([row], schema=SCHEDULE_TABLE_SCHEMA), mode="append")
         return schedule
 
@@ -150,6 +168,20 @@ class ScheduleStore(DeltaRows):
         with self._lock:
             deleted = 0 if table is None else retry_commits(lambda: table.delete(predicate)["num_deleted_rows"])
         if deleted != 1:
+            raise ScheduleNotFound(f"no schedule {schedule_id}")
+
+    def change(self, schedule_id: str, org: str, sandbox: str, state: str | None, quartz: str | None,
+               at_ms: int) -> None:
+        """Pause or resume a schedule, or give it a new Quartz expression; either way no slot before
+        `at_ms` is run afterwards (a resumed schedule does not replay the slots it missed)."""
+        updates = {"activeSince": literal(at_ms)}
+        if state is not None:
+            updates["state"] = literal(state)
+            if state == SCHEDULE_ACTIVE:  # a failed schedule resumed starts counting its errors again
+                updates.update(errorCount=literal(0), lastError=literal(None))
+        if quartz is not None:
+            updates.update(schedule=literal(quartz), cron=literal(quartz_cron(quartz)))
+        if self._update(updates, _row_of(schedule_id, org, sandbox)) != 1:
             raise ScheduleNotFound(f"no schedule {schedule_id}")
 
     def claim_slot(self, schedule: Schedule, slot_ms: int, at_ms: int) -> bool:
@@ -187,8 +219,13 @@ def _claimed(schedule: ScheduleRef, org: str, sandbox: str) -> str:
 
 
 def _schedule(row: dict[str, Any]) -> Schedule:
+    segmenting = row["type"] == "batch_segmentation"
     return Schedule(id=row["id"], ims_org_id=row["imsOrgId"], sandbox_name=row["sandboxName"], cron=row["cron"],
-                    incremental=row["incremental"], job=JobDefinition.model_validate_json(row["definition"]),
+                    incremental=row["incremental"],
+                    job=None if segmenting else JobDefinition.model_validate_json(row["definition"]),
+                    segments=json.loads(row["definition"])["segments"] if segmenting else None,
+                    name=row["name"], type=row["type"] or "export", schedule=row["schedule"],
+                    active_since=row["activeSince"],
                     creation_time=row["creationTime"], last_slot=row["lastSlot"], last_job_id=row["lastJobId"],
                     claim_time=row["claimTime"], skipped_slots=row["skippedSlots"] or 0,
                     last_skipped_slot=row["lastSkippedSlot"], watermark=_watermark_text(row["watermark"]),
@@ -201,29 +238,98 @@ def _schedule(row: dict[str, Any]) -> Schedule:
 
 def create_schedule(schedules: ScheduleStore, config: Config, body: dict[str, Any] | str | bytes,
                     org: str, sandbox: str) -> Schedule:
-    """Validate a schedule (its job as a create request would be) and store it."""
-    request = ScheduleRequest.parse(body)
+    """Validate a schedule, in AEP's shape or the earlier `{cron, incremental, job}`, and store it. Its
+    job (or segment job) is checked as a create request would be."""
+    value = body if isinstance(body, dict) else json_object(body)
     existing = len(schedules.list(org, sandbox))
     if existing >= config.limits.schedules_per_tenant:
         raise RequestRejected.at("$", f"this org and sandbox have {existing} schedules, the most "
                                       "limits.schedulesPerTenant allows: delete some first")
+    created = now_ms()
+    if "cron" in value:  # the earlier shape
+        request = ScheduleRequest.parse(value)
+        checked = _checked_job(config, request.job, request.incremental, org, sandbox, "job")
+        return schedules.add(Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=request.cron,
+                                      incremental=request.incremental, job=checked, creation_time=created))
+    aep = AepScheduleRequest.parse(value)
+    job: JobDefinition | None = None
+    segments: list[str] | None = None
+    incremental = False
+    if aep.type == "export":
+        try:
+            properties = ExportProperties.parse(aep.properties)
+        except RequestRejected as err:
+            raise err.under("properties") from None
+        incremental = properties.incremental
+        job = _checked_job(config, properties.job, incremental, org, sandbox, "properties.job")
+    else:
+        try:
+            segments = SegmentationProperties.parse(aep.properties).segments
+        except RequestRejected as err:
+            raise err.under("properties") from None
+        listed = segments if segments == ["*"] else [{"segmentId": s} for s in segments]
+        try:
+            create_segment_job(JobStore(config.job_table_path), config, listed, org, sandbox, dry_run=True)
+        except RequestRejected as err:  # its paths are the segment job request's: "$", "[1].segmentId"
+            raise RequestRejected([Problem(path="properties.segments" + ("" if p.path == "$" else p.path.split(".")[0]),
+                                           message=p.message) for p in err.problems]) from None
+    schedule = Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=quartz_cron(aep.schedule),
+                        incremental=incremental, job=job, segments=segments, name=aep.name, type=aep.type,
+                        schedule=aep.schedule, state=aep.state, creation_time=created)
+    return schedules.add(schedule)
+
+
+def _checked_job(config: Config, body: dict[str, Any], incremental: bool, org: str, sandbox: str,
+                 at: str) -> JobDefinition:
+    """A schedule's export job, checked as a create request would be; its problems under `at`."""
     try:
-        definition = JobDefinition.parse(request.job)
+        definition = JobDefinition.parse(body)
     except RequestRejected as err:
-        raise err.under("job") from None
-    if request.incremental and definition.filter.from_ingest_timestamp is not None:
-        raise RequestRejected.at("job.filter.fromIngestTimestamp",
+        raise err.under(at) from None
+    if incremental and definition.filter.from_ingest_timestamp is not None:
+        raise RequestRejected.at(f"{at}.filter.fromIngestTimestamp",
                                  "an incremental schedule sets it on each run; leave it out")
     definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else None
     try:
         check_job(definition, config.for_tenant(org, sandbox), definitions)
     except RequestRejected as err:
-        raise err.under("job") from None
-    schedule = Schedule(id=uuid.uuid4().hex, ims_org_id=org, sandbox_name=sandbox, cron=request.cron,
-                        incremental=request.incremental,
-                        job=definition,
-                        creation_time=now_ms())
-    return schedules.add(schedule)
+        raise err.under(at) from None
+    return definition
+
+
+def patch_schedule(schedules: ScheduleStore, schedule_id: str, body: list[Any] | str | bytes, org: str,
+                   sandbox: str, now: datetime | None = None) -> Schedule:
+    """PATCH /config/schedules/{id}: a JSON Patch replacing `/state` ("active" or "inactive") and/or
+    `/schedule` (a Quartz expression). Pausing stops new runs; resuming, or a new expression, runs the
+    slots from then on only."""
+    operations = body if isinstance(body, list) else json_value(body)
+    if not isinstance(operations, list) or not operations:
+        raise RequestRejected.at("$", 'send a JSON Patch: [{"op": "replace", "path": "/state", "value": "inactive"}]')
+    schedules.get(schedule_id, org, sandbox)  # another tenant's schedule is not found
+    state = quartz = None
+    problems = []
+    for i, operation in enumerate(operations):
+        if not isinstance(operation, dict) or operation.get("op") not in ("replace", "add"):
+            problems.append(Problem(path=f"[{i}].op", message='each operation is {"op": "replace", "path", "value"}'))
+            continue
+        path, value = operation.get("path"), operation.get("value")
+        if path == "/state" and value in (SCHEDULE_ACTIVE, SCHEDULE_INACTIVE):
+            state = value
+        elif path == "/state":
+            problems.append(Problem(path=f"[{i}].value", message=f"{value!r} is not a state: active or inactive"))
+        elif path == "/schedule" and isinstance(value, str):
+            try:
+                quartz_cron(value)
+                quartz = value
+            except ValueError as err:
+                problems.append(Problem(path=f"[{i}].value", message=str(err)))
+        else:
+            problems.append(Problem(path=f"[{i}].path", message=f"{path!r} cannot be changed: /state or /schedule"))
+    if problems:
+        raise RequestRejected(problems)
+    at_ms = int(now.timestamp() * 1000) if now is not None else now_ms()
+    schedules.change(schedule_id, org, sandbox, state, quartz, at_ms)
+    return schedules.get(schedule_id, org, sandbox)
 
 
 def previous_run_active(schedule: Schedule, store: JobStore, at_ms: int) -> bool:
@@ -248,7 +354,7 @@ def create_due_jobs(schedules: ScheduleStore, store: JobStore, config: Config,
     now = now or datetime.now(UTC)
     created = []
     for schedule in schedules.list():
-        if schedule.state == SCHEDULE_FAILED:
+        if schedule.state != SCHEDULE_ACTIVE:  # paused, or failed
             continue
         try:
             record = _due_job(schedules, store, config, schedule, now)
@@ -264,7 +370,10 @@ def _due_job(schedules: ScheduleStore, store: JobStore, config: Config, schedule
              now: datetime) -> JobRecord | None:
     """The job of the schedule's latest slot, if it is due and this scheduler claims it."""
     at_ms = int(now.timestamp() * 1000)
-    earliest = datetime.fromtimestamp(schedule.creation_time / 1000, UTC).replace(second=0, microsecond=0)
+    # From the minute the schedule was made; after a resume or a new expression, from that instant: a slot
+    # that came while it was paused is missed, not replayed.
+    earliest = max(datetime.fromtimestamp(schedule.creation_time / 1000, UTC).replace(second=0, microsecond=0),
+                   datetime.fromtimestamp((schedule.active_since or 0) / 1000, UTC))
     slot = latest_slot(schedule.cron, now, earliest)
     if slot is None:
         return None
@@ -279,9 +388,15 @@ def _due_job(schedules: ScheduleStore, store: JobStore, config: Config, schedule
         return None
     ref = ScheduleRef(id=schedule.id, slot=slot_ms)
     org, sandbox = schedule.ims_org_id, schedule.sandbox_name
+    request_id = f"schedule-{schedule.id}-{slot_ms}"
     try:
-        record = create_job(store, config, schedule.job.model_dump(mode="json", by_alias=True, exclude_none=True),
-                            org, sandbox, request_id=f"schedule-{schedule.id}-{slot_ms}", schedule=ref)
+        if schedule.job is None:
+            segments = schedule.segments or []
+            listed = segments if segments == ["*"] else [{"segmentId": s} for s in segments]
+            record = create_segment_job(store, config, listed, org, sandbox, request_id, schedule=ref)
+        else:
+            record = create_job(store, config, schedule.job.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                org, sandbox, request_id=request_id, schedule=ref)
     except ExportJobsError as err:  # the definition no longer fits the config, the lake or the segments
         log.warning("schedule %s: slot %s gets no job: %s", schedule.id, slot, err.detail)
         schedules.record_failure(ref, org, sandbox, err.detail)
@@ -296,8 +411,9 @@ def evaluations_of(definition_id: str, schedules: ScheduleStore, store: JobStore
     people: deleting it would make the schedule's next job fail to be created, and the job write
     back memberships of a segment that no longer exists."""
     users = [f"schedule {s.id}" for s in schedules.list(org, sandbox)
-             if s.job.evaluation_info.segmentation
-             and any(r.segment_ns == "ups" and r.segment_id == definition_id for r in s.job.filter.segments or ())]
+             if (s.job is not None and s.job.evaluation_info.segmentation
+                 and any(r.segment_ns == "ups" and r.segment_id == definition_id for r in s.job.filter.segments or ()))
+             or definition_id in (s.segments or ())]
     users += [f"job {r.id}" for r in store.unfinished(org, sandbox)
               if any(d.id == definition_id for d in r.segment_definitions or ())]
     return users

@@ -24,6 +24,7 @@ from jobs.spec import (
     Problem,
     RecordEvaluation,
     RequestRejected,
+    ScheduleRef,
     SchemaRef,
     SegmentDefinition,
     SegmentFilter,
@@ -39,9 +40,11 @@ from jobs.spec import (
 
 
 def create_segment_job(store: JobStore, config: Config, body: str | bytes | list[Any], org: str, sandbox: str,
-                       request_id: str | None = None) -> JobRecord:
+                       request_id: str | None = None, *, schedule: ScheduleRef | None = None,
+                       dry_run: bool = False) -> JobRecord:
     """Validate a segment job request (the listed definitions, or every one of the sandbox for ["*"]) and
-    store it as a NEW segment job; RequestRejected, nothing stored, when it is bad."""
+    store it as a NEW segment job; RequestRejected, nothing stored, when it is bad. `schedule`: set by the
+    scheduler only; `dry_run`: every check, and the record it would store with id 0, storing nothing."""
     listed = parse_segment_job_request(body)
     definitions = SegmentStore(config.segment_table_path).all(org, sandbox)
     chosen = _chosen(listed, definitions)
@@ -85,9 +88,10 @@ def create_segment_job(store: JobStore, config: Config, body: str | bytes | list
             segment_definitions=[SegmentSnapshot.of(d) for d in chosen],
             metrics=Metrics(total_time=TimeSpan(start_time_in_ms=created)),
             creation_time=created, update_time=created, request_id=request_id or str(uuid.uuid4()),
+            schedule=schedule,
         )
 
-    return store.create(record)
+    return record(0) if dry_run else store.create(record)
 
 
 def _chosen(listed: list[str] | None, definitions: dict[str, SegmentDefinition]) -> list[SegmentDefinition]:

@@ -45,6 +45,7 @@ from jobs.control import (
     list_schedules,
     list_segment_jobs,
     list_segments,
+    patch_schedule,
     preview_page,
     segment_job_document,
     settled_preview,
@@ -134,13 +135,15 @@ def _parser() -> argparse.ArgumentParser:
                        ("cancel", "cancel a NEW or running job")):
         commands.add(name, help=text).add_argument("id", type=int)
     schedule = commands.group("schedule", "recurring exports")
-    schedule.add("create", help='create from {"cron", "incremental", "job"} JSON').add_argument(
+    schedule.add("create", help='create from {"name", "type", "properties", "schedule", "state"} JSON').add_argument(
         "file", help="schedule file, or - for standard input")
     scheduled = _output(schedule.add("list", help="list schedules, newest first"))
     scheduled.add_argument("--limit", type=int, default=50)
     scheduled.add_argument("--offset", help="cursor {creationTime}_{id} from a previous page")
     _output(schedule.add("get", help="show a schedule")).add_argument("id")
     schedule.add("delete", help="delete a schedule").add_argument("id")
+    schedule.add("pause", help="stop a schedule's new runs (state inactive)").add_argument("id")
+    schedule.add("resume", help="run a schedule again from its next slot (state active)").add_argument("id")
     segment = commands.group("segment", "segment definitions (PQL)")
     segment.add("create", help="create from a definition's JSON").add_argument(
         "file", help="definition file, or - for standard input")
@@ -432,6 +435,10 @@ def _schedule(call: Call) -> int:
         _show(call, "schedule list", list_schedules(schedules, call.org, call.sandbox, args.limit, args.offset))
     elif args.action == "get":
         _show(call, "schedule get", schedules.get(args.id, call.org, call.sandbox).to_dict())
+    elif args.action in ("pause", "resume"):
+        state = "inactive" if args.action == "pause" else "active"
+        _emit(patch_schedule(schedules, args.id, [{"op": "replace", "path": "/state", "value": state}],
+                             call.org, call.sandbox).to_dict())
     else:
         schedules.delete(args.id, call.org, call.sandbox)
     return 0

@@ -127,10 +127,15 @@ from jobs.spec.privacy_jobs import (
 from jobs.spec.schedules import (
     SCHEDULE_ACTIVE,
     SCHEDULE_FAILED,
+    SCHEDULE_INACTIVE,
+    AepScheduleRequest,
+    ExportProperties,
     Schedule,
     ScheduleRequest,
+    SegmentationProperties,
     latest_slot,
     parse_cron,
+    quartz_cron,
 )
 from jobs.spec.schema import (
     EVENT_SYSTEM_COLUMNS,
@@ -180,6 +185,11 @@ from jobs.spec.times import (
 )
 
 __all__ = [
+    "SCHEDULE_INACTIVE",
+    "AepScheduleRequest",
+    "ExportProperties",
+    "SegmentationProperties",
+    "quartz_cron",
     "ALL_SEGMENTS",
     "SegmentJobStatus",
     "job_status",

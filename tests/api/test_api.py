@@ -367,6 +367,31 @@ def test_schedules_can_be_created_listed_read_and_deleted(client):
     assert client.delete(f"/config/schedules/{schedule['id']}", headers=auth()).status_code == 404
 
 
+def test_an_aep_schedule_is_created_paused_and_resumed_by_its_tenant_only(client):
+    body = {"name": "nightly", "type": "export", "schedule": "0 0 1 * * ?", "state": "active",
+            "properties": {"job": MINIMAL_BODY, "incremental": True}}
+    created = client.post("/config/schedules", json=body, headers=auth())
+    assert created.status_code == 200, created.text
+    schedule = created.json()
+    assert (schedule["name"], schedule["type"], schedule["schedule"]) == ("nightly", "export", "0 0 1 * * ?")
+    assert schedule["properties"]["incremental"] is True and schedule["state"] == "active"
+    path = f"/config/schedules/{schedule['id']}"
+    pause = [{"op": "replace", "path": "/state", "value": "inactive"}]
+    problem(client.patch(path, json=pause, headers=auth("orgB")), 404)
+    paused = client.patch(path, json=pause, headers=auth())
+    assert paused.status_code == 200 and paused.json()["state"] == "inactive"
+    errors = problem(client.patch(path, json=[{"op": "replace", "path": "/state", "value": "off"}], headers=auth()),
+                     400)
+    assert "[0].value" in errors
+    resumed = client.patch(path, json=[{"op": "replace", "path": "/state", "value": "active"},
+                                       {"op": "replace", "path": "/schedule", "value": "0 30 2 * * ?"}],
+                           headers=auth()).json()
+    assert (resumed["state"], resumed["schedule"], resumed["cron"]) == ("active", "0 30 2 * * ?", "30 2 * * ?")
+    errors = problem(client.post("/config/schedules", json={**body, "schedule": "0 1 * * *"}, headers=auth()), 400)
+    assert "6 or 7 fields" in errors["schedule"]
+    client.delete(path, headers=auth())
+
+
 def test_a_request_id_shaped_like_a_schedules_neither_joins_nor_moves_the_schedule(client, api_config):
     body = {"cron": "* * * * *", "incremental": True, "job": MINIMAL_BODY}
     schedule = client.post("/config/schedules", json=body, headers=auth()).json()

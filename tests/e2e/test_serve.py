@@ -71,9 +71,9 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             assert refused.status_code == 409
 
             # A segment job is run by the same runner: memberships written back, nothing exported.
-            gold = {"name": "gold", "schema": {"name": "_xdm.context.profile"},
-                    "expression": {"type": "PQL", "format": "pql/text", "value": 'loyalty.tier = "gold"'}}
-            segment = client.post("/segment/definitions", json=gold).json()["id"]
+            definition = {"name": "gold", "schema": {"name": "_xdm.context.profile"},
+                          "expression": {"type": "PQL", "format": "pql/text", "value": 'loyalty.tier = "gold"'}}
+            segment = client.post("/segment/definitions", json=definition).json()["id"]
             segment_job = client.post("/segment/jobs", json=[{"segmentId": segment}]).json()
             done = settled_job(client, f"/segment/jobs/{segment_job['id']}")
             assert done["status"] == "SUCCEEDED", done["errors"]

@@ -239,6 +239,11 @@ def test_schedule_get(conf, config, capsys, tmp_path):
     assert cli.main(["schedule", "get", created["id"], "--conf", str(conf)]) == 0
     assert json.loads(capsys.readouterr().out) == created
     assert cli.main(["--conf", str(conf), "schedule", "get", "no-such-schedule"]) == EXIT_NOT_FOUND
+    capsys.readouterr()
+    assert cli.main(["--conf", str(conf), "schedule", "pause", created["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "inactive"
+    assert cli.main(["--conf", str(conf), "schedule", "resume", created["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "active"
 
 
 def test_close_matches_are_suggested_for_unknown_keys_datasets_and_fields(config):

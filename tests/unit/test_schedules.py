@@ -361,12 +361,15 @@ def test_a_definition_that_a_schedule_or_an_unfinished_job_evaluates_cannot_be_d
 
 
 def test_a_schedule_table_of_an_older_version_gains_the_new_columns(config):
-    older = pa.schema([f for f in SCHEDULE_TABLE_SCHEMA if f.name not in ("state", "errorCount", "lastError")])
+    newer = ("state", "errorCount", "lastError", "name", "type", "schedule", "activeSince")
+    older = pa.schema([f for f in SCHEDULE_TABLE_SCHEMA if f.name not in newer])
     write_deltalake(config.schedule_table_path, pa.Table.from_pylist([{
         "id": "s1", "imsOrgId": "demo@Org", "sandboxName": "prod", "cron": "* * * * *", "incremental": False,
         "definition": json.dumps(JOB), "creationTime": 0}], schema=older))
     schedules, store = ScheduleStore(config.schedule_table_path), JobStore(config.job_table_path)
-    assert schedules.get("s1", "demo@Org", "prod").state == "active"
+    found = schedules.get("s1", "demo@Org", "prod")
+    assert (found.state, found.type, found.name, found.to_dict()["schedule"]) == ("active", "export", None, "* * * * *")
+    assert found.to_dict()["properties"]["job"]["destination"] == {"datasetId": "audience", "segmentPerBatch": False}
     [record] = create_due_jobs(schedules, store, config, minute(0))
     assert schedules.get("s1", "demo@Org", "prod").last_job_id == record.id
 

@@ -1,4 +1,4 @@
-"""/config/schedules: recurring exports."""
+"""/config/schedules: recurring exports and segment jobs, in AEP's shape (and the earlier {cron, incremental, job})."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_schedule, list_schedules
+from jobs.control import create_schedule, list_schedules, patch_schedule
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -21,7 +21,7 @@ from jobs.shells.http.auth import (
     Schedules,
     body_schema,
 )
-from jobs.spec import ScheduleRequest
+from jobs.spec import AepScheduleRequest, ScheduleRequest
 
 schedules = APIRouter(prefix="/config/schedules")
 
@@ -38,9 +38,18 @@ def list_schedules_route(
     return JSONResponse(list_schedules(store, scope.org, scope.sandbox, limit, offset))
 
 
-@schedules.post("", responses={**ERRORS, **BODY_ERRORS},
-                openapi_extra={**TENANT, **body_schema(ScheduleRequest)},
-                summary="Create a schedule: {cron, incremental, job}")
+CREATE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    body_schema(AepScheduleRequest)["requestBody"]["content"]["application/json"]["schema"],
+    body_schema(ScheduleRequest)["requestBody"]["content"]["application/json"]["schema"]]}}}}}
+PATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "array", "minItems": 1, "description": "JSON Patch of /state (active, inactive) and /schedule (Quartz)",
+    "items": {"type": "object", "required": ["op", "path", "value"], "properties": {
+        "op": {"type": "string", "enum": ["replace", "add"]},
+        "path": {"type": "string", "enum": ["/state", "/schedule"]}, "value": {"type": "string"}}}}}}}}
+
+
+@schedules.post("", responses={**ERRORS, **BODY_ERRORS}, openapi_extra={**TENANT, **CREATE_BODY},
+                summary="Create a schedule: {name, type, properties, schedule, state} (or {cron, incremental, job})")
 async def create_schedule_route(scope: Authorized, config: Deployment, store: Schedules,
                                 body: Body) -> JSONResponse:
     schedule = await run_in_threadpool(create_schedule, store, config, body, scope.org, scope.sandbox)
@@ -57,3 +66,9 @@ def get_schedule(scope: Authorized, store: Schedules, id_: ScheduleId) -> JSONRe
 def delete_schedule(scope: Authorized, store: Schedules, id_: ScheduleId) -> JSONResponse:
     store.delete(id_, scope.org, scope.sandbox)
     return JSONResponse({"status": True, "message": "Schedule deleted"})
+
+
+@schedules.patch("/{id}", responses={**ERRORS, **BODY_ERRORS, **NOT_FOUND}, openapi_extra={**TENANT, **PATCH_BODY},
+                 summary="Pause, resume or reschedule: a JSON Patch of /state and /schedule")
+def patch_schedule_route(scope: Authorized, store: Schedules, id_: ScheduleId, body: Body) -> JSONResponse:
+    return JSONResponse(patch_schedule(store, id_, body, scope.org, scope.sandbox).to_dict())

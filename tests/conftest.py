@@ -67,3 +67,16 @@ def deployment(lake, tmp_path):
     conf = tmp_path / "export.toml"
     conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out")))
     return conf
+
+
+@pytest.fixture
+def evaluating(lake, tmp_path):
+    """A config over the shared lake with a job table, destination and segmentation dataset of its own."""
+    from jobs.spec import load_config
+    from sample_lake import sample_config
+
+    root, _ = lake
+    conf = tmp_path / "export.toml"
+    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
+                                  segmentation=str(tmp_path / "memberships")))
+    return load_config(conf)

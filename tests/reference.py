@@ -146,3 +146,20 @@ def erasure_commits(path: str) -> list[dict]:
     """The userMetadata of the table's erasure commits (privacy batches)."""
     return [json.loads(c["userMetadata"]) for c in DeltaTable(path).history()
             if "privacyBatchId" in (c.get("userMetadata") or "")]
+
+
+# Gold members who bought in the first half of Q1 2024: an attribute and an event condition.
+GOLD_BUYERS = ('loyalty.tier = "gold" and xEvent[eventType = "commerce.purchases" and '
+               "timestamp occurs between date(2024, 1, 1) and date(2024, 2, 15)].count() >= 1")
+
+
+def gold_buyers(config) -> set[tuple[str, str]]:
+    """The profile keys GOLD_BUYERS holds for in a deployment's lake (its segmentation dataset aside),
+    computed row by row."""
+    tiers = latest_values([config.resolve(d.path) for d in config.profile_datasets
+                           if d.id != config.segmentation_dataset], "loyalty", "tier")
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 16, tzinfo=UTC)
+    counts = event_counts([config.resolve(d.path) for d in config.event_datasets],
+                          lambda e: e["eventType"] == "commerce.purchases"
+                          and start <= e["timestamp"].replace(tzinfo=UTC) < end)
+    return {k for k, tier in tiers.items() if tier == "gold" and counts.get(k, 0) >= 1}

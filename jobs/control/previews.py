@@ -175,8 +175,8 @@ def compute_preview(store: PreviewStore, config: Config, spark: Callable[[], Spa
 
 
 def run_previews(store: PreviewStore, config: Config, spark: Callable[[], SparkSession],
-                 runner: str | None = None) -> list[Preview]:
-    """Compute every preview no worker holds, oldest first; then delete the expired ones."""
+                 runner: str | None = None, expire: bool = True) -> list[Preview]:
+    """Compute every preview no worker holds, oldest first; then (if `expire`) delete the expired ones."""
     runner = runner or f"previews/{uuid.uuid4().hex[:12]}"
     lease_ms = int(config.lease_seconds * 1000 * LEASE_FACTOR)
     done = []
@@ -184,7 +184,8 @@ def run_previews(store: PreviewStore, config: Config, spark: Callable[[], SparkS
         claimed = store.claim(preview_id, runner, now_ms() + lease_ms, now_ms())
         if claimed is not None:
             done.append(compute_preview(store, config, spark, claimed, runner))
-    store.expire(now_ms() - PREVIEW_TTL_MS)
+    if expire:
+        store.expire(now_ms() - PREVIEW_TTL_MS)
     return done
 
 
@@ -234,17 +235,22 @@ class PreviewWorker:
     """A background thread that computes previews as they come (behind `serve`), in the session the
     runner of jobs uses, beside it: a preview does not wait for a running export."""
 
+    EXPIRE_EVERY_S = 3600.0
+
     def __init__(self, store: PreviewStore, config: Config, spark: Callable[[], SparkSession],
-                 poll_seconds: float = 0.25):
+                 poll_seconds: float = 0.5):
         self.store, self.config, self.spark, self.poll = store, config, spark, poll_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="preview-worker", daemon=True)
 
     def _loop(self) -> None:
         runner = f"previews/{uuid.uuid4().hex[:12]}"
+        expired_at = float("-inf")
         while not self._stop.is_set():
             try:
-                run_previews(self.store, self.config, self.spark, runner)
+                expire = time.monotonic() - expired_at >= self.EXPIRE_EVERY_S
+                run_previews(self.store, self.config, self.spark, runner, expire)
+                expired_at = time.monotonic() if expire else expired_at
             except Exception:  # keep serving; the next poll tries again
                 log.exception("preview worker")
             self._stop.wait(self.poll)

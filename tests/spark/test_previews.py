@@ -17,8 +17,7 @@ from jobs.control import (
     run_job,
     run_previews,
 )
-from jobs.spec import PreviewState, load_config
-from sample_lake import sample_config
+from jobs.spec import PreviewState
 
 from ..reference import latest_values
 
@@ -30,12 +29,8 @@ GOLD_BUYERS = 'loyalty.tier = "gold" and xEvent[eventType = "commerce.purchases"
 
 
 @pytest.fixture
-def config(lake, tmp_path):
-    root, _ = lake
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
-                                  segmentation=str(tmp_path / "memberships")))
-    return load_config(conf).model_copy(update={"preview_table": str(tmp_path / "previews")})
+def config(evaluating, tmp_path):
+    return evaluating.model_copy(update={"preview_table": str(tmp_path / "previews")})
 
 
 def previewed(config, spark, expression: str, **changes):

@@ -13,26 +13,18 @@ from deltalake import DeltaTable
 from jobs.control import JobStore, SegmentStore, create_job, create_segment, run_job
 from jobs.engine import export, load_events, load_fragments
 from jobs.planner import build_plan
-from jobs.spec import JobStatus, load_config
-from sample_lake import sample_config
+from jobs.spec import JobStatus
 
-from ..reference import event_counts, latest_values, read_rows
+from ..reference import GOLD_BUYERS, gold_buyers, read_rows
 
 pytestmark = pytest.mark.spark
 
 ORG, SANDBOX = "demo@Org", "prod"
-GOLD_BUYERS = ('loyalty.tier = "gold" and xEvent[eventType = "commerce.purchases" and '
-               "timestamp occurs between date(2024, 1, 1) and date(2024, 2, 15)].count() >= 1")
 
 
 @pytest.fixture
-def config(lake, tmp_path):
-    """The shared lake with a job table, destination and segmentation dataset of this test's own."""
-    root, _ = lake
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
-                                  segmentation=str(tmp_path / "memberships")))
-    return load_config(conf)
+def config(evaluating):
+    return evaluating
 
 
 def define(config, value: str) -> str:
@@ -50,16 +42,6 @@ def job(segment: str, statuses=("realized", "existing"), events: bool = False) -
     return body
 
 
-def expected_gold_buyers(config) -> set[tuple[str, str]]:
-    tiers = latest_values([config.resolve(d.path) for d in config.profile_datasets
-                           if d.id != config.segmentation_dataset], "loyalty", "tier")
-    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 16, tzinfo=UTC)
-    counts = event_counts([config.resolve(d.path) for d in config.event_datasets],
-                          lambda e: e["eventType"] == "commerce.purchases"
-                          and start <= e["timestamp"].replace(tzinfo=UTC) < end)
-    return {k for k, tier in tiers.items() if tier == "gold" and counts.get(k, 0) >= 1}
-
-
 def keys(rows) -> set[tuple[str, str]]:
     return {next((ns, i["id"]) for ns, items in r["identityMap"] for i in items if i["primary"]) for r in rows}
 
@@ -75,7 +57,7 @@ def memberships(config):
 
 def test_evaluation_exports_the_reference_members_and_writes_them_back(spark, config):
     segment = define(config, GOLD_BUYERS)
-    expected = expected_gold_buyers(config)
+    expected = gold_buyers(config)
     first = run(config, spark, job(segment))
     assert first.status is JobStatus.SUCCEEDED, first.errors
     out = read_rows(config.resolve(config.destination_datasets[0].path))
@@ -122,7 +104,7 @@ def test_a_failure_between_the_two_commits_is_finished_by_the_next_run_which_wri
     again = run_job(store, config, record.id, spark)
     assert again.status is JobStatus.SUCCEEDED, again.errors
     assert again.evaluation_time == unfinished.evaluation_time  # the retry evaluates at the same `now`
-    expected = expected_gold_buyers(config)
+    expected = gold_buyers(config)
     out = read_rows(config.resolve(config.destination_datasets[0].path))
     assert keys(out) == expected and len(out) == len(expected)
     assert keys(memberships(config)) == expected and len(memberships(config)) == len(expected)

@@ -8,33 +8,19 @@ import pyarrow as pa
 import pytest
 
 from jobs.control.jobs import JobStore, create_job
-from jobs.control.segments import SegmentStore, create_segment
 from jobs.planner.build import build_plan, dependency_order
 from jobs.spec.config import load_config
 from jobs.spec.errors import LakeError, RequestRejected
 from jobs.spec.jobs import JobStatus
 from sample_lake import empty_table, sample_config
+from tests.unit.conftest import define_segment
 
 ORG, SANDBOX = "demo@Org", "prod"
 
 
 @pytest.fixture
-def config(tmp_path):
-    """An empty lake with a segmentation dataset; profiles_1 has attributes profiles_0 lacks."""
-    empty_table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]),
-                points=pa.int64())
-    empty_table(tmp_path / "profiles/profiles_1", loyalty=pa.struct([("tier", pa.string())]))
-    empty_table(tmp_path / "events/events_0", _id=pa.string(), eventType=pa.string(),
-                timestamp=pa.timestamp("us", "UTC"))
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(tmp_path, segmentation=str(tmp_path / "memberships")))
-    return load_config(conf)
-
-
-def define(config, value: str, policy: str | None = None) -> str:
-    body = {"name": value, "expression": {"type": "PQL", "format": "pql/text", "value": value},
-            "schema": {"name": "_xdm.context.profile"}, **({"mergePolicyId": policy} if policy else {})}
-    return create_segment(SegmentStore(config.segment_table_path), config, body, ORG, SANDBOX).id
+def config(segment_lake):
+    return segment_lake
 
 
 def job(*segment_ids: str, **changes) -> dict:
@@ -51,20 +37,20 @@ def rejected(config, body) -> dict[str, str]:
 
 
 def test_an_unknown_segment_is_rejected_by_its_path(config):
-    known = define(config, 'person.name = "Ada"')
+    known = define_segment(config, 'person.name = "Ada"')
     problems = rejected(config, job(known, "nope"))
     assert list(problems) == ["filter.segments[1].segmentId"] and "'nope'" in problems["filter.segments[1].segmentId"]
 
 
 def test_segments_of_different_policies_need_a_job_policy(config):
-    a = define(config, 'person.name = "Ada"')
-    b = define(config, "points > 1", policy="dataSetPrecedence-mp")
+    a = define_segment(config, 'person.name = "Ada"')
+    b = define_segment(config, "points > 1", policy="dataSetPrecedence-mp")
     problems = rejected(config, job(a, b))
     assert list(problems) == ["mergePolicy"] and "different merge policies" in problems["mergePolicy"]
 
 
 def test_a_definition_that_no_longer_fits_the_lake_is_rejected_by_its_segment(config, tmp_path):
-    segment = define(config, "points > 1")
+    segment = define_segment(config, "points > 1")
     empty_table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]))  # points dropped
     problems = rejected(config, job(segment))
     assert list(problems) == ["filter.segments[0].segmentId"]
@@ -73,7 +59,7 @@ def test_a_definition_that_no_longer_fits_the_lake_is_rejected_by_its_segment(co
 
 
 def test_evaluation_needs_a_segmentation_dataset(config, tmp_path):
-    segment = define(config, 'person.name = "Ada"')
+    segment = define_segment(config, 'person.name = "Ada"')
     plain = tmp_path / "plain.toml"
     plain.write_text(sample_config(tmp_path, job_table=str(tmp_path / "other-jobs")))
     problems = rejected(load_config(plain), job(segment))
@@ -81,7 +67,7 @@ def test_evaluation_needs_a_segmentation_dataset(config, tmp_path):
 
 
 def test_a_job_without_a_policy_takes_its_segments_and_keeps_their_definitions(config):
-    segment = define(config, "loyalty.tier = \"gold\"", policy="dataSetPrecedence-mp")
+    segment = define_segment(config, "loyalty.tier = \"gold\"", policy="dataSetPrecedence-mp")
     record = create_job(JobStore(config.job_table_path), config, job(segment), ORG, SANDBOX)
     assert record.to_dict()["mergePolicy"] == {"id": "dataSetPrecedence-mp", "version": 1}
     assert record.segment_definitions is not None
@@ -89,9 +75,9 @@ def test_a_job_without_a_policy_takes_its_segments_and_keeps_their_definitions(c
 
 
 def test_the_run_plan_merges_what_the_expressions_read(config):
-    gold = define(config, 'loyalty.tier = "gold"')
-    other = define(config, "points > 1")
-    buyer = define(config, f'xEvent[eventType = "buy"].count() > 1 and inSegment("{gold}") '
+    gold = define_segment(config, 'loyalty.tier = "gold"')
+    other = define_segment(config, "points > 1")
+    buyer = define_segment(config, f'xEvent[eventType = "buy"].count() > 1 and inSegment("{gold}") '
                            f'and not(inSegment("{other}"))')
     record = create_job(JobStore(config.job_table_path), config, job(buyer, gold, fields="person.name"), ORG,
                         SANDBOX)

@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import random
 
-import pyarrow as pa
 import pytest
 
 from jobs.control.previews import PreviewStore, create_preview, estimate_document, preview_page
-from jobs.spec.config import load_config
 from jobs.spec.errors import RequestRejected
 from jobs.spec.previews import HASH_BUCKETS, PreviewState, estimate_count, sample_threshold
-from sample_lake import empty_table, sample_config
 
 ORG, SANDBOX = "demo@Org", "prod"
 
 
 @pytest.fixture
-def config(tmp_path):
-    empty_table(tmp_path / "profiles/profiles_0", loyalty=pa.struct([("tier", pa.string())]))
-    empty_table(tmp_path / "profiles/profiles_1", loyalty=pa.struct([("tier", pa.string())]))
-    empty_table(tmp_path / "events/events_0", _id=pa.string(), eventType=pa.string(),
-                timestamp=pa.timestamp("us", "UTC"))
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(tmp_path))
-    return load_config(conf)
+def config(segment_lake):
+    return segment_lake
 
 
 def problem(config, body) -> tuple[str, str]:

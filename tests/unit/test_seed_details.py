@@ -3,35 +3,20 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
 from jobs.control.jobs import JobStore, create_job
-from jobs.control.segments import SegmentStore, create_segment
 from jobs.planner.build import build_plan
-from jobs.spec.config import load_config
 from jobs.spec.errors import RequestRejected
 from jobs.spec.jobs import parse_definition
-from sample_lake import empty_table, sample_config
+from tests.unit.conftest import define_segment
 
 ORG, SANDBOX = "demo@Org", "prod"
 
 
 @pytest.fixture
-def config(tmp_path):
-    empty_table(tmp_path / "profiles/profiles_0", person=pa.struct([("name", pa.string())]), points=pa.int64())
-    empty_table(tmp_path / "profiles/profiles_1", loyalty=pa.struct([("tier", pa.string())]))
-    empty_table(tmp_path / "events/events_0", _id=pa.string(), eventType=pa.string(),
-                timestamp=pa.timestamp("us", "UTC"))
-    conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(tmp_path))
-    return load_config(conf)
-
-
-def define(config, value: str, policy: str | None = None) -> str:
-    body = {"name": value, "expression": {"type": "PQL", "format": "pql/text", "value": value},
-            "schema": {"name": "_xdm.context.profile"}, **({"mergePolicyId": policy} if policy else {})}
-    return create_segment(SegmentStore(config.segment_table_path), config, body, ORG, SANDBOX).id
+def config(segment_lake):
+    return segment_lake
 
 
 def job(*segment_ids: str, **changes) -> dict:
@@ -45,9 +30,9 @@ def create(config, body):
 
 
 def test_an_omitted_merge_policy_is_the_segments_one(config):
-    gold = define(config, 'loyalty.tier = "gold"', policy="dataSetPrecedence-mp")
-    silver = define(config, 'loyalty.tier = "silver"', policy="dataSetPrecedence-mp")
-    other = define(config, "points > 1")
+    gold = define_segment(config, 'loyalty.tier = "gold"', policy="dataSetPrecedence-mp")
+    silver = define_segment(config, 'loyalty.tier = "silver"', policy="dataSetPrecedence-mp")
+    other = define_segment(config, "points > 1")
 
     assert create(config, job(gold, silver)).merge_policy.id == "dataSetPrecedence-mp"
     # A segment known only by its memberships carries no policy; a named policy wins.

@@ -36,19 +36,20 @@ class ExportedCounts:
     by_segment: dict[tuple[str, str], int] | None
 
 
-def observed(observation: Observation) -> dict[str, Any] | None:
+def observed(observation: Observation, grace_s: float = OBSERVATION_GRACE_S) -> dict[str, Any] | None:
     """The observation's metrics, or None if its query never ran (or it was never attached).
 
     Delta skips a write whose txnAppId another run already committed, and then the
     observation never fires: PySpark's `get` would wait for ever. Spark completes an
     observation's future when the query that carries it ends; it is given a moment
-    (OBSERVATION_GRACE_S), as Spark 4.0's `getOrEmpty` was, before it counts as never fired.
+    (OBSERVATION_GRACE_S, or `grace_s` where the caller knows its query ran), as Spark 4.0's `getOrEmpty`
+    was, before it counts as never fired.
     """
     java = observation._jo
     if java is None:
         return None
     future = java.future()
-    deadline = time.monotonic() + OBSERVATION_GRACE_S
+    deadline = time.monotonic() + grace_s
     while not future.isCompleted():
         if time.monotonic() >= deadline:
             return None

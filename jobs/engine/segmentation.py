@@ -11,6 +11,7 @@ of the evaluated profiles instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.sink import committed, write_memberships
 from jobs.engine.stitching import Components, stitched_components
 from jobs.planner import ExportPlan
+
+log = logging.getLogger(__name__)
+WRITTEN_GRACE_S = 10.0
 
 
 @dataclass
@@ -100,7 +104,11 @@ def run_segmentation(spark: SparkSession, plan: ExportPlan,
     pending = not committed(evaluation.writeback_path, evaluation.writeback_txn_app_id)
     if pending:
         write_memberships(writeback_rows(counters.observe(profiles), evaluation), evaluation, plan.job_id)
-    written = pending and observed(counters.observation) is not None  # else Delta skipped it: another run's
+    # The write ran here, so its observations fire, if a little after it returns on a busy driver; a
+    # miss would cost two aggregations of every profile. None still: Delta skipped it (another run's).
+    written = pending and observed(counters.observation, WRITTEN_GRACE_S) is not None
+    if pending and not written:
+        log.info("job %s: the write-back was another run's; counting the evaluated profiles again", plan.job_id)
     evaluated, total, by_namespace = counters.counts(profiles)
     remember_namespaces(plan, {ns for counts in by_namespace.values() for ns in counts})
     return SegmentationResult(evaluated, total, by_namespace, committed_now=written, graph=components)

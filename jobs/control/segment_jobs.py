@@ -9,8 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from jobs.control.jobs import JOB_CURSOR, SEGMENT_JOB, JobNotFound, JobStore, cancel_job
-from jobs.control.pages import page_document
+from jobs.control.jobs import JOB_CURSOR, SEGMENT_JOB, JobStore, cancel_job, check_active_jobs
 from jobs.control.segments import SegmentStore
 from jobs.planner import Schemas
 from jobs.spec import (
@@ -72,10 +71,7 @@ def create_segment_job(store: JobStore, config: Config, body: str | bytes | list
                                                        f"{policy.id!r}: {err}"))
     if problems:
         raise RequestRejected(problems)
-    active = len(store.unfinished(org, sandbox))
-    if active >= config.limits.active_jobs_per_tenant:
-        raise RequestRejected.at("$", f"this org and sandbox have {active} jobs NEW, PROCESSING or CANCELLING, the "
-                                      "most limits.activeJobsPerTenant allows: wait for some to finish")
+    check_active_jobs(store, config, org, sandbox)
     created = now_ms()
 
     def record(job_id: int) -> JobRecord:
@@ -150,8 +146,8 @@ def list_segment_jobs(store: JobStore, org: str, sandbox: str, limit: int = 50, 
     if more and page:
         cursor = JOB_CURSOR.encode(page[-1].creation_time, page[-1].id)
         next_link = f"/segment/jobs?limit={limit}&offset={cursor}" + (f"&status={status}" if status else "")
-    document = page_document("children", [segment_job_document(r) for r in page], "creationTime", offset, next_link)
-    return {"children": document["children"], "_page": document["page"],
+    return {"children": [segment_job_document(r) for r in page],
+            "_page": {"sortField": "creationTime", "sort": "desc", "pageOffset": offset, "pageSize": len(page)},
             "_links": {"next": {"href": next_link}} if next_link else {}}
 
 
@@ -164,18 +160,11 @@ def bulk_get_segment_jobs(store: JobStore, body: dict[str, Any], org: str, sandb
         raise RequestRejected.at("ids", 'send {"ids": [{"id": "..."}, ...]}, at least one')
     if len(ids) > 1000:
         raise RequestRejected.at("ids", f"lists {len(ids)} ids; at most 1000")
-    results, missing = {}, []
-    for wanted in dict.fromkeys(i["id"] for i in ids):
-        found = None
-        if wanted.isdigit() and len(wanted) <= 18:
-            try:
-                found = store.get(int(wanted), org, sandbox, SEGMENT_JOB)
-            except JobNotFound:
-                found = None
-        if found is None:
-            missing.append(wanted)
-        else:
-            results[wanted] = segment_job_document(found)
+    wanted = list(dict.fromkeys(i["id"] for i in ids))
+    numbers = {i: int(i) for i in wanted if i.isascii() and i.isdigit() and len(i) <= 18}
+    found = {r.id: segment_job_document(r) for r in store.get_many(numbers.values(), org, sandbox, SEGMENT_JOB)}
+    results = {i: found[n] for i, n in numbers.items() if n in found}
+    missing = [i for i in wanted if i not in results]
     return {"results": results, "notFound": missing}
 
 

@@ -62,7 +62,8 @@ def run_preview(spark: SparkSession, plan: PreviewPlan) -> PreviewResult:
         counts = flagged.agg(F.count(F.lit(1)).alias("n"), F.count_if(F.col(MATCH)).alias("m")).first()
         assert counts is not None, "a global aggregation has one row"
         first = (flagged.where(F.col(MATCH)).orderBy(KEY_NS, KEY_ID).limit(plan.profiles)
-                 .select(F.to_json(F.struct(*[F.col(c) for c in flagged.columns[3:]])).alias("profile")).collect())
+                 .select(F.to_json(F.struct("identityMap", *[n.name for n in export.projection])).alias("profile"))
+                 .collect())
     finally:
         flagged.unpersist()
     return PreviewResult(counts["n"], counts["m"], [json.loads(r["profile"]) for r in first])

@@ -136,7 +136,6 @@ class AepScheduleRequest(Strict):
     """The body of POST /config/schedules in AEP's shape."""
 
     name: str = Field(min_length=1)
-    description: str | None = None
     type: Literal["export", "batch_segmentation"]
     properties: dict[str, Any]
     schedule: str = Field(min_length=1)  # Quartz cron

@@ -21,6 +21,7 @@ from jobs.control.jobs import (
     list_jobs,
     new_batch_id,
     new_record,
+    replay_job,
 )
 from jobs.control.leases import (
     RELEASE_WAIT_S,
@@ -184,6 +185,7 @@ __all__ = [
     "create_due_jobs",
     "evaluations_of",
     "create_job",
+    "replay_job",
     "explain_job",
     "create_schedule",
     "create_segment",

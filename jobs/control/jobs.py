@@ -40,6 +40,7 @@ from jobs.planner import (
     build_plan,
     check_job,
     explain_plan,
+    gone_versions,
     input_versions,
     member_segments,
     segment_warnings,
@@ -49,7 +50,9 @@ from jobs.spec import (
     Batch,
     Config,
     Conflict,
+    InputVersionGone,
     JobDefinition,
+    JobInputs,
     JobRecord,
     JobStatus,
     MergePolicy,
@@ -404,6 +407,39 @@ def create_job(
         return made.updated(warnings=warnings or None, consent_policies=resolved.consent or None)
 
     return record(0) if dry_run else store.create(record)
+
+
+def replay_job(store: JobStore, config: Config, job_id: int, destination_id: str, org: str, sandbox: str,
+               request_id: str | None = None) -> JobRecord:
+    """A NEW job that runs job `job_id` again into `destination_id`: at the table versions it read, with
+    its `now` and its segment definitions, so that it writes the rows the original wrote
+    (docs/reference/mirrors.md#replays). The tenant's erasures since then still apply. Raises Conflict
+    if the job never ran, InputVersionGone if retention removed a version it read."""
+    original = store.get(job_id, org, sandbox)
+    if original.inputs is None:
+        raise Conflict(f"job {job_id} has not read the lake yet ({original.status.value}): it has no table versions "
+                       "to replay; wait for it to run")
+    gone = gone_versions(config.for_tenant(org, sandbox), original.inputs.versions)
+    if gone:
+        raise InputVersionGone(f"job {job_id} cannot be replayed: " + "; ".join(gone)
+                               + ". Raise the table's retention (delta.logRetentionDuration, "
+                               "delta.deletedFileRetentionDuration) to replay jobs this old.")
+    definition = original.definition()
+    definition = definition.model_copy(update={"destination": definition.destination.model_copy(
+        update={"dataset_id": destination_id})})
+    check_active_jobs(store, config, org, sandbox)
+    definitions = SegmentStore(config.segment_table_path).all(org, sandbox) if definition.filter.segments else {}
+    resolved = check_job(definition, config.for_tenant(org, sandbox), definitions)
+    versions, created = original.inputs.versions, now_ms()
+
+    def record(new_id: int) -> JobRecord:
+        made = new_record(definition, config, new_id, org, sandbox, request_id or str(uuid.uuid4()), created,
+                          resolved.policy, original.segment_definitions)
+        return made.updated(evaluation_info=original.evaluation_info, replay_of=original.id,
+                            inputs=JobInputs(versions=versions),
+                            consent_policies=resolved.consent or None)
+
+    return store.create(record)
 
 
 def explain_job(store: JobStore, config: Config, body: str | bytes | dict[str, Any], org: str,

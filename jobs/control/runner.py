@@ -30,12 +30,13 @@ from jobs.control.leases import (
 from jobs.control.privacy_jobs import PrivacyStore, SuppressionList, run_privacy_jobs
 from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
 from jobs.engine import ExportResult, SegmentationResult, SparkJobGroup, run_export, run_segmentation, session_for
-from jobs.planner import build_plan, input_versions
+from jobs.planner import build_plan, gone_versions, input_versions
 from jobs.spec import (
     SEGMENT_MATCHED_NOTHING,
     ComputeGatewayJobId,
     Config,
     ExcludedGraph,
+    InputVersionGone,
     JobInputs,
     JobRecord,
     JobStatus,
@@ -97,6 +98,11 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
                       filter=starting.filter, evaluation_info=starting.evaluation_info,
                       inputs=JobInputs(versions=input_versions(config.for_tenant(*tenant))) if first_run
                       else starting.inputs)
+        if not first_run and starting.inputs is not None:
+            gone = gone_versions(config.for_tenant(*tenant), starting.inputs.versions)
+            if gone:
+                raise InputVersionGone(f"job {job_id} must read the table versions its first run (or the job it "
+                                       f"replays) read, and retention removed some: {'; '.join(gone)}")
         suppressed = SuppressionList(config.suppression_table_path).hashes(*tenant)
         plan = build_plan(handle.record, config, handle.store.deployment(config.deployment), tuple(suppressed))
         if handle.cancelled.is_set():
@@ -143,6 +149,7 @@ def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[Spa
         **_graph_metrics(result, config.example_ids == "hashed"),
         consent_excluded_profile_counter=result.consent.excluded if result.consent else None,
         consent_excluded_profile_by_segment_counter=_by_segment(result.consent.by_segment) if result.consent else None,
+        **_mirror_metrics(result),
     )
     if not result.committed_now:
         log.info("job %s: its batches were already committed by an earlier run", job_id)
@@ -185,6 +192,14 @@ def _graph_metrics(result: ExportResult, hashed_ids: bool) -> dict[str, object]:
                 for ns, key, size in result.graph.excluded_examples]
     return {"identity_graph_rounds": result.graph.rounds, "excluded_graph_counter": result.graph.excluded,
             "excluded_graphs": examples or None}
+
+
+def _mirror_metrics(result: ExportResult) -> dict[str, object]:
+    """A mirror destination: what the job's MERGE inserted, updated and deleted, and the version it wrote."""
+    if result.mirror is None:
+        return {}
+    return {"inserted_profile_counter": result.mirror.inserted, "updated_profile_counter": result.mirror.updated,
+            "deleted_profile_counter": result.mirror.deleted, "destination_version": result.mirror.version}
 
 
 def _by_segment(by_segment: dict[tuple[str, str], int] | None) -> dict[str, dict[str, int]] | None:

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import DATASET, HAS_PROFILE, IDS, KEY_ID, KEY_NS, REJECT, segment_column
 from jobs.engine.evaluation import changed_column, evaluate, flattened, unflattened, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
-from jobs.engine.merge import load_fragments, merge_profiles
+from jobs.engine.merge import changed_keys, load_fragments, merge_profiles
 from jobs.engine.metrics import (
     ConsentCounters,
     ConsentCounts,
@@ -36,6 +36,7 @@ from jobs.engine.metrics import (
     observed,
     read_back,
 )
+from jobs.engine.mirror import MirrorCommit, audience_counts, mirror_commit, mirror_rows, write_mirror
 from jobs.engine.privacy import not_suppressed
 from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
@@ -59,16 +60,19 @@ class ExportResult:
     evaluated: EvaluatedCounts | None = None
     graph: Components | None = None  # identityGraph pdg
     consent: ConsentCounts | None = None  # a plan with consent policies
+    mirror: MirrorCommit | None = None  # a mirror destination: what the job's MERGE did
 
 
 def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None,
-                candidates: Column | None = None, components: Components | None = None) -> DataFrame:
+                candidates: Column | None = None, components: Components | None = None,
+                keys: DataFrame | None = None) -> DataFrame:
     """The merged profiles, with their events (and event counts) and, when the job evaluates,
     their evaluated memberships. `candidates`: merge only keys with a fragment where it holds
-    (segments.candidate_filter); `components`: identityGraph pdg's, which key the records."""
+    (segments.candidate_filter); `components`: identityGraph pdg's, which key the records; `keys`:
+    merge only these (merge.changed_keys)."""
     if components is not None:
         fragments = restitched(fragments.where(F.col(REJECT).isNull()), components)
-    profiles = merge_profiles(fragments, plan, candidates)
+    profiles = merge_profiles(fragments, plan, candidates, keys)
     if plan.events is not None:
         assert events is not None, "a plan with events reads them"
         by_key = events_by_key(events, plan.events, identities=plan.empty_profiles, components=components)
@@ -78,6 +82,15 @@ def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None
     return evaluate(profiles, plan) if plan.evaluation is not None else profiles
 
 
+def output_columns(profiles: DataFrame, plan: ExportPlan) -> list[Column]:
+    """identityMap, segmentMembership, the projected fields and the events: an exported row's values."""
+    output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
+    if plan.events is not None and plan.events.projection is not None:
+        none = F.array().cast(profiles.schema[EVENTS].dataType)
+        output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
+    return output
+
+
 def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters | None = None,
                 consent: ConsentCounters | None = None) -> DataFrame:
     """The destination rows: `_batchId`, identityMap, segmentMembership, projected fields, events.
@@ -85,10 +98,7 @@ def export_rows(profiles: DataFrame, plan: ExportPlan, counters: ExportCounters 
     `counters`: count the exported profiles on the way (metrics.ExportCounters); `consent`: the
     qualifying profiles that consent leaves out (metrics.ConsentCounters).
     """
-    output = [F.col("identityMap"), F.col("segmentMembership"), *projected_columns(plan.projection)]
-    if plan.events is not None and plan.events.projection is not None:
-        none = F.array().cast(profiles.schema[EVENTS].dataType)
-        output.append(F.coalesce(F.col(EVENTS), none).alias("events"))
+    output = output_columns(profiles, plan)
     members = select_members(profiles, plan, consent.observe if consent is not None else None)
     if counters is not None:
         members = counters.observe(members)
@@ -105,8 +115,8 @@ def run_export(spark: SparkSession, plan: ExportPlan,
     events = load_events(spark, plan.events, unsuppressed) if plan.events is not None else None
     export_pending = not already_committed(plan)
     evaluation = plan.evaluation
-    writeback_pending = evaluation is not None and not committed(evaluation.writeback_path,
-                                                                 evaluation.writeback_txn_app_id)
+    writeback_pending = evaluation is not None and evaluation.write_back and not committed(
+        evaluation.writeback_path, evaluation.writeback_txn_app_id)
     result = None
     if export_pending or writeback_pending:
         result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components,
@@ -143,13 +153,15 @@ def write_observed(
 ) -> ExportResult | None:
     """Writes what is pending of the job's commits and counts on the way: rejected records, the
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
-    write because another run of the job committed first."""
+    write because another run of the job committed first, or if the writes read nothing of the
+    inputs (an incremental job with nothing new): run_export then counts from the inputs."""
     probe = probe_fragments(fragments, plan, known_namespaces)  # before the fragments are observed
     counters = ExportCounters(plan, probe.namespaces)
     consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from
     # pushing the REJECT filter below the projection that runs the identity lambdas
     # (it would inline them into the filter and run them once per reference).
+    keys = changed_keys(fragments, plan)  # read from the fragments before they are observed, so counted once
     rejected = Observation(f"job-{plan.job_id}-rejected-fragments")
     fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"),
                                   F.max(F.unix_micros("_ingestTime")).alias("watermark"))
@@ -158,7 +170,7 @@ def write_observed(
         events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
     # Evaluation decides membership by expression, not by the fragments' memberships.
     candidates = None if plan.evaluation is not None else candidate_filter(probe.share, plan)
-    profiles = profiles_of(fragments, plan, events, candidates, components)
+    profiles = profiles_of(fragments, plan, events, candidates, components, keys)
     evaluation = EvaluationCounters(plan) if plan.evaluation is not None else None
     if evaluation is not None:
         profiles = evaluation.observe(profiles)
@@ -167,8 +179,11 @@ def write_observed(
         kept = flattened(profiles.select(*committed_columns(profiles, plan)), plan)
         kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
         profiles = unflattened(kept, plan)
+    mirror = None
     try:
-        if export_pending:
+        if export_pending and plan.mirror:
+            mirror = write_mirror(spark, mirror_rows(profiles, plan, output_columns(profiles, plan), consent), plan)
+        elif export_pending:
             write_batches(export_rows(profiles, plan, counters, consent), plan)
         if writeback_pending:
             assert plan.evaluation is not None
@@ -177,12 +192,19 @@ def write_observed(
         if both:
             kept.unpersist()
     seen = observed(rejected)
-    if seen is None:
-        log.info("job %s: Delta skipped the write: another run of this job committed first", plan.job_id)
+    seen_events = observed(rejected_events) if events is not None else {"n": 0}
+    if seen is None or seen_events is None:
+        # An incremental job with nothing new: Spark pruned away the scans its observations watch.
+        log.info("job %s: Delta skipped the write (another run of this job committed first), or the write read "
+                 "nothing new; counting from the inputs", plan.job_id)
         return None
-    exported = observed(counters.observation) is not None
-    count = seen["n"] + (rejected_events.get["n"] if events is not None else 0)
-    return ExportResult(exported_counts(spark, counters), count, seen["watermark"],
+    count = seen["n"] + seen_events["n"]
+    if plan.mirror:
+        mirror = mirror or mirror_commit(plan)
+        counts, exported = audience_counts(spark, plan, mirror.version), export_pending
+    else:
+        counts, exported = exported_counts(spark, counters), observed(counters.observation) is not None
+    return ExportResult(counts, count, seen["watermark"], mirror=mirror,
                         committed_now=exported,
                         evaluated=evaluation.counts(profiles) if evaluation is not None else None,
                         consent=(consent.counts(None if export_pending else qualifying(profiles, plan))
@@ -200,8 +222,13 @@ def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events:
         profiles = profiles_of(fragments, plan, events, None, components)
         evaluated = EvaluationCounters(plan).counts(profiles) if plan.evaluation is not None else None
         consent = ConsentCounters(plan).counts(qualifying(profiles, plan)) if plan.consent else None
-    return ExportResult(read_back(spark, plan), count, row["w"], committed_now=False, evaluated=evaluated,
-                        consent=consent)
+    if plan.mirror:
+        mirror = mirror_commit(plan)
+        counts = audience_counts(spark, plan, mirror.version)
+    else:
+        mirror, counts = None, read_back(spark, plan)
+    return ExportResult(counts, count, row["w"], committed_now=False, evaluated=evaluated, consent=consent,
+                        mirror=mirror)
 
 
 def rejected_examples(records: DataFrame, hashed_ids: bool) -> list[RejectedRecord]:

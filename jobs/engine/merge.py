@@ -70,12 +70,29 @@ def load_fragments(spark: SparkSession, plan: ExportPlan) -> DataFrame:
     ])
 
 
+def changed_keys(fragments: DataFrame, plan: ExportPlan) -> DataFrame | None:
+    """An incremental job's keys with a fragment ingested after `from_ingest`, when merging those keys
+    only gives its profiles: not with keys that have only events (empty profiles: an unchanged profile's
+    events would make it one), nor when the job evaluates (its write-back covers every profile), nor
+    under pdg (a key is a component's only after stitching). None: merge every key.
+
+    Reading them costs a scan of the newest files only (Delta skips the others by their `_ingestTime`
+    statistics), and the merge then shuffles the changed keys' fragments instead of all of them.
+    """
+    if not plan.incremental or plan.empty_profiles or plan.evaluation is not None or plan.stitching is not None:
+        return None
+    return (fragments.where(F.col(REJECT).isNull() & (F.col("_ingestTime") > F.lit(plan.from_ingest)))
+            .select(KEY_NS, KEY_ID).distinct())
+
+
 def _latest(column: str) -> Column:
     return F.max_by(F.col(column), F.when(F.col(column).isNotNull(), F.col(RANK))).alias(column)
 
 
-def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | None = None) -> DataFrame:
-    """Good fragments grouped by key: one row per profile, leaves and memberships merged.
+def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | None = None,
+                   keys: DataFrame | None = None) -> DataFrame:
+    """Good fragments grouped by key: one row per profile, leaves and memberships merged. `keys`: merge
+    only these (changed_keys).
 
     With `candidates`, a condition on one fragment, only keys with at least one
     fragment where it holds are merged (all of their fragments). A profile can
@@ -100,6 +117,8 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
             .alias(MEMBERSHIPS)
         )
     good = fragments.where(F.col(REJECT).isNull())
+    if keys is not None:
+        good = good.join(keys, [KEY_NS, KEY_ID], "left_semi")
     if candidates is not None:
         per_key = F.max(candidates).over(Window.partitionBy(KEY_NS, KEY_ID))
         good = good.withColumn(CANDIDATE, per_key).where(F.col(CANDIDATE)).drop(CANDIDATE)

@@ -37,7 +37,8 @@ class ExportedCounts:
 
 
 def observed(observation: Observation, grace_s: float = OBSERVATION_GRACE_S) -> dict[str, Any] | None:
-    """The observation's metrics, or None if its query never ran (or it was never attached).
+    """The observation's metrics, or None if its query never ran, or ran without the observed part (or it
+    was never attached).
 
     Delta skips a write whose txnAppId another run already committed, and then the
     observation never fires: PySpark's `get` would wait for ever. Spark completes an
@@ -54,6 +55,8 @@ def observed(observation: Observation, grace_s: float = OBSERVATION_GRACE_S) -> 
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.005)
+    if java.getRow().size() == 0:
+        return None  # the query ran, but not the part it observes: Spark pruned it away, its input being empty
     return observation.get
 
 
@@ -117,6 +120,11 @@ def read_back(spark: SparkSession, plan: ExportPlan) -> ExportedCounts:
         .select(BATCH, profile_key(F.col("identityMap"), plan.stitching is not None).alias("key"),
                 F.map_keys("identityMap").alias("namespaces"))
     )
+    return counted_rows(rows, plan)
+
+
+def counted_rows(rows: DataFrame, plan: ExportPlan) -> ExportedCounts:
+    """The counters of a job's rows: `_batchId`, the profile `key` and the identityMap's `namespaces` of each."""
     # A profile in several per-segment batches counts once; the null entry counts profiles.
     profiles = rows.dropDuplicates(["key"]) if plan.per_segment else rows
     counted = (
@@ -148,17 +156,18 @@ class ConsentCounters:
         self.plan = plan
         self.observation = Observation(f"job-{plan.job_id}-consent")
 
-    def _measures(self) -> list[Column]:
-        excluded = ~consented(self.plan)
+    def _measures(self, within: Column | None = None) -> list[Column]:
+        excluded = ~consented(self.plan) if within is None else within & ~consented(self.plan)
         measures = [F.count_if(excluded).alias("excluded")]
         if self.plan.per_segment:
             measures += [F.count_if(excluded & matched(self.plan, s)).alias(f"segment{i}")
                          for i, s in enumerate(self.plan.segments)]
         return measures
 
-    def observe(self, members: DataFrame) -> DataFrame:
-        """`members`, the qualifying profiles before consent leaves some out (segments.select_members)."""
-        return members.observe(self.observation, *self._measures())
+    def observe(self, members: DataFrame, within: Column | None = None) -> DataFrame:
+        """`members`, the qualifying profiles before consent leaves some out (segments.select_members);
+        `within`: the condition that makes a profile of `members` qualify, when they are not all qualifying."""
+        return members.observe(self.observation, *self._measures(within))
 
     def counts(self, members: DataFrame | None = None) -> ConsentCounts | None:
         """The observed counts; if no query ran over them, one aggregation of `members` (None without)."""

@@ -9,16 +9,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import deltalake
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.engine.inputs import union_all
+from jobs.engine.sink import own_commit
 from jobs.spec import LakeError, UserId
 
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-HISTORY_LOOKBACK = 100  # commits in which a retry looks for its own delete
 
 
 def holds_any(identities: Sequence[UserId]) -> Column:
@@ -144,8 +143,7 @@ def rows_by_person(spark: SparkSession, path: str, people: Mapping[str, Sequence
 def _own_delete(path: str, marker: str) -> tuple[int, int] | None:
     """(rows deleted, version) of the table's commit with this userMetadata, read with delta-rs: a
     look at the log, no Spark job."""
-    found = next((c for c in deltalake.DeltaTable(path).history(HISTORY_LOOKBACK) if c.get("userMetadata") == marker),
-                 None)
+    found = own_commit(path, marker)
     if found is None:
         return None
     return int((found.get("operationMetrics") or {}).get("numTargetRowsDeleted", 0)), int(found["version"])

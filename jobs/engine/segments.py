@@ -77,18 +77,22 @@ def candidate_filter(share: float | None, plan: ExportPlan) -> Column | None:
 
 
 def qualifying(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
-    """Profiles that qualify for the job, before its consent policies.
+    """Profiles that qualify for the job, before its consent policies."""
+    return changed_profiles(profiles, plan).where(any_segment(plan))
 
-    With empty profiles (keys with events only, HAS_PROFILE null) the merged
-    `_ingestTime` bound does not apply to them: their events are already cut to
-    the event window.
+
+def changed_profiles(profiles: DataFrame, plan: ExportPlan) -> DataFrame:
+    """An incremental job's profiles with a fragment ingested after `from_ingest`; every profile otherwise.
+
+    With empty profiles (keys with events only, HAS_PROFILE null) the merged `_ingestTime` bound does
+    not apply to them: their events are already cut to the event window.
     """
-    if plan.from_ingest is not None:
-        later = F.col("_ingestTime") > F.lit(plan.from_ingest)
-        if plan.empty_profiles:
-            later = later | F.col(HAS_PROFILE).isNull()
-        profiles = profiles.where(later)
-    return profiles.where(any_segment(plan))
+    if plan.from_ingest is None:
+        return profiles
+    later = F.col("_ingestTime") > F.lit(plan.from_ingest)
+    if plan.empty_profiles:
+        later = later | F.col(HAS_PROFILE).isNull()
+    return profiles.where(later)
 
 
 def select_members(profiles: DataFrame, plan: ExportPlan,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
@@ -11,6 +12,7 @@ from jobs.engine.errors import CONCURRENT_COMMIT
 from jobs.planner import EvaluationPlan, ExportPlan
 from jobs.spec import JobFailure, SchemaConflict, read_delta_schema, union_schemas
 
+HISTORY_LOOKBACK = 100  # the newest commits in which a retry looks for its own commit
 TXN_VERSION = 1  # txnAppId is unique per job, so one version per app id suffices
 WRITE_ATTEMPTS = 5
 log = logging.getLogger(__name__)
@@ -45,6 +47,15 @@ def committed(path: str, txn_app_id: str) -> bool:
         return False
     version = DeltaTable(path).transaction_version(txn_app_id)
     return version is not None and version >= TXN_VERSION
+
+
+def own_commit(path: str, user_metadata: str) -> dict[str, Any] | None:
+    """The newest of the table's last HISTORY_LOOKBACK commits with this userMetadata (its version and
+    operationMetrics), read from the log with delta-rs: no Spark job. None if there is none."""
+    if not DeltaTable.is_deltatable(path):
+        return None
+    return next((c for c in DeltaTable(path).history(HISTORY_LOOKBACK) if c.get("userMetadata") == user_metadata),
+                None)
 
 
 def already_committed(plan: ExportPlan) -> bool:

@@ -26,6 +26,7 @@ from jobs.planner.explain import (
 from jobs.planner.lake import (
     Schemas,
     event_sources,
+    gone_versions,
     input_versions,
     member_segments,
     merged_schema,
@@ -70,6 +71,7 @@ __all__ = [
     "event_plan",
     "event_sources",
     "explain_plan",
+    "gone_versions",
     "input_versions",
     "member_segments",
     "merged_schema",

@@ -364,6 +364,7 @@ def evaluation_plan(record: JobRecord, config: Config, policy: MergePolicy, depl
         writeback_path=config.resolve(dataset.path),
         writeback_txn_app_id=f"export-jobs-{deployment}-job-{record.id}-segmentation",
         writeback_metadata=json.dumps({"jobId": record.id, "segments": list(expressions)}),
+        write_back=record.replay_of is None,
     )
     needs = pql.Needs(tuple(leaves.items()),
                       tuple(dict.fromkeys(r for refs in references.values() for r in refs)), tuple(conditions))
@@ -464,6 +465,7 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
         consent=consent,
         suppressed=suppressed,
         suppression_salt=config.salt,
+        mirror=resolved.destination.mode == "mirror",
     )
     return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
 

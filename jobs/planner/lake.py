@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jobs.planner.plan import EventSource, ProfileSource
@@ -85,6 +87,33 @@ def input_versions(config: Config) -> dict[str, int | None]:
         path = config.resolve(dataset.path)
         versions[dataset.id] = DeltaTable(path).version() if DeltaTable.is_deltatable(path) else None
     return versions
+
+
+def gone_versions(config: Config, versions: Mapping[str, int | None]) -> list[str]:
+    """Why each dataset version of `versions` can no longer be read, if it cannot: its log or its
+    files were removed by retention (Delta's log retention, VACUUM). One message per dataset, naming
+    its id, path and version; none when every version is whole. Files are checked on local paths only."""
+    from deltalake import DeltaTable
+
+    gone = []
+    for dataset in [*config.profile_datasets, *config.event_datasets]:
+        version = versions.get(dataset.id)
+        if version is None:
+            continue
+        path = config.resolve(dataset.path)
+        try:
+            table = DeltaTable(path, version=version)
+        except Exception as err:  # delta-rs raises several types for a log it cannot read at a version
+            gone.append(f"dataset {dataset.id} ({path}) no longer has version {version}: its log cannot be "
+                        f"read at that version ({str(err).splitlines()[0]})")
+            continue
+        if "://" in path and not path.startswith("file://"):
+            continue
+        missing = [uri for uri in table.file_uris() if not Path(uri.removeprefix("file://")).exists()]
+        if missing:
+            gone.append(f"dataset {dataset.id} ({path}) no longer has version {version}: {len(missing)} of its "
+                        f"{len(table.file_uris())} files were removed (VACUUM), e.g. {missing[0]}")
+    return gone
 
 
 def member_segments(config: Config) -> frozenset[tuple[str, str]]:

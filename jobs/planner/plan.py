@@ -56,6 +56,7 @@ class EvaluationPlan:
     writeback_path: str
     writeback_txn_app_id: str
     writeback_metadata: str
+    write_back: bool = True  # a replay evaluates as its job did, and writes nothing back
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,14 @@ class ExportPlan:
     # Erased identities (salted SHA-256, privacy_jobs.identity_hash): records holding one are left out.
     suppressed: tuple[str, ...] = ()
     suppression_salt: str = ""
+    # The destination is a mirror (config mode "mirror"): one MERGE keeps the job's current audience
+    # there (engine/mirror.py) instead of an append of its batches.
+    mirror: bool = False
+
+    @property
+    def incremental(self) -> bool:
+        """The job reads the profiles changed since `from_ingest` only (fromIngestTimestamp, incremental schedules)."""
+        return self.from_ingest is not None
 
     @property
     def segment_refs(self) -> list[tuple[str, str]]:

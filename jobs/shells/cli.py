@@ -47,6 +47,7 @@ from jobs.control import (
     list_segments,
     patch_schedule,
     preview_page,
+    replay_job,
     segment_job_document,
     settled_preview,
     update_segment,
@@ -131,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     waiting.add_argument("--timeout", type=float, help="give up after this many seconds (exit 75)")
     waiting.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default: %(default)s)")
     _output(commands.add("get", help="show a job")).add_argument("id", type=int)
+    replay = commands.add("replay", help="a new job that runs a job again, at the table versions it read, into "
+                                          "another destination")
+    replay.add_argument("id", type=int)
+    replay.add_argument("--destination", required=True, help="the destination dataset id the replay writes to")
     for name, text in (("run", "run a NEW job now, on the configured Spark master"),
                        ("cancel", "cancel a NEW or running job")):
         commands.add(name, help=text).add_argument("id", type=int)
@@ -301,6 +306,11 @@ def _create(call: Call) -> int:
     return 0
 
 
+def _replay(call: Call) -> int:
+    _emit(replay_job(call.jobs, call.config, call.args.id, call.args.destination, call.org, call.sandbox).to_dict())
+    return 0
+
+
 def _explain(call: Call) -> int:
     _emit(explain_job(call.jobs, call.config, _read(call.args.file), call.org, call.sandbox))
     return 0
@@ -465,8 +475,8 @@ def _config(call: Call) -> int:
 
 COMMANDS: dict[str, Callable[[Call], int]] = {
     "serve": _serve, "create": _create, "validate": _create, "explain": _explain, "wait": _wait, "get": _get,
-    "list": _list, "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek, "segment": _segment,
-    "schedule": _schedule, "privacy": _privacy, "config": _config,
+    "replay": _replay, "list": _list, "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek,
+    "segment": _segment, "schedule": _schedule, "privacy": _privacy, "config": _config,
 }
 
 

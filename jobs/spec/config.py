@@ -48,6 +48,10 @@ class DestinationDataset(Dataset):
     consent: ConsentPolicy | None = None
     # What the dataset is used for: usage policies deny labelled attributes to these actions.
     marketing_actions: list[str] = Field(default_factory=list)
+    # append: every job appends its batches. mirror: the table holds the job's current audience, one row
+    # per profile key (per segment and key for per-segment jobs), kept by one MERGE per job, with
+    # Delta's change data feed on (docs/reference/mirrors.md).
+    mode: Literal["append", "mirror"] = "append"
 
 
 class MergePolicy(ConfModel):

@@ -124,6 +124,12 @@ class LakeError(ExportJobsError):
         super().__init__(message, [Problem(path="$", message=message)])
 
 
+class InputVersionGone(LakeError):
+    """A table version a job read (and its retry or replay must read again) was removed by retention."""
+
+    code = "INPUT_VERSION_GONE"
+
+
 class ConfigError(ExportJobsError):
     """The configuration file is missing or wrong; the message says where."""
 

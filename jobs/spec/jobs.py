@@ -185,6 +185,16 @@ class JobDefinition(Strict):
     consent: ConsentPolicy | None = None
 
 
+class ReplayDestination(Strict):
+    dataset_id: str = Field(min_length=1)
+
+
+class ReplayRequest(Strict):
+    """A replay's request (`POST /export/jobs/{id}/replay`): the destination it writes to."""
+
+    destination: ReplayDestination
+
+
 def parse_definition(body: str | bytes | dict[str, Any]) -> JobDefinition:
     """Validate a create request, raising RequestRejected with every problem."""
     definition = JobDefinition.parse(body)
@@ -318,6 +328,12 @@ class Metrics(Record):
     # per-segment jobs also by segment (namespace -> segment id -> profiles), as exported ones.
     consent_excluded_profile_counter: int | None = None
     consent_excluded_profile_by_segment_counter: dict[str, dict[str, int]] | None = None
+    # Mirror destinations (docs/reference/mirrors.md): the mirror rows (profiles, or segment and profile
+    # pairs) the job's MERGE inserted, updated and deleted, and the Delta version it committed.
+    inserted_profile_counter: int | None = None
+    updated_profile_counter: int | None = None
+    deleted_profile_counter: int | None = None
+    destination_version: int | None = None
 
 
 class ComputeGatewayJobId(Record):
@@ -384,6 +400,9 @@ class JobRecord(Record):
     inputs: JobInputs | None = None
     # The consent policies the job applies: its destination's and its own (beyond the seed).
     consent_policies: list[AppliedConsent] | None = None
+    # A replay (docs/reference/mirrors.md#replays): the job it runs again, at the table versions that job
+    # read (its `inputs`), into another destination; it writes no memberships back (beyond the seed).
+    replay_of: int | None = None
     creation_time: int
     update_time: int
     request_id: str

@@ -44,19 +44,25 @@ class Lake:
         """The config file that `deployment(name)` writes."""
         return self.root / "runs" / f"{name}.toml"
 
-    def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None) -> Config:
+    def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None,
+                   mirror: bool = False) -> Config:
         """A config over this lake with the shared job and segment tables and a destination of its
         own, so that no run appends to another run's table; with `segmentation`, a segmentation
         dataset of its own too, so that every evaluating run starts from the same memberships:
-        none, or a copy of `memberships` (an earlier evaluation's segmentation dataset)."""
+        none, or a copy of `memberships` (an earlier evaluation's segmentation dataset). `mirror`: the
+        destination is a mirror (docs/reference/mirrors.md)."""
         runs = self.root / "runs"
         runs.mkdir(exist_ok=True)
         own = self.memberships_path(name)
         if memberships is not None:
             shutil.copytree(memberships, own)
         conf = self.config_file(name)
-        conf.write_text(sample_config(self.root, event_datasets=self.event_datasets, destination=str(runs / name),
-                                      segmentation=str(own) if segmentation or memberships else None))
+        text = sample_config(self.root, event_datasets=self.event_datasets, destination=str(runs / name),
+                             segmentation=str(own) if segmentation or memberships else None)
+        if mirror:
+            schema = 'schemaName = "_xdm.context.profile"'
+            text = text.replace(schema, f'{schema}\nmode = "mirror"')
+        conf.write_text(text)
         return load_config(conf)
 
 

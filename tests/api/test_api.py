@@ -14,7 +14,7 @@ import pytest
 
 from jobs.control import JobStore, PrivacyStore, ScheduleStore, advance_watermark, incremental_window
 from jobs.shells.http import make_server, running
-from jobs.spec import load_config
+from jobs.spec import JobInputs, JobStatus, load_config
 from tests.api.conftest import PRIVATE_DESTINATION, TENANTS, auth
 
 # The seeds' POST body, with the test config's destination and an event field it has.
@@ -137,6 +137,32 @@ def test_deleting_a_new_job_cancels_it_at_once_and_a_second_delete_conflicts(cli
 
     problem(client.delete(f"/export/jobs/{job_id}", headers=auth()), 409)
     assert client.get(f"/export/jobs/{job_id}", headers=auth()).json()["status"] == "CANCELLED"
+
+
+def test_a_job_is_replayed_into_another_destination_once_it_has_read_the_lake(client, api_config):
+    job = create(client)
+    replay = f"/export/jobs/{job['id']}/replay"
+    elsewhere = {"destination": {"datasetId": PRIVATE_DESTINATION}}
+    early = client.post(replay, json=elsewhere, headers=auth())
+    problem(early, 409)
+    assert "has not read the lake yet" in early.json()["detail"]
+    store = JobStore(api_config.job_table_path)
+    record = store.get(job["id"], "orgA", "prod")
+    store.replace(record.updated(inputs=JobInputs(versions={"crm": None})), expected=[JobStatus.NEW])
+
+    assert list(problem(client.post(replay, json={"destination": {}}, headers=auth()), 400)) == [
+        "destination.datasetId"]
+    assert list(problem(client.post(replay, json={"destination": {"datasetId": "nowhere"}}, headers=auth()),
+                        400)) == ["destination.datasetId"]
+    problem(client.post(replay, json=elsewhere, headers=auth("orgB")), 404)  # another tenant's job
+
+    response = client.post(replay, json=elsewhere, headers=auth())
+    assert response.status_code == 200, response.text
+    replayed = response.json()
+    assert replayed["status"] == "NEW" and replayed["replayOf"] == job["id"] and replayed["id"] != job["id"]
+    assert replayed["destination"]["datasetId"] == PRIVATE_DESTINATION
+    assert replayed["destination"]["batchId"] != job["destination"]["batchId"]
+    assert replayed["inputs"] == {"versions": {"crm": None}}
 
 
 def test_unknown_job_is_404(client):

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.api.conftest import auth
 
 OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
-              ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}"),
+              ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}"), ("POST", "/export/jobs/{id}/replay"),
               ("GET", "/segment/definitions"), ("POST", "/segment/definitions"),
               ("GET", "/segment/definitions/{id}"), ("PATCH", "/segment/definitions/{id}"),
               ("DELETE", "/segment/definitions/{id}"),

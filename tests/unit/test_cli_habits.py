@@ -19,6 +19,7 @@ from jobs.engine import delta_coordinates, fetch_jars, jar_file_name
 from jobs.engine.jars import jar_settings
 from jobs.spec import (
     EXIT_CONFIG,
+    EXIT_CONFLICT,
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_NOT_FOUND,
@@ -26,6 +27,8 @@ from jobs.spec import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
     ConfigError,
+    JobInputs,
+    JobStatus,
     RequestRejected,
     find_config,
     load_config,
@@ -398,3 +401,16 @@ def test_segment_jobs_from_the_command_line(tmp_path, config, capsys):
     assert cli.main(["--conf", str(conf), "segment", "job-create", segment, "--all"]) == EXIT_USAGE
     assert cli.main(["--conf", str(conf), "segment", "job-create", "nope"]) == EXIT_REJECTED
     assert "[0].segmentId" in capsys.readouterr().out
+
+
+def test_replay_prints_the_new_job_of_a_job_that_ran(conf, config, capsys):
+    store = JobStore(config.job_table_path)
+    body = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+    job = create_job(store, config, body, config.default_org, config.default_sandbox)
+    argv = ["--conf", str(conf), "replay", str(job.id), "--destination", "audience"]
+    assert cli.main(argv) == EXIT_CONFLICT  # it has read nothing yet
+    store.replace(job.updated(inputs=JobInputs(versions={})), expected=[JobStatus.NEW])
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert replayed["replayOf"] == job.id and replayed["status"] == "NEW"

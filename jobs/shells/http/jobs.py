@@ -1,4 +1,4 @@
-"""/export/jobs: create, list, get and cancel export jobs."""
+"""/export/jobs: create, list, get, cancel and replay export jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import EXPORT_JOB, cancel_job, create_job, list_jobs
+from jobs.control import EXPORT_JOB, cancel_job, create_job, list_jobs, replay_job
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     COMPONENTS,
@@ -22,10 +22,11 @@ from jobs.shells.http.auth import (
     Deployment,
     JobId,
     Jobs,
+    body_schema,
     header,
 )
 from jobs.shells.http.documents import CancelAnswer, JobPage
-from jobs.spec import JobRecord, JobStatus, ProblemDocument
+from jobs.spec import JobRecord, JobStatus, ProblemDocument, ReplayRequest
 
 CANCELLING = {"status": True, "message": "Export job has been marked for cancelling"}
 
@@ -85,3 +86,27 @@ def get_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONResponse:
 def cancel_export_job(scope: Authorized, store: Jobs, id_: JobId) -> JSONResponse:
     cancel_job(store, id_, scope.org, scope.sandbox)
     return JSONResponse(CANCELLING)
+
+
+@export_jobs.post(
+    "/{id}/replay",
+    response_model=JobRecord,
+    summary="Replay an export job into another destination (answers the replay's NEW record)",
+    description="A new job that runs this one again at the table versions it read, with its `now`, into "
+                "`destination.datasetId`: it writes the rows the original wrote. 409 if the job has not read the "
+                "lake yet; 422 (INPUT_VERSION_GONE) if retention removed a version it read.",
+    responses={**ERRORS, **BODY_ERRORS, **NOT_FOUND,
+               409: {"model": ProblemDocument, "description": "The job has not run yet"},
+               422: {"model": ProblemDocument, "description": "A table version the job read is gone"}},
+    openapi_extra={
+        "parameters": [*TENANT_HEADERS, header("x-request-id", "Stored as the replay's requestId", False)],
+        **body_schema(ReplayRequest),
+    },
+)
+async def replay_export_job(request: Request, scope: Authorized, config: Deployment, store: Jobs, id_: JobId,
+                            body: Body) -> JSONResponse:
+    replay = ReplayRequest.parse(body)
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    record = await run_in_threadpool(replay_job, store, config, id_, replay.destination.dataset_id, scope.org,
+                                     scope.sandbox, request_id)
+    return JSONResponse(record.to_dict())

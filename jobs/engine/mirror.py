@@ -41,6 +41,7 @@ JOB = "_jobId"  # the job that last inserted or updated the row
 KEY_COLUMNS = (PROFILE_NAMESPACE, PROFILE_ID, SEGMENT_NAMESPACE, SEGMENT_ID)
 BOOKKEEPING = (*KEY_COLUMNS, BATCH, JOB)  # a row's other columns are its exported values
 CHANGE_DATA_FEED = "delta.enableChangeDataFeed"
+DELETION_VECTORS = "delta.enableDeletionVectors"
 _ENTRY = "_mirrorEntry"
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def write_mirror(spark: SparkSession, rows: DataFrame, plan: ExportPlan) -> Mirr
     """Computes `rows` once (their observations count on the way), then MERGEs them into the mirror in
     one commit, unless another run of the job committed first; what the job's commit did."""
     check_destination(rows, plan)
-    ensure_mirror(spark, rows, plan.destination_path)
+    ensure_mirror(spark, rows, plan.destination_path, plan.deletion_vectors)
     # Delta's MERGE reads its source twice (which files it touches, then the rows it writes). Checkpointed
     # here, the merge and its observations run once, and Delta need not copy the source again. (A
     # persisted source instead fails the MERGE: Delta refuses a source that gets cached while it runs.)
@@ -134,9 +135,11 @@ def write_mirror(spark: SparkSession, rows: DataFrame, plan: ExportPlan) -> Mirr
     return mirror_commit(plan)
 
 
-def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str) -> None:
-    """Creates the mirror table (empty, with the change data feed on) unless it exists; fails if the
-    table there is not a mirror (an append destination's, say)."""
+def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str, deletion_vectors: bool = False) -> None:
+    """Creates the mirror table (empty, with the change data feed on, and deletion vectors if asked)
+    unless it exists; turns deletion vectors on for an existing one once the config asks for them; fails
+    if the table there is not a mirror (an append destination's, say)."""
+    properties = {CHANGE_DATA_FEED: "true", **({DELETION_VECTORS: "true"} if deletion_vectors else {})}
     if DeltaTable.isDeltaTable(spark, path):
         columns = set(spark.read.format("delta").load(path).columns)
         missing = [c for c in KEY_COLUMNS if c not in columns]
@@ -145,11 +148,17 @@ def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str) -> None:
                 f"the destination at {path} is declared mode = \"mirror\" but its table is not a mirror (it has no "
                 f"{', '.join(missing)} column): nothing was written. Point the mirror at a new path, or declare "
                 "the dataset mode = \"append\".")
+        configured = DeltaTable.forPath(spark, path).detail().first()
+        if deletion_vectors and configured is not None and configured["properties"].get(DELETION_VECTORS) != "true":
+            escaped = path.replace("`", "``")
+            spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ('{DELETION_VECTORS}' = 'true')")
         return
     for attempt in range(WRITE_ATTEMPTS):
         try:
-            (DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(rows.schema))
-             .property(CHANGE_DATA_FEED, "true").execute())
+            builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(rows.schema))
+            for key, value in properties.items():
+                builder = builder.property(key, value)
+            builder.execute()
             return
         except CONCURRENT_COMMIT:
             if attempt + 1 == WRITE_ATTEMPTS:

@@ -466,6 +466,7 @@ def build_plan(record: JobRecord, config: Config, deployment: str, suppressed: t
         suppressed=suppressed,
         suppression_salt=config.salt,
         mirror=resolved.destination.mode == "mirror",
+        deletion_vectors=resolved.destination.deletion_vectors,
     )
     return pinned(plan, record.inputs.versions) if record.inputs is not None else plan
 

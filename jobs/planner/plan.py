@@ -123,6 +123,7 @@ class ExportPlan:
     # The destination is a mirror (config mode "mirror"): one MERGE keeps the job's current audience
     # there (engine/mirror.py) instead of an append of its batches.
     mirror: bool = False
+    deletion_vectors: bool = False  # the mirror's MERGE marks rows in deletion vectors (config deletionVectors)
 
     @property
     def incremental(self) -> bool:

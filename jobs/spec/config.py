@@ -52,6 +52,16 @@ class DestinationDataset(Dataset):
     # per profile key (per segment and key for per-segment jobs), kept by one MERGE per job, with
     # Delta's change data feed on (docs/reference/mirrors.md).
     mode: Literal["append", "mirror"] = "append"
+    # A mirror whose MERGE marks the rows it updates or deletes in deletion vectors instead of rewriting
+    # their files: a small change costs its own rows, not the mirror's. Off by default: a reader needs
+    # the deletionVectors table feature (Spark, delta-rs's QueryBuilder; not delta-rs's to_pyarrow_table).
+    deletion_vectors: bool = False
+
+    @model_validator(mode="after")
+    def _mirror_only(self) -> DestinationDataset:
+        if self.deletion_vectors and self.mode != "mirror":
+            raise ValueError('deletionVectors applies to mode = "mirror" only')
+        return self
 
 
 class MergePolicy(ConfModel):

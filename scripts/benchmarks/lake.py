@@ -45,12 +45,12 @@ class Lake:
         return self.root / "runs" / f"{name}.toml"
 
     def deployment(self, name: str, segmentation: bool = False, memberships: Path | None = None,
-                   mirror: bool = False) -> Config:
+                   mirror: bool = False, deletion_vectors: bool = False) -> Config:
         """A config over this lake with the shared job and segment tables and a destination of its
         own, so that no run appends to another run's table; with `segmentation`, a segmentation
         dataset of its own too, so that every evaluating run starts from the same memberships:
         none, or a copy of `memberships` (an earlier evaluation's segmentation dataset). `mirror`: the
-        destination is a mirror (docs/reference/mirrors.md)."""
+        destination is a mirror (docs/reference/mirrors.md), with `deletion_vectors` if asked."""
         runs = self.root / "runs"
         runs.mkdir(exist_ok=True)
         own = self.memberships_path(name)
@@ -61,7 +61,8 @@ class Lake:
                              segmentation=str(own) if segmentation or memberships else None)
         if mirror:
             schema = 'schemaName = "_xdm.context.profile"'
-            text = text.replace(schema, f'{schema}\nmode = "mirror"')
+            dvs = "\ndeletionVectors = true" if deletion_vectors else ""
+            text = text.replace(schema, f'{schema}\nmode = "mirror"{dvs}')
         conf.write_text(text)
         return load_config(conf)
 

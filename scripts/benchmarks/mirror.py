@@ -2,11 +2,12 @@
 first (full) load of the mirror and against the append export of the same job.
 
 One lake (the export benchmark's, without events) and the 20-segment combined job. Before the change, one
-unmeasured full load makes the base mirror. Then 1% of the profiles get a later fragment (a new email,
+unmeasured full load makes each base mirror. Then 1% of the profiles get a later fragment (a new email,
 and for half of them every membership exited) in profiles_1. Each round then runs, each into a
 destination of its own: the full mirror load (the lake after the change), the incremental mirror job
-(fromIngestTimestamp = the change's start) on a copy of the base mirror, and the append exports of the
-full and the incremental job. The figures are the medians of `profileExportTime`.
+(fromIngestTimestamp = the change's start) on a copy of the base mirror, the same on a mirror with
+deletion vectors (`deletionVectors = true`), and the append exports of the full and the incremental job.
+The figures are the medians of `profileExportTime`.
 Target: the 1% change costs at most half the full load.
 """
 
@@ -61,8 +62,8 @@ def change_profiles(spark: SparkSession, lake: Lake) -> str:
 
 
 def run(spark: SparkSession, lake: Lake, name: str, mirror: bool, body: dict[str, Any],
-        base: Path | None = None) -> JobRecord:
-    config = lake.deployment(name, mirror=mirror)
+        base: Path | None = None, deletion_vectors: bool = False) -> JobRecord:
+    config = lake.deployment(name, mirror=mirror, deletion_vectors=deletion_vectors)
     destination = config.destination(DESTINATION_ID)
     assert destination is not None
     if base is not None:
@@ -93,23 +94,23 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="export-jobs-bench-mirror-") as tmp:
         lake = make_lake(spark, Path(tmp) / "lake", args.profiles, events=False)
-        base = run(spark, lake, "base", True, full)
-        base_path = Path(tmp) / "lake" / "runs" / "base"
+        runs = Path(tmp) / "lake" / "runs"
+        bases = {dvs: run(spark, lake, f"base-{dvs}", True, full, deletion_vectors=dvs) for dvs in (False, True)}
         since = change_profiles(spark, lake)
         incremental = {**full, "filter": {**full["filter"], "fromIngestTimestamp": since}}
-        say(f"base mirror: {base.metrics.total_exported_profile_counter:,} profiles in {seconds(base):.1f} s; "
-            f"the change starts after {since}")
-        figures = {
-            "full mirror load": (True, full, None),
-            "1% change, mirror (incremental)": (True, incremental, base_path),
-            "full append export": (False, full, None),
-            "1% change, append export (incremental)": (False, incremental, None),
+        say(f"base mirror: {bases[False].metrics.total_exported_profile_counter:,} profiles in "
+            f"{seconds(bases[False]):.1f} s; the change starts after {since}")
+        figures = {  # name -> (mirror, deletion vectors, body, the mirror it starts from)
+            "full mirror load": (True, False, full, None),
+            "1% change, mirror (incremental)": (True, False, incremental, runs / "base-False"),
+            "1% change, mirror with deletion vectors (incremental)": (True, True, incremental, runs / "base-True"),
+            "full append export": (False, False, full, None),
+            "1% change, append export (incremental)": (False, False, incremental, None),
         }
         for round_ in range(args.runs + 1):
-            for name, (mirror, body, start) in figures.items():
+            for number, (name, (mirror, dvs, body, start)) in enumerate(figures.items()):
                 started = time.perf_counter()
-                record = run(spark, lake, f"{name.split(',')[0].replace(' ', '-').replace('%', '')}-{mirror}-{round_}",
-                             mirror, body, start)
+                record = run(spark, lake, f"figure-{number}-{round_}", mirror, body, start, dvs)
                 m = record.metrics
                 say(f"round {round_}{' (warm-up)' if round_ == 0 else ''}: {name}: {seconds(record):.1f} s "
                     f"(wall {time.perf_counter() - started:.1f} s; inserted {m.inserted_profile_counter}, updated "
@@ -123,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.runs}:")
     for name, value in median.items():
         print(f"  {name}: {value:.1f} s")
-    change, load = median["1% change, mirror (incremental)"], median["full mirror load"]
-    print(f"  1% change / full mirror load: {change / load:.2f} (target <= {TARGET})")
-    print(f"  1% change, mirror / append: {change / median['1% change, append export (incremental)']:.2f}")
+    load, append = median["full mirror load"], median["1% change, append export (incremental)"]
+    for variant in ("mirror", "mirror with deletion vectors"):
+        change = median[f"1% change, {variant} (incremental)"]
+        print(f"  1% change, {variant} / full mirror load: {change / load:.2f} (target <= {TARGET})")
+        print(f"  1% change, {variant} / append: {change / append:.2f}")
     print(f"  full mirror load / full append export: {load / median['full append export']:.2f}")
     return 0
 

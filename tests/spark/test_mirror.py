@@ -48,6 +48,13 @@ schemaName = "_xdm.context.profile"
 mode = "mirror"
 
 [[destinationDatasets]]
+id = "dv-mirror"
+path = "out/dv-mirror"
+schemaName = "_xdm.context.profile"
+mode = "mirror"
+deletionVectors = true
+
+[[destinationDatasets]]
 id = "by-segment"
 path = "out/by-segment"
 schemaName = "_xdm.context.profile"
@@ -185,16 +192,19 @@ def test_a_mirror_follows_people_who_enter_change_and_leave(lake):
     assert {r["_profileKeyId"]: r["_jobId"] for r in rows} == {"p1": first.id, "p2": second.id, "p4": second.id}
 
 
-def test_an_incremental_job_touches_the_changed_keys_and_removes_those_that_left(lake):
+@pytest.mark.parametrize("destination", ["mirror", "dv-mirror"])
+def test_an_incremental_job_touches_the_changed_keys_and_removes_those_that_left(lake, destination):
     lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_a="realized"),
              fragment("p3", 1, "three@x", seg_b="realized"))
-    lake.run()
+    lake.run(destination)
     lake.add(fragment("p1", 3, seg_a="exited"), fragment("p5", 3, "five@x", seg_b="realized"),
              fragment("p3", 3, "three@new"))
-    record = lake.run(from_ingest=ts(2))
-    assert mirrored(lake.path()) == combined(lake.reference())
+    record = lake.run(destination, from_ingest=ts(2))
+    assert mirrored(lake.path(destination)) == combined(lake.reference())
     assert counters(record) == (1, 1, 1)
-    assert changes(lake.path(), record.metrics.destination_version) == {
+    features = DeltaTable(lake.path(destination)).protocol().reader_features or []
+    assert ("deletionVectors" in features) == (destination == "dv-mirror")
+    assert changes(lake.path(destination), record.metrics.destination_version) == {
         "insert": {"p5"}, "update_preimage": {"p3"}, "update_postimage": {"p3"}, "delete": {"p1"}}
     assert record.metrics.total_exported_profile_counter == 3  # the audience after the job: p2, p3, p5
 

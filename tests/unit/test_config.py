@@ -427,3 +427,10 @@ def test_a_table_retention_too_short_for_its_readers_is_config_error(tmp_path, s
     message = config_error(tmp_path, setting + "\n" + BASE + DEFAULT_POLICY)
 
     assert "tableRetentionHours: " in message and problem in message
+
+
+def test_a_destination_mode_is_append_or_mirror_and_deletion_vectors_need_a_mirror(tmp_path):
+    other = '\n[[destinationDatasets]]\nid = "other"\npath = "x"\nschemaName = "s"\n'
+    assert "destinationDatasets[1].mode" in config_error(tmp_path, BASE + other + 'mode = "upsert"\n' + DEFAULT_POLICY)
+    message = config_error(tmp_path, BASE + other + "deletionVectors = true\n" + DEFAULT_POLICY)
+    assert 'deletionVectors applies to mode = "mirror" only' in message

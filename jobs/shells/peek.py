@@ -1,7 +1,7 @@
 """`export-jobs peek ID`: a few of a job's exported rows, read without Spark.
 
-Prints the rows of the job's batches as JSON lines and checks their count
-against the job record's counter.
+Prints the rows of the job's batches as JSON lines (of a mirror job: the mirror at the version it
+wrote) and checks their count against the job record's counter.
 """
 
 from __future__ import annotations
@@ -24,9 +24,15 @@ def peek(config: Config, job_id: int, limit: int, org: str, sandbox: str) -> int
     destination = config.for_tenant(org, sandbox).destination(written.dataset_id)
     if destination is None:
         raise LakeError(f"job {record.id}'s destination {written.dataset_id!r} is no longer declared")
-    query = QueryBuilder().register("out", DeltaTable(config.resolve(destination.path)))
-    where = one_of("_batchId", written.batch_ids())
-    rows = pa.table(query.execute(f"SELECT * FROM out WHERE {where}")).to_pylist()
+    path = config.resolve(destination.path)
+    if destination.mode == "mirror":
+        # The mirror as the job left it: its audience then, which the record counts.
+        version = record.metrics.destination_version
+        table = DeltaTable(path) if version is None else DeltaTable(path, version=version)
+        sql = "SELECT * FROM out"
+    else:
+        table, sql = DeltaTable(path), f"SELECT * FROM out WHERE {one_of('_batchId', written.batch_ids())}"
+    rows = pa.table(QueryBuilder().register("out", table).execute(sql)).to_pylist()
     for row in rows[:limit]:
         print(json.dumps(row, default=str))
     expected = record.exported_rows

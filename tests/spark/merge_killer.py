@@ -1,5 +1,6 @@
-"""Runs one job whose runner kills itself (SIGKILL, its JVM too) while its mirror MERGE runs:
-`python tests/spark/merge_killer.py CONFIG JOB_ID`. The kill lands once the MERGE has started a Spark job."""
+"""Runs one mirror job whose runner is killed (SIGKILL, its JVM too) while its MERGE writes:
+`python tests/spark/merge_killer.py CONFIG JOB_ID MIRROR_PATH`. The kill lands as soon as a new data file
+appears in the mirror, before the MERGE can commit it."""
 
 from __future__ import annotations
 
@@ -8,30 +9,26 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
-import jobs.engine.mirror as mirror
 from jobs.control import JobStore, run_job
 from jobs.spec import load_config
 
 
-def dying(merge):
-    def merge_and_die(spark, rows, plan):
-        tracker = spark.sparkContext.statusTracker()
+def data_files(mirror: Path) -> set[Path]:
+    return {p for p in mirror.rglob("*.parquet") if "_delta_log" not in p.parts}
 
-        def kill_when_busy() -> None:
-            while not tracker.getActiveJobsIds():
-                time.sleep(0.005)
-            time.sleep(0.2)
-            os.killpg(os.getpgid(0), signal.SIGKILL)
 
-        threading.Thread(target=kill_when_busy, daemon=True).start()
-        merge(spark, rows, plan)
-        time.sleep(60)  # a MERGE faster than the kill has committed: the kill still lands before the record
-    return merge_and_die
+def kill_once_the_merge_writes(mirror: Path) -> None:
+    before = data_files(mirror)
+    while not data_files(mirror) - before:
+        time.sleep(0.002)
+    os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 if __name__ == "__main__":
-    mirror._merge = dying(mirror._merge)
-    config = load_config(sys.argv[1])
-    run_job(JobStore(config.job_table_path), config, int(sys.argv[2]))
+    config_path, job_id, mirror_path = sys.argv[1:4]
+    threading.Thread(target=kill_once_the_merge_writes, args=(Path(mirror_path),), daemon=True).start()
+    config = load_config(config_path)
+    run_job(JobStore(config.job_table_path), config, int(job_id))
     sys.exit(3)  # not reached: the runner is killed

@@ -185,6 +185,13 @@ def test_a_mirror_follows_people_who_enter_change_and_leave(lake):
                                        "delete": {"p3"}}  # p1 did not change: not rewritten
     assert second.metrics.exported_profile_by_namespace_counter == {"ECID": 3}
 
+    # peek shows the mirror as the first job left it, and finds the rows its record counts.
+    peeked = subprocess.run([sys.executable, "-m", "jobs", "--conf", str(lake.root / "lake.toml"), "peek",
+                             str(first.id), "--limit", "5"], capture_output=True, text=True, timeout=300)
+    assert peeked.returncode == 0, peeked.stderr
+    assert {json.loads(line)["_profileKeyId"] for line in peeked.stdout.splitlines()} == {"p1", "p2", "p3"}
+    assert "3 rows in the destination" in peeked.stderr
+
     unchanged = lake.run()
     assert counters(unchanged) == (0, 0, 0)
     assert mirrored(lake.path()) == combined(lake.reference())
@@ -344,10 +351,10 @@ def test_a_runner_killed_mid_merge_leaves_the_mirror_whole_and_its_retry_finishe
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "scripts")]),
            "SPARK_LOCAL_IP": "127.0.0.1"}
-    died = subprocess.run([sys.executable, str(killer), str(lake.root / "lake.toml"), str(job.id)], env=env,
-                          start_new_session=True, capture_output=True, timeout=300)
+    argv = [sys.executable, str(killer), str(lake.root / "lake.toml"), str(job.id), lake.path()]
+    died = subprocess.run(argv, env=env, start_new_session=True, capture_output=True, timeout=300)
     assert died.returncode == -9, died.stderr.decode()[-2000:]
-    # The kill landed in the MERGE, whose commit is all of it or nothing: the mirror is as before.
+    # The kill landed while the MERGE wrote its files, before its commit: the mirror is as before.
     assert DeltaTable(lake.path()).version() == before
     assert mirrored(lake.path()) == {("p1", None): "one@x", ("p2", None): "two@x"}
 

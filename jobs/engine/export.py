@@ -36,7 +36,7 @@ from jobs.engine.metrics import (
     observed,
     read_back,
 )
-from jobs.engine.mirror import MirrorCommit, audience_counts, mirror_commit, mirror_rows, write_mirror
+from jobs.engine.mirror import MirrorCommit, mirror_counts, mirror_rows, write_mirror
 from jobs.engine.privacy import not_suppressed
 from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
@@ -200,8 +200,7 @@ def write_observed(
         return None
     count = seen["n"] + seen_events["n"]
     if plan.mirror:
-        mirror = mirror or mirror_commit(plan)
-        counts, exported = audience_counts(spark, plan, mirror.version), export_pending
+        (counts, mirror), exported = mirror_counts(spark, plan, mirror), export_pending
     else:
         counts, exported = exported_counts(spark, counters), observed(counters.observation) is not None
     return ExportResult(counts, count, seen["watermark"], mirror=mirror,
@@ -223,10 +222,9 @@ def recount(spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events:
         evaluated = EvaluationCounters(plan).counts(profiles) if plan.evaluation is not None else None
         consent = ConsentCounters(plan).counts(qualifying(profiles, plan)) if plan.consent else None
     if plan.mirror:
-        mirror = mirror_commit(plan)
-        counts = audience_counts(spark, plan, mirror.version)
+        counts, mirror = mirror_counts(spark, plan)
     else:
-        mirror, counts = None, read_back(spark, plan)
+        counts, mirror = read_back(spark, plan), None
     return ExportResult(counts, count, row["w"], committed_now=False, evaluated=evaluated, consent=consent,
                         mirror=mirror)
 

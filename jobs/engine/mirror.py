@@ -17,8 +17,6 @@ so a retry after the commit writes nothing, and the commit's own metrics are the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -27,13 +25,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from jobs.engine.columns import BATCH, KEY_ID, KEY_NS
-from jobs.engine.errors import CONCURRENT_COMMIT
 from jobs.engine.merge import without_nulls
 from jobs.engine.metrics import ConsentCounters, ExportedCounts, counted_rows
 from jobs.engine.segments import any_segment, changed_profiles, consented, matched, select_members
-from jobs.engine.sink import TXN_VERSION, WRITE_ATTEMPTS, check_destination, own_commit
+from jobs.engine.sink import TXN_VERSION, check_destination, own_commit, retried, session_conf
 from jobs.planner import ExportPlan, SegmentSpec
-from jobs.spec import JobFailure
+from jobs.spec import JobFailure, read_delta_schema
 
 PROFILE_NAMESPACE, PROFILE_ID = "_profileKeyNamespace", "_profileKeyId"  # the profile key
 SEGMENT_NAMESPACE, SEGMENT_ID = "_segmentNamespace", "_segmentId"  # per-segment mirrors; else null
@@ -113,35 +110,33 @@ def write_mirror(spark: SparkSession, rows: DataFrame, plan: ExportPlan) -> Mirr
     """Computes `rows` once (their observations count on the way), then MERGEs them into the mirror in
     one commit, unless another run of the job committed first; what the job's commit did."""
     check_destination(rows, plan)
-    ensure_mirror(spark, rows, plan.destination_path, plan.deletion_vectors)
+    ensure_mirror(spark, rows, plan.destination_path, plan.job_id, plan.deletion_vectors)
     # Delta's MERGE reads its source twice (which files it touches, then the rows it writes). Checkpointed
     # here, the merge and its observations run once, and Delta need not copy the source again. (A
     # persisted source instead fails the MERGE: Delta refuses a source that gets cached while it runs.)
     kept = rows.localCheckpoint(eager=True)
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            with _session_conf(spark, {
-                "spark.databricks.delta.write.txnAppId": plan.txn_app_id,
-                "spark.databricks.delta.write.txnVersion": str(TXN_VERSION),
-                "spark.databricks.delta.commitInfo.userMetadata": plan.user_metadata,
-                "spark.databricks.delta.merge.materializeSource": "none",
-            }):
-                _merge(spark, kept, plan)
-            break
-        except CONCURRENT_COMMIT:
-            if attempt + 1 == WRITE_ATTEMPTS:
-                raise
-            log.info("job %s: concurrent commit to the mirror %s, retrying", plan.job_id, plan.destination_path)
+
+    def merge() -> None:
+        with session_conf(spark, {
+            "spark.databricks.delta.write.txnAppId": plan.txn_app_id,
+            "spark.databricks.delta.write.txnVersion": str(TXN_VERSION),
+            "spark.databricks.delta.commitInfo.userMetadata": plan.user_metadata,
+            "spark.databricks.delta.merge.materializeSource": "none",
+        }):
+            _merge(spark, kept, plan)
+
+    retried(merge, plan.destination_path, plan.job_id)
     return mirror_commit(plan)
 
 
-def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str, deletion_vectors: bool = False) -> None:
+def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str, job_id: int, deletion_vectors: bool = False) -> None:
     """Creates the mirror table (empty, with the change data feed on, and deletion vectors if asked)
     unless it exists; turns deletion vectors on for an existing one once the config asks for them; fails
     if the table there is not a mirror (an append destination's, say)."""
     properties = {CHANGE_DATA_FEED: "true", **({DELETION_VECTORS: "true"} if deletion_vectors else {})}
-    if DeltaTable.isDeltaTable(spark, path):
-        columns = set(spark.read.format("delta").load(path).columns)
+    existing = read_delta_schema(path)
+    if existing is not None:
+        columns = {f["name"] for f in existing["fields"]}
         missing = [c for c in KEY_COLUMNS if c not in columns]
         if missing:
             raise NotAMirror(
@@ -153,16 +148,14 @@ def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str, deletion_vect
             escaped = path.replace("`", "``")
             spark.sql(f"ALTER TABLE delta.`{escaped}` SET TBLPROPERTIES ('{DELETION_VECTORS}' = 'true')")
         return
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(rows.schema))
-            for key, value in properties.items():
-                builder = builder.property(key, value)
-            builder.execute()
-            return
-        except CONCURRENT_COMMIT:
-            if attempt + 1 == WRITE_ATTEMPTS:
-                raise
+
+    def create() -> None:
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(rows.schema))
+        for key, value in properties.items():
+            builder = builder.property(key, value)
+        builder.execute()
+
+    retried(create, path, job_id)
 
 
 def nullable(schema: StructType) -> StructType:
@@ -204,23 +197,6 @@ def _merge(spark: SparkSession, rows: DataFrame, plan: ExportPlan) -> None:
     merge.withSchemaEvolution().execute()
 
 
-@contextmanager
-def _session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """The settings for the block's Delta commits, restored after it. Delta reads a MERGE's transaction id
-    and metadata from the session only; the runner's thread is the only one that commits in it."""
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, previous in before.items():
-            if previous is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, previous)
-
-
 def mirror_commit(plan: ExportPlan) -> MirrorCommit:
     """What the job's MERGE commit in the mirror (found by its userMetadata) did; nothing, at no version,
     if it wrote none (an incremental job that changed nothing)."""
@@ -230,6 +206,13 @@ def mirror_commit(plan: ExportPlan) -> MirrorCommit:
     metrics = found.get("operationMetrics") or {}
     return MirrorCommit(int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0)),
                         int(metrics.get("numTargetRowsDeleted", 0)), int(found["version"]))
+
+
+def mirror_counts(spark: SparkSession, plan: ExportPlan,
+                  written: MirrorCommit | None = None) -> tuple[ExportedCounts, MirrorCommit]:
+    """The record's counters of a mirror job, and what its MERGE did (`written`, or found in the log)."""
+    commit = written or mirror_commit(plan)
+    return audience_counts(spark, plan, commit.version), commit
 
 
 def audience_counts(spark: SparkSession, plan: ExportPlan, version: int | None) -> ExportedCounts:

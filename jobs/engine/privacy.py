@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.engine.inputs import union_all
-from jobs.engine.sink import own_commit
+from jobs.engine.sink import own_commit, session_conf
 from jobs.spec import LakeError, UserId
 
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
@@ -172,12 +172,9 @@ def erase(spark: SparkSession, path: str, people: Mapping[str, Sequence[UserId]]
     if done is None:
         held = (spark.read.format("delta").load(path).where(holds_any(_everyone(people)))
                 .select(F.map_entries("identityMap").alias("entries")).distinct())
-        spark.conf.set(USER_METADATA, marker)
-        try:
+        with session_conf(spark, {USER_METADATA: marker}):
             (table.alias("t").merge(held.alias("s"), "map_entries(t.identityMap) = s.entries")
              .whenMatchedDelete().execute())
-        finally:
-            spark.conf.unset(USER_METADATA)
         done = _own_delete(path, marker)
     counts = dict.fromkeys(people, 0)
     if done is None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from deltalake import DeltaTable
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from jobs.engine.errors import CONCURRENT_COMMIT
 from jobs.planner import EvaluationPlan, ExportPlan
@@ -94,13 +96,35 @@ def append(rows: DataFrame, path: str, txn_app_id: str, user_metadata: str, job_
         .option("txnVersion", TXN_VERSION)
         .option("userMetadata", user_metadata)
     )
+    retried(lambda: writer.save(path), path, job_id)
+
+
+def retried(commit: Callable[[], None], path: str, job_id: int) -> None:
+    """Runs an idempotent `commit` to the table at `path`, again while it loses races: another job
+    committed to the same table first (e.g. both created it, or both evolved its schema)."""
     for attempt in range(WRITE_ATTEMPTS):
         try:
-            writer.save(path)
+            commit()
             return
         except CONCURRENT_COMMIT:
-            # Another job committed to the same table first (e.g. both created it, or both
-            # evolved its schema): the write is idempotent, so retry.
             if attempt + 1 == WRITE_ATTEMPTS:
                 raise
             log.info("job %s: concurrent commit to %s, retrying", job_id, path)
+
+
+@contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """The settings for the block's Delta commits, restored after it. Delta reads a DML command's
+    transaction id and metadata from the session only; the runner's thread is the only one that
+    commits in it."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, previous in before.items():
+            if previous is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, previous)

@@ -109,10 +109,11 @@ def gone_versions(config: Config, versions: Mapping[str, int | None]) -> list[st
             continue
         if "://" in path and not path.startswith("file://"):
             continue
-        missing = [uri for uri in table.file_uris() if not Path(uri.removeprefix("file://")).exists()]
+        files = table.file_uris()
+        missing = [uri for uri in files if not Path(uri.removeprefix("file://")).exists()]
         if missing:
             gone.append(f"dataset {dataset.id} ({path}) no longer has version {version}: {len(missing)} of its "
-                        f"{len(table.file_uris())} files were removed (VACUUM), e.g. {missing[0]}")
+                        f"{len(files)} files were removed (VACUUM), e.g. {missing[0]}")
     return gone
 
 

@@ -1,5 +1,6 @@
-"""The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, and the runner
-that drives the engine. Each resource has one module here with its store and operations."""
+"""The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, the runner
+that drives the engine, and the Prometheus metrics of the tables and the runner. Each resource has one
+module here with its store and operations."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ from jobs.control.leases import (
     lost_runner_error,
     reap_lost_jobs,
     runner_id,
+    running_job,
 )
+from jobs.control.metrics import Source, TableCollector, scrape_registry, table_sources
 from jobs.control.pages import (
     JOB_CURSOR,
     SCHEDULE_CURSOR,
@@ -125,6 +128,11 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "Source",
+    "TableCollector",
+    "scrape_registry",
+    "table_sources",
+    "running_job",
     "patch_schedule",
     "bulk_get_segment_jobs",
     "cancel_segment_job",

@@ -17,9 +17,11 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from jobs.control.jobs import JobStore, Lease, StatusConflict
+from jobs.control.metrics import LEASE_RENEWALS, LEASES_LOST, LOST_RUNNERS
 from jobs.planner import build_plan
 from jobs.spec import Config, Conflict, JobError, JobRecord, JobStatus, TimeSpan, now_ms
 
@@ -33,6 +35,8 @@ FINISH_ATTEMPTS = 3
 RUNNER_STOPPED = "RUNNER_STOPPED"
 # How long a stopping runner waits for a released job's Spark work to stop before it exits anyway.
 RELEASE_WAIT_S = 15.0
+# The job the current thread works for (its run, its lease thread), which JSON logs name (jobs.shells.logs).
+running_job: ContextVar[int | None] = ContextVar("running_job", default=None)
 
 
 def runner_id() -> str:
@@ -60,7 +64,9 @@ class JobHandle:
             if self._finished:  # the lease thread may tick once more after the end
                 return self.record
             lease = Lease(self.runner, now_ms() + self.lease_ms, self.runner)
-            return self._write(self.record.status, lease, renewal=changes.keys() <= {"stage"}, **changes)
+            record = self._write(self.record.status, lease, renewal=changes.keys() <= {"stage"}, **changes)
+            LEASE_RENEWALS.inc()
+            return record
 
     def finish(self, status: JobStatus, **changes: Any) -> JobRecord:
         with self._lock:
@@ -81,6 +87,7 @@ class JobHandle:
                 return self.record
             except StatusConflict as err:
                 if err.status != JobStatus.CANCELLING.value or self.record.status is not JobStatus.PROCESSING:
+                    LEASES_LOST.inc()
                     raise LostJob(f"job {self.record.id} is no longer held by runner {self.runner}: {err}") from None
                 self._cancel_requested()
                 if status is JobStatus.PROCESSING:
@@ -118,6 +125,7 @@ class JobHandle:
                    release: threading.Event | None = None) -> None:
         """Renew the lease (and publish progress) until `stop`, or give the job back once `release`
         is set; runs in its own thread."""
+        running_job.set(self.record.id)
         interval = min(2.0, self.lease_ms / 3000)
         while not stop.wait(interval):
             if release is not None and release.is_set():
@@ -216,6 +224,7 @@ def reap_lost_jobs(store: JobStore, config: Config) -> list[JobRecord]:
         try:
             taken.append(store.replace(final, expected=[record.status], lease=Lease(None, None, row["runner"]),
                                        expired_before=now))
+            LOST_RUNNERS.labels(status=final.status.value).inc()
             log.warning("job %s: runner %s lost; job is now %s", record.id, row["runner"], final.status.value)
         except StatusConflict:
             continue  # renewed or taken back by someone else meanwhile

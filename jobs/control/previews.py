@@ -78,6 +78,11 @@ class PreviewStore(DeltaRows):
             raise PreviewNotFound(f"no preview {preview_id}")
         return Preview.model_validate_json(rows[0]["record"])
 
+    def metric_rows(self) -> list[dict[str, Any]]:
+        """Previews by tenant and state (GET /metrics)."""
+        return self._query("SELECT imsOrgId, sandboxName, state AS status, count(*) AS jobs "
+                           "FROM previews GROUP BY imsOrgId, sandboxName, state")
+
     def claimable(self, now: int) -> list[str]:
         """NEW previews, and RUNNING ones whose worker's lease ran out, oldest first."""
         rows = self._query(f"SELECT id FROM previews WHERE {equal('state', PreviewState.NEW.value)} OR "

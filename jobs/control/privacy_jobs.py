@@ -106,6 +106,13 @@ class PrivacyStore(DeltaRows):
                            f"ORDER BY creationTime DESC, id DESC LIMIT {int(limit)}")
         return [PrivacyJob.model_validate_json(r["record"]) for r in rows]
 
+    def metric_rows(self, now: int) -> builtins.list[dict[str, Any]]:
+        """Privacy jobs by tenant and status, and how many of them wait for a runner (GET /metrics)."""
+        waiting = all_of(equal("status", PrivacyStatus.PROCESSING.value), _free(now))
+        return self._query(f"SELECT imsOrgId, sandboxName, status, count(*) AS jobs, "
+                           f"sum(CASE WHEN {waiting} THEN 1 ELSE 0 END) AS waiting "
+                           "FROM privacy GROUP BY imsOrgId, sandboxName, status")
+
     def batches(self, now: int, size: int) -> builtins.list[builtins.list[str]]:
         """The processing jobs no runner holds (or whose runner's lease ran out), as batches to run
         together, oldest first: a batch an earlier run began, whole, and the others by tenant, `size`

@@ -26,6 +26,7 @@ from jobs.control.leases import (
     claim,
     reap_lost_jobs,
     runner_id,
+    running_job,
 )
 from jobs.control.privacy_jobs import PrivacyStore, SuppressionList, run_privacy_jobs
 from jobs.control.schedules import ScheduleStore, advance_watermark, create_due_jobs, incremental_window
@@ -67,6 +68,7 @@ def run_job(store: JobStore, config: Config, job_id: int, spark: SparkSession | 
     """Run a NEW job to SUCCEEDED, FAILED or CANCELLED; returns the final record. Once `release`
     is set (its runner is stopping), the job is given back as NEW and its Spark work stopped."""
     handle = claim(store, job_id, runner or runner_id(), int(config.lease_seconds * 1000))
+    named = running_job.set(job_id)
     stop = threading.Event()
     group: list[SparkJobGroup] = []  # set once the session is up
     keeper = threading.Thread(target=handle.keep_alive,
@@ -81,6 +83,7 @@ def run_job(store: JobStore, config: Config, job_id: int, spark: SparkSession | 
     finally:
         stop.set()
         keeper.join()
+        running_job.reset(named)
 
 
 def _run(handle: JobHandle, config: Config, spark: SparkFactory, group: list[SparkJobGroup]) -> JobRecord:

@@ -143,6 +143,13 @@ class ScheduleStore(DeltaRows):
         rows = self._query(f"SELECT * FROM schedules WHERE {tenant(org, sandbox)} ORDER BY creationTime, id")
         return [_schedule(r) for r in rows]
 
+    def metric_rows(self) -> builtins.list[dict[str, Any]]:
+        """Schedules by tenant, type and state (GET /metrics); rows made before types and states read as
+        _schedule reads them."""
+        kind, state = "coalesce(type, 'export')", f"coalesce(state, {literal(SCHEDULE_ACTIVE)})"
+        return self._query(f"SELECT imsOrgId, sandboxName, {kind} AS type, {state} AS state, count(*) AS schedules "
+                           f"FROM schedules GROUP BY imsOrgId, sandboxName, {kind}, {state}")
+
     def page(self, org: str, sandbox: str, limit: int, after: tuple[int, str] | None = None
              ) -> builtins.list[Schedule]:
         """Newest first; `after` is the (creationTime, id) of the last schedule already seen."""

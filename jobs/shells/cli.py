@@ -65,6 +65,7 @@ from jobs.spec import (
     ConfigError,
     ExportJobsError,
     JobStatus,
+    LogFormat,
     PreviewState,
     PrivacyStatus,
     RequestRejected,
@@ -97,6 +98,9 @@ def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="sandbox (default: the config's defaultSandbox)")
     parser.add_argument("--verbose", action="store_true", default=False if defaults else keep,
                         help="Spark's own start-up messages and warnings on stderr (default: its errors only)")
+    parser.add_argument("--log-format", choices=get_args(LogFormat), default=None if defaults else keep,
+                        help="logs on stderr as text lines or one JSON object per line (default: the config's "
+                             "logFormat, text)")
 
 
 class _Commands:
@@ -276,8 +280,9 @@ def _serve(call: Call) -> int:
     from jobs.control import PreviewWorker, RunnerLoop, deployment_session
     from jobs.shells.http import serve  # FastAPI and uvicorn only load for the server
 
+    log_format = call.args.log_format or call.config.log_format
     if call.args.no_runner:
-        serve(call.config, call.args.host, call.args.port)
+        serve(call.config, call.args.host, call.args.port, log_format=log_format)
         return 0
     # One session for jobs and previews: a preview runs beside a running export, in the warm session.
     spark = deployment_session(call.config, call.args.verbose)
@@ -293,7 +298,8 @@ def _serve(call: Call) -> int:
         previews.stop()
         loop.stop(call.config.shutdown_grace_seconds)
 
-    serve(call.config, call.args.host, call.args.port, on_startup=start, on_shutdown=stop, runner_ready=loop.ready)
+    serve(call.config, call.args.host, call.args.port, on_startup=start, on_shutdown=stop, runner_ready=loop.ready,
+          log_format=log_format)
     return 0
 
 
@@ -494,13 +500,14 @@ def _setup_jars(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
     args = _parser().parse_args(argv)
+    setup_logging(args.log_format or "text")
     if args.command == "setup-jars":
         return _setup_jars(args)
     try:
         file, chosen_by = find_config(args.conf)
         config = load_config(file)
+        setup_logging(args.log_format or config.log_format)
         log.debug("config %s (%s)", file, chosen_by)
         call = Call(args, config, *config.acting_tenant(args.org, args.sandbox))
         return COMMANDS[args.command](call)

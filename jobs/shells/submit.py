@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parse_args(argv)
     config = load_config(args.conf)
+    setup_logging(config.log_format)
     store = JobStore(config.job_table_path)
     from jobs.control import deployment_session, run_job, run_pending
 

@@ -21,6 +21,7 @@ from jobs.spec.privacy import AttributeLabel, ConsentPolicy, Forbidden, UsagePol
 
 # How an embedded session gets Delta's jars (jobs.engine.jars).
 JarMode = Literal["folder", "packages", "provided"]
+LogFormat = Literal["text", "json"]
 
 
 class ConfModel(BaseModel):
@@ -150,6 +151,11 @@ class Config(ConfModel):
     destination_datasets: list[DestinationDataset] = Field(min_length=1)
     merge_policies: list[MergePolicy] = Field(min_length=1)
     tenants: list[Tenant] = Field(default_factory=list)
+    # The SHA-256 of the operators' scrape token for GET /metrics (docs/reference/metrics.md): no tenant's
+    # token reads it, as its numbers cover every tenant. None: /metrics answers 404.
+    metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # Logs on stderr as lines of text, or as one JSON object per line for a log collector.
+    log_format: LogFormat = "text"
     limits: Limits = Field(default_factory=Limits)
     attribute_labels: list[AttributeLabel] = Field(default_factory=list)
     usage_policies: list[UsagePolicy] = Field(default_factory=list)
@@ -357,6 +363,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "EXPORT_JOBS_LAKE_ROOT": "lakeRoot",
     "EXPORT_JOBS_SPARK_MASTER": "spark.master",
     "EXPORT_JOBS_DELTA_JARS": "deltaJars",
+    "EXPORT_JOBS_LOG_FORMAT": "logFormat",
 }
 CONFIG_VARIABLE = "EXPORT_JOBS_CONF"
 LOCAL_CONFIG = Path("conf") / "export.toml"
@@ -440,6 +447,8 @@ def shown_settings(config: Config, file: Path, chosen_by: str) -> dict[str, Any]
                          "from": config.origins.get(f"spark.{k}") or "file"} for k, v in value.items()}
         elif key == "tenants":
             value = [dict(t, tokenSha256=MASK) for t in value]
+        elif key == "metricsTokenSha256" and value is not None:
+            value = MASK
         settings[key] = {"value": value, "from": origin}
     settings["lakeRoot"]["resolved"] = config.resolve(".") if "://" not in config.lake_root else config.lake_root
     return {"file": str(file.resolve()), "chosenBy": chosen_by, "settings": settings}

@@ -18,18 +18,28 @@ from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
 
-from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
+from jobs.control import (
+    JobStore,
+    PreviewStore,
+    PrivacyStore,
+    ScheduleStore,
+    SegmentStore,
+    scrape_registry,
+    table_sources,
+)
 from jobs.shells.http.errors import ANSWERS
 from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
+from jobs.shells.http.metrics import metrics
 from jobs.shells.http.openapi import openapi_document
 from jobs.shells.http.previews import previews
 from jobs.shells.http.privacy_jobs import privacy_jobs
 from jobs.shells.http.schedules import schedules
 from jobs.shells.http.segment_jobs import segment_jobs
 from jobs.shells.http.segments import segment_definitions
-from jobs.spec import Config
+from jobs.spec import Config, LogFormat
 
 log = logging.getLogger("export-jobs.api")
 
@@ -51,7 +61,11 @@ def create_app(config: Config, store: JobStore | None = None,
     app.state.privacy = PrivacyStore(config.privacy_table_path)
     app.state.previews = PreviewStore(config.preview_table_path)
     app.state.runner_ready = runner_ready
+    # GET /metrics: one more table's families are one more entry of these sources.
+    app.state.metrics = scrape_registry(table_sources(app.state.jobs, app.state.privacy, app.state.previews,
+                                                      app.state.schedules))
     app.include_router(probes)
+    app.include_router(metrics)
     app.include_router(export_jobs)
     app.include_router(segment_definitions)
     app.include_router(segment_jobs)
@@ -73,9 +87,12 @@ def make_server(
     store: JobStore | None = None,
     log_level: str = "info",
     runner_ready: Callable[[], bool] | None = None,
+    log_format: LogFormat = "text",
 ) -> uvicorn.Server:
     """A uvicorn server for the API; the hooks run when it starts and when it stops
-    (e.g. to start and stop a background runner of NEW jobs, whose `ready` /readyz asks)."""
+    (e.g. to start and stop a background runner of NEW jobs, whose `ready` /readyz asks).
+    `log_format` json: uvicorn's own logs, its access log too, go to the root logger's JSON lines
+    (jobs.shells.logs) instead of uvicorn's text."""
     app = create_app(config, store, runner_ready)
 
     @asynccontextmanager
@@ -89,7 +106,8 @@ def make_server(
                 on_shutdown()
 
     app.router.lifespan_context = lifespan
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    log_config = LOGGING_CONFIG if log_format == "text" else None
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=log_config))
 
 
 def serve(
@@ -99,9 +117,10 @@ def serve(
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
     runner_ready: Callable[[], bool] | None = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Serve the API until interrupted (Ctrl-C or SIGTERM)."""
-    make_server(config, host, port, on_startup, on_shutdown, runner_ready=runner_ready).run()
+    make_server(config, host, port, on_startup, on_shutdown, runner_ready=runner_ready, log_format=log_format).run()
 
 
 @contextmanager

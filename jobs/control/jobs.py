@@ -196,12 +196,19 @@ class JobStore(DeltaRows):
                        below("leaseUntil", lease_expired_before) if lease_expired_before is not None else None)
         return self._query(f"SELECT id, status, runner, leaseUntil FROM jobs WHERE {where} ORDER BY id")
 
-    def metric_rows(self) -> builtins.list[dict[str, Any]]:
-        """Every job's kind, status and tenant, with the record of the finished ones (GET /metrics), in
-        one query: a running job's record says nothing the metrics use."""
-        finished = one_of("status", [s.value for s in JobStatus if s.finished])
-        return self._query(f"SELECT jobType, status, imsOrgId, sandboxName, CASE WHEN {finished} THEN record END "
-                           "AS record FROM jobs")
+    def metric_rows(self, records_since: int | None = None
+                    ) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        """For GET /metrics, of one version of the table: the jobs by kind, status and tenant (`jobs`, and
+        the latest `updateTime` of each group), and the finished jobs' records (only those last updated at
+        `records_since` or later, if given: a finished record does not change)."""
+        tenant_columns = "jobType, status, imsOrgId, sandboxName"
+        finished = all_of(one_of("status", [s.value for s in JobStatus if s.finished]),
+                          f"updateTime >= {literal(records_since)}" if records_since is not None else None)
+        groups, records = self._queries(
+            f"SELECT {tenant_columns}, count(*) AS jobs, max(updateTime) AS updateTime FROM jobs "
+            f"GROUP BY {tenant_columns}",
+            f"SELECT id, {tenant_columns}, updateTime, record FROM jobs WHERE {finished}")
+        return groups, records
 
     # -- writes
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from bisect import bisect_right
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -60,46 +63,53 @@ def _kind(job_type: str | None) -> str:
     return SEGMENT if job_type == SEGMENT_JOB else EXPORT
 
 
-def _finished_numbers(record: str) -> tuple[float | None, int, int]:
-    """A finished record's run time in seconds (None if it never ran: cancelled while NEW), rows exported
-    and records rejected. Read with json rather than the record model: thousands of them per scrape."""
-    metrics = json.loads(record).get("metrics") or {}
+@dataclass(frozen=True)
+class FinishedJob:
+    """What the metrics read from a finished job's row and record."""
+
+    kind: str
+    status: str
+    org: str
+    sandbox: str
+    run_seconds: float | None  # claim to end; None: it never ran (cancelled while NEW)
+    exported: int
+    rejected: int
+
+
+def finished_job(row: Mapping[str, Any]) -> FinishedJob:
+    """A finished job of JobStore.metric_rows' records. The record is read with json rather than its model:
+    a first scrape reads thousands of them."""
+    metrics = json.loads(row["record"]).get("metrics") or {}
     run_ms = (metrics.get("totalTime") or {}).get("totalTimeInMs")
-    return (None if run_ms is None else run_ms / 1000, metrics.get("totalExportedProfileCounter") or 0,
-            metrics.get("rejectedRecordCounter") or 0)
+    return FinishedJob(_kind(row["jobType"]), row["status"], row["imsOrgId"], row["sandboxName"],
+                       None if run_ms is None else run_ms / 1000, metrics.get("totalExportedProfileCounter") or 0,
+                       metrics.get("rejectedRecordCounter") or 0)
 
 
 def run_time_buckets(seconds: Iterable[float], bounds: Iterable[float] = RUN_SECONDS_BUCKETS
                      ) -> tuple[list[tuple[str, float]], float]:
     """A histogram's cumulative buckets (upper bound as Prometheus writes it, count), +Inf last, and its sum."""
     values = sorted(seconds)
-    buckets = [(floatToGoString(bound), float(sum(v <= bound for v in values))) for bound in bounds]
+    buckets = [(floatToGoString(bound), float(bisect_right(values, bound))) for bound in bounds]
     return [*buckets, ("+Inf", float(len(values)))], sum(values)
 
 
-def job_table_families(rows: Iterable[Mapping[str, Any]]) -> list[Metric]:
-    """The job table's families from JobStore.metric_rows: jobs by kind and status, the queue, run times,
-    rows exported and records rejected."""
-    jobs: Tally[tuple[str, str, str, str]] = Tally()
+def job_table_families(groups: Iterable[Mapping[str, Any]], finished: Iterable[FinishedJob]) -> list[Metric]:
+    """The job table's families: jobs by kind and status and the queue (from JobStore.metric_rows' groups),
+    run times, rows exported and records rejected (from the finished jobs)."""
+    jobs = {(_kind(g["jobType"]), g["status"], g["imsOrgId"], g["sandboxName"]): g["jobs"] for g in groups}
     run_seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
-    exported: Tally[tuple[str, str]] = Tally()
-    rejected: Tally[tuple[str, str]] = Tally()
-    for row in rows:
-        kind, status, tenant = _kind(row["jobType"]), row["status"], (row["imsOrgId"], row["sandboxName"])
-        jobs[(kind, status, *tenant)] += 1
-        exported[tenant] += 0
-        rejected[tenant] += 0
-        if row["record"] is None:
-            continue
-        seconds, rows_exported, records_rejected = _finished_numbers(row["record"])
-        if seconds is not None:
-            run_seconds[(kind, status)].append(seconds)
-        exported[tenant] += rows_exported
-        rejected[tenant] += records_rejected
+    exported: Tally[tuple[str, str]] = Tally(dict.fromkeys(((org, sandbox) for _, _, org, sandbox in jobs), 0))
+    rejected = Tally(exported)
+    for job in finished:
+        if job.run_seconds is not None:
+            run_seconds[(job.kind, job.status)].append(job.run_seconds)
+        exported[(job.org, job.sandbox)] += job.exported
+        rejected[(job.org, job.sandbox)] += job.rejected
     families: list[Metric] = [
         _gauge("export_jobs_jobs", JOBS_HELP, JOB_LABELS, jobs),
         _gauge("export_jobs_queue_depth", QUEUE_HELP, ["kind"], {
-            (kind,): sum(n for (k, status, *_), n in jobs.items() if k == kind and status == JobStatus.NEW.value)
+            (kind,): sum(n for (k, status, _, _), n in jobs.items() if k == kind and status == JobStatus.NEW.value)
             for kind in (EXPORT, SEGMENT)}),
     ]
     histogram = HistogramMetricFamily("export_jobs_run_seconds", "Run time of finished jobs that ran (claim to "
@@ -119,6 +129,39 @@ def job_table_families(rows: Iterable[Mapping[str, Any]]) -> list[Metric]:
             counter.add_metric(list(tenant), value)
         families.append(counter)
     return families
+
+
+def finished_counts(groups: Iterable[Mapping[str, Any]]) -> Tally[tuple[str, str, str, str]]:
+    """Finished jobs by kind, status and tenant, of JobStore.metric_rows' groups."""
+    return Tally({(_kind(g["jobType"]), g["status"], g["imsOrgId"], g["sandboxName"]): g["jobs"] for g in groups
+                  if JobStatus(g["status"]).finished})
+
+
+class JobTableSource:
+    """The job table's families (a `Source`). A finished record does not change, so the finished jobs are
+    kept between scrapes and a scrape reads only the records of jobs that finished since the one before
+    (SKEW_MS earlier, for runners whose clocks lag). Should the jobs kept then not add up to the table's
+    finished jobs (a clock further behind, a job table made again), it reads every finished record."""
+
+    SKEW_MS = 600_000
+
+    def __init__(self, store: JobStore):
+        self.store = store
+        self._finished: dict[int, FinishedJob] = {}
+        self._since: int | None = None
+        self._lock = threading.Lock()  # two scrapes at once share what they keep
+
+    def __call__(self) -> list[Metric]:
+        with self._lock:
+            groups, records = self.store.metric_rows(self._since)
+            finished = {**self._finished, **{row["id"]: finished_job(row) for row in records}}
+            if Tally((j.kind, j.status, j.org, j.sandbox) for j in finished.values()) != finished_counts(groups):
+                groups, records = self.store.metric_rows()
+                finished = {row["id"]: finished_job(row) for row in records}
+            self._finished = finished
+            newest = max((g["updateTime"] for g in groups), default=None)
+            self._since = None if newest is None else newest - self.SKEW_MS
+            return job_table_families(groups, finished.values())
 
 
 def privacy_families(rows: Iterable[Mapping[str, Any]]) -> list[Metric]:
@@ -193,7 +236,7 @@ def table_sources(jobs: JobStore, privacy: PrivacyStore, previews: PreviewStore,
                   schedules: ScheduleStore) -> dict[str, Source]:
     """The deployment's tables, by the name export_jobs_table_up gives them."""
     return {
-        "jobs": lambda: job_table_families(jobs.metric_rows()),
+        "jobs": JobTableSource(jobs),
         "privacy": lambda: privacy_families(privacy.metric_rows(now_ms())),
         "previews": lambda: preview_families(previews.metric_rows()),
         "schedules": lambda: schedule_families(schedules.metric_rows()),

@@ -153,11 +153,16 @@ class DeltaRows:
         self._table()
 
     def _query(self, sql: str) -> list[dict[str, Any]]:
+        return self._queries(sql)[0]
+
+    def _queries(self, *sql: str) -> list[list[dict[str, Any]]]:
+        """The rows of each query, all of one version of the table."""
         with self._lock:
             table = self._table()
             if table is None:
-                return []
-            return pa.table(QueryBuilder().register(self.NAME, table).execute(sql)).to_pylist()
+                return [[] for _ in sql]
+            builder = QueryBuilder().register(self.NAME, table)
+            return [pa.table(builder.execute(query)).to_pylist() for query in sql]
 
     # -- maintenance: a lost race here is harmless, the next call tries again
 

@@ -44,6 +44,8 @@ LEASES_LOST = Counter("export_jobs_leases_lost", "Running jobs this process's ru
                       "job back after the lease ran out")
 LOST_RUNNERS = Counter("export_jobs_lost_runners", "Jobs this process took back from a runner that stopped renewing "
                        "its lease, by the status it left them in", ["status"])
+for _status in (JobStatus.NEW, JobStatus.FAILED, JobStatus.CANCELLED):  # at 0 from the start, for rate()
+    LOST_RUNNERS.labels(status=_status.value)
 
 # -- the tables (the same numbers from every process that serves /metrics)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -206,3 +209,19 @@ def test_json_log_lines_of_uvicorns_access_log_and_of_exceptions():
         failed = logging.LogRecord("export-jobs", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     line = _line(formatter, failed)
     assert line["level"] == "ERROR" and "ValueError: boom" in line["exception"]
+
+
+def _stderr_lines(args: list[str], environ: dict[str, str] | None = None) -> list[dict]:
+    run = subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, **(environ or {})})
+    assert run.returncode != 0 and run.stderr, run
+    return [json.loads(line) for line in run.stderr.splitlines()]
+
+
+def test_the_cli_logs_json_lines_with_log_format_json_or_the_configs_log_format(config, tmp_path):
+    [line] = _stderr_lines(["--conf", str(tmp_path / "missing.toml"), "--log-format", "json", "list"])
+    assert (line["level"], line["logger"]) == ("ERROR", "export-jobs")
+    assert line["message"].startswith("INVALID_CONFIG: config file") and "missing.toml" in line["message"]
+    conf = str(Path(config.base_dir) / "export.toml")
+    [line] = _stderr_lines(["--conf", conf, "get", "99"], {"EXPORT_JOBS_LOG_FORMAT": "json"})
+    assert line["level"] == "ERROR" and "no export job 99" in line["message"]

@@ -3,6 +3,7 @@ runner's counters, and JSON log lines. No Spark, no server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from jobs.control.metrics import (
     schedule_families,
 )
 from jobs.shells.logs import JsonFormatter
-from jobs.spec import JobStatus
+from jobs.spec import ConfigError, JobStatus, load_config, shown_settings
 from tests.unit.test_claims import make_jobs
 
 
@@ -225,3 +226,18 @@ def test_the_cli_logs_json_lines_with_log_format_json_or_the_configs_log_format(
     conf = str(Path(config.base_dir) / "export.toml")
     [line] = _stderr_lines(["--conf", conf, "get", "99"], {"EXPORT_JOBS_LOG_FORMAT": "json"})
     assert line["level"] == "ERROR" and "no export job 99" in line["message"]
+
+
+def test_the_scrape_tokens_hash_is_checked_and_masked(config, tmp_path):
+    conf = Path(config.base_dir) / "export.toml"
+    digest = hashlib.sha256(b"scrape").hexdigest()
+    conf.write_text(f'metricsTokenSha256 = "{digest}"\nlogFormat = "json"\n' + conf.read_text())
+    loaded = load_config(conf)
+    assert (loaded.metrics_token_sha256, loaded.log_format) == (digest, "json")
+    shown = shown_settings(loaded, conf, "--conf")
+    assert shown["settings"]["metricsTokenSha256"] == {"value": "***", "from": "file"}
+    assert digest not in json.dumps(shown)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('metricsTokenSha256 = "scrape"\n' + conf.read_text().split("\n", 1)[1])
+    with pytest.raises(ConfigError, match="metricsTokenSha256: String should match pattern"):
+        load_config(bad)

@@ -99,7 +99,7 @@ def run_time_buckets(seconds: Iterable[float], bounds: Iterable[float] = RUN_SEC
 def job_table_families(groups: Iterable[Mapping[str, Any]], finished: Iterable[FinishedJob]) -> list[Metric]:
     """The job table's families: jobs by kind and status and the queue (from JobStore.metric_rows' groups),
     run times, rows exported and records rejected (from the finished jobs)."""
-    jobs = {(_kind(g["jobType"]), g["status"], g["imsOrgId"], g["sandboxName"]): g["jobs"] for g in groups}
+    jobs = job_counts(groups)
     run_seconds: dict[tuple[str, str], list[float]] = defaultdict(list)
     exported: Tally[tuple[str, str]] = Tally(dict.fromkeys(((org, sandbox) for _, _, org, sandbox in jobs), 0))
     rejected = Tally(exported)
@@ -133,10 +133,13 @@ def job_table_families(groups: Iterable[Mapping[str, Any]], finished: Iterable[F
     return families
 
 
-def finished_counts(groups: Iterable[Mapping[str, Any]]) -> Tally[tuple[str, str, str, str]]:
-    """Finished jobs by kind, status and tenant, of JobStore.metric_rows' groups."""
-    return Tally({(_kind(g["jobType"]), g["status"], g["imsOrgId"], g["sandboxName"]): g["jobs"] for g in groups
-                  if JobStatus(g["status"]).finished})
+def job_counts(groups: Iterable[Mapping[str, Any]]) -> Tally[tuple[str, str, str, str]]:
+    """Jobs by kind, status, org and sandbox, of JobStore.metric_rows' groups (rows without a jobType and
+    BATCH rows are both export jobs)."""
+    counts: Tally[tuple[str, str, str, str]] = Tally()
+    for g in groups:
+        counts[(_kind(g["jobType"]), g["status"], g["imsOrgId"], g["sandboxName"])] += g["jobs"]
+    return counts
 
 
 class JobTableSource:
@@ -157,7 +160,8 @@ class JobTableSource:
         with self._lock:
             groups, records = self.store.metric_rows(self._since)
             finished = {**self._finished, **{row["id"]: finished_job(row) for row in records}}
-            if Tally((j.kind, j.status, j.org, j.sandbox) for j in finished.values()) != finished_counts(groups):
+            kept = Tally((j.kind, j.status, j.org, j.sandbox) for j in finished.values())
+            if kept != Tally({key: n for key, n in job_counts(groups).items() if JobStatus(key[1]).finished}):
                 groups, records = self.store.metric_rows()
                 finished = {row["id"]: finished_job(row) for row in records}
             self._finished = finished

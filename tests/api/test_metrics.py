@@ -176,3 +176,14 @@ def test_metrics_are_off_without_a_scrape_token_and_say_how_to_turn_them_on(clie
 
 def test_metrics_are_not_in_the_tenants_openapi_document(http):
     assert "/metrics" not in http.get("/openapi.json").json()["paths"]
+
+
+def test_a_job_finished_after_a_scrape_is_in_the_next_one(http, jobs_in_every_state):
+    """The server keeps finished jobs' numbers between scrapes and reads only the records of newer ones."""
+    def exported_rows() -> float:
+        return values(scrape(http)["export_jobs_exported_rows"], "export_jobs_exported_rows_total")[
+            (("org", "orgB"), ("sandbox", "prod"))]
+
+    before = exported_rows()
+    finish(jobs_in_every_state, create(http, "orgB", "prod"), JobStatus.SUCCEEDED, 10, exported=11)
+    assert exported_rows() == before + 11

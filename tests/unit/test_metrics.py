@@ -58,7 +58,7 @@ def test_run_time_buckets_are_cumulative_with_inf_last():
 
 
 def test_job_families_count_kinds_statuses_and_the_queue_and_sum_the_finished_records():
-    groups = [group("NEW", 3), group("NEW", 1, "SEGMENTATION"), group("NEW", 2, None, "p"),
+    groups = [group("NEW", 3), group("NEW", 1, "SEGMENTATION"), group("NEW", 2, None, "p"), group("NEW", 1, org="p"),
               group("SUCCEEDED", 2), group("CANCELLED", 1)]
     finished = [finished_job(r) for r in (record_row(1, seconds=90, exported=10, rejected=2),
                                           record_row(2, seconds=30, exported=5),
@@ -66,10 +66,10 @@ def test_job_families_count_kinds_statuses_and_the_queue_and_sum_the_finished_re
     families = job_table_families(groups, finished)
     jobs = samples(families, "export_jobs_jobs")
     # A row written before segment jobs (jobType null) is an export job's.
-    assert jobs[("export_jobs_jobs", (("kind", "export"), ("org", "p"), ("sandbox", "prod"), ("status", "NEW")))] == 2
+    assert jobs[("export_jobs_jobs", (("kind", "export"), ("org", "p"), ("sandbox", "prod"), ("status", "NEW")))] == 3
     assert jobs[("export_jobs_jobs", (("kind", "segment"), ("org", "o"), ("sandbox", "prod"), ("status", "NEW")))] == 1
     assert samples(families, "export_jobs_queue_depth") == {
-        ("export_jobs_queue_depth", (("kind", "export"),)): 5, ("export_jobs_queue_depth", (("kind", "segment"),)): 1}
+        ("export_jobs_queue_depth", (("kind", "export"),)): 6, ("export_jobs_queue_depth", (("kind", "segment"),)): 1}
     run = samples(families, "export_jobs_run_seconds")
     assert run[("export_jobs_run_seconds_count", (("kind", "export"), ("status", "SUCCEEDED")))] == 2
     assert run[("export_jobs_run_seconds_sum", (("kind", "export"), ("status", "SUCCEEDED")))] == 120

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.spec import load_config
 from sample_lake import sample_config
@@ -36,7 +37,8 @@ def free_port() -> int:
 
 def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     """An export job and a preview beside it, then an access request and an erasure of one person it
-    exported, all run by the server (on a copy of the shared lake: the erasure changes it)."""
+    exported, all run by the server (on a copy of the shared lake: the erasure changes it); /metrics counts
+    the job, and the server logs JSON lines."""
     root, _ = lake
     copy = tmp_path / "lake"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("system", "exports", "*.toml"))
@@ -44,9 +46,12 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     conf.write_text(sample_config(copy, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
                                   segmentation=str(tmp_path / "memberships"),
                                   tenants=[("demo@Org", ["prod"], hashlib.sha256(b"t0ken").hexdigest())]))
+    conf.write_text(f'metricsTokenSha256 = "{hashlib.sha256(b"scrape").hexdigest()}"\n' + conf.read_text())
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "--log-format", "json", "serve",
+                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as client:
@@ -69,6 +74,13 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
             assert len(rows) == record["metrics"]["totalExportedProfileCounter"] > 0
             refused = client.delete(f"/export/jobs/{job_id}")
             assert refused.status_code == 409
+            scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape"})
+            metrics = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                       for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+            tenant = (("org", "demo@Org"), ("sandbox", "prod"))
+            assert metrics[("export_jobs_exported_rows_total", tenant)] == len(rows)
+            assert metrics[("export_jobs_run_seconds_count", (("kind", "export"), ("status", "SUCCEEDED")))] == 1
+            assert metrics[("export_jobs_lease_renewals_total", ())] >= 1
 
             # A segment job is run by the same runner: memberships written back, nothing exported.
             definition = {"name": "gold", "schema": {"name": "_xdm.context.profile"},
@@ -91,6 +103,11 @@ def test_a_job_posted_to_the_server_is_run_by_its_runner(lake, tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+    # Spark's JVM writes lines of its own (log4j's); every line of Python's logging is one JSON object.
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(line.get("jobId") == job_id and line["logger"] == "jobs.control.runner" for line in lines), lines
+    assert any(line["logger"] == "uvicorn.access" and line["path"] == "/export/jobs" and line["method"] == "POST"
+               for line in lines)
 
 
 def settled(client: httpx.Client, path: str) -> dict:

@@ -94,6 +94,7 @@ from jobs.control.segments import (
     delete_segment,
     list_segments,
     update_segment,
+    validate_expression,
 )
 from jobs.control.tables import (
     DeltaRows,
@@ -214,4 +215,5 @@ __all__ = [
     "runner_id",
     "tenant",
     "update_segment",
+    "validate_expression",
 ]

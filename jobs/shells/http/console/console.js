@@ -140,6 +140,7 @@ function cells(label, ...children) {
 // ------------------------------------------------------------------ routing
 
 let generation = 0;  // bumped on every page change, so that a page's polls stop when it is left
+let flash = "";  // a message for the next page (e.g. "Saved" once a new segment's page opens)
 
 function page() {
   return document.getElementById("page");
@@ -336,6 +337,7 @@ function errorsList(job) {
 async function jobPage(id) {
   const mine = generation;
   const holder = el("div", {}, el("p", {class: "hint"}, "Loading…"));
+  const message = el("p", {id: "cancel-message", role: "status"});  // outlives the redraws below
   setPage(`Job ${id}`, el("p", {}, el("a", {href: "#/jobs"}, "← Jobs")), holder);
   const refresh = async () => {
     let job;
@@ -346,7 +348,6 @@ async function jobPage(id) {
       return;
     }
     if (mine !== generation) return;
-    const message = el("p", {id: "cancel-message", role: "status"});
     const cancel = ["NEW", "PROCESSING"].includes(job.status)
       ? el("button", {type: "button", id: "cancel", class: "danger", on: {click: async () => {
         try {
@@ -431,7 +432,8 @@ async function segmentPage(id) {
   const expression = el("textarea", {id: "pql", rows: 6, spellcheck: "false", required: true});
   expression.value = current ? current.expression.value : "";
   const verdict = el("div", {id: "pql-verdict", role: "status"});
-  const saved = el("p", {id: "save-message", role: "status"});
+  const saved = el("p", {id: "save-message", role: "status"}, flash);
+  flash = "";
   const estimate = el("div", {id: "estimate", role: "status"});
   let checking = 0;
 
@@ -476,7 +478,10 @@ async function segmentPage(id) {
         ? await api(`/segment/definitions/${encodeURIComponent(id)}`, {method: "PATCH", body})
         : await api("/segment/definitions", {method: "POST", body: {...body, schema: {name: "_xdm.context.profile"}}});
       saved.textContent = `Saved at ${time(answer.updateTime)}.`;
-      if (!id) location.hash = `#/segments/${answer.id}`;
+      if (!id) {
+        flash = saved.textContent;
+        location.hash = `#/segments/${answer.id}`;
+      }
     } catch (err) {
       saved.textContent = problemText(err);
     }

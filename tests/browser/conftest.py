@@ -119,9 +119,11 @@ class Console:
                     return element
             return False
         # A page redraws what it polls: an element found a moment ago may be gone.
-        return WebDriverWait(self.driver, seconds, poll_frequency=0.1,
-                             ignored_exceptions=[StaleElementReferenceException]).until(
+        element = WebDriverWait(self.driver, seconds, poll_frequency=0.1,
+                                ignored_exceptions=[StaleElementReferenceException]).until(
             found, f"nothing at {selector!r}" + (f" showing {text!r}" if text else ""))
+        assert isinstance(element, WebElement)
+        return element
 
     def until(self, condition: Callable[[], bool], message: str, seconds: float = 15) -> None:
         WebDriverWait(self.driver, seconds, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]

@@ -10,12 +10,15 @@ from jobs.spec import JobError, JobStatus, TimeSpan
 from tests.browser.conftest import TENANTS, auth
 
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+# One batch per segment, so that the record counts rows per segment.
+PER_SEGMENT = {**JOB, "destination": {"datasetId": "audience", "segmentPerBatch": True},
+               "filter": {"segments": [{"segmentId": "gold"}, {"segmentId": "silver"}]}}
 PQL = {"type": "PQL", "format": "pql/text"}
 HOSTILE_NAME = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
-def create_job(api, org: str = "orgA") -> int:
-    response = api.post("/export/jobs", json=JOB, headers=auth(org))
+def create_job(api, org: str = "orgA", body: dict = JOB) -> int:
+    response = api.post("/export/jobs", json=body, headers=auth(org))
     assert response.status_code == 200, response.text
     return response.json()["id"]
 
@@ -56,10 +59,10 @@ def test_a_job_appears_runs_and_succeeds_while_the_list_watches(console, api, co
     console.sign_in()
     console.wait_for("#jobs table, #jobs .empty")
     console.driver.execute_script("window.sameDocument = true")  # gone if the page reloads
-    job_id = create_job(api)
+    job_id = create_job(api, body=PER_SEGMENT)
     console.wait_for(f'tr[data-job="{job_id}"] .badge', "NEW")
 
-    started = console_config and JobStore(console_config.job_table_path).get(job_id).creation_time + 40
+    started = JobStore(console_config.job_table_path).get(job_id).creation_time + 40
     advance(console_config, job_id, JobStatus.PROCESSING, stage="exporting: 3/8 tasks")
     console.wait_for(f'tr[data-job="{job_id}"] td[data-label="Stage"]', "exporting: 3/8 tasks")
     record = JobStore(console_config.job_table_path).get(job_id)
@@ -68,6 +71,7 @@ def test_a_job_appears_runs_and_succeeds_while_the_list_watches(console, api, co
         profile_export_time=TimeSpan(start_time_in_ms=started + 900).finish(started + 5000),
         total_exported_profile_counter=1250,
         exported_profile_by_namespace_counter={"email": 1100, "crmId": 640, "phone": 95},
+        exported_profile_by_segment_counter={"ups": {"gold": 900, "silver": 410}},
     )
     advance(console_config, job_id, JobStatus.SUCCEEDED, stage=None, metrics=metrics)
     console.until(lambda: badge_of(console, job_id) == "SUCCEEDED", "the list did not show SUCCEEDED")
@@ -81,6 +85,9 @@ def test_a_job_appears_runs_and_succeeds_while_the_list_watches(console, api, co
     assert "Read, merged, filtered and wrote" in timeline and "4.1 s" in timeline
     chart = console.wait_for("#chart-namespaces")
     assert [label.text for label in chart.find_elements("css selector", ".chart-label")] == ["email", "crmId", "phone"]
+    segments = console.find("#chart-segments")
+    assert [label.text for label in segments.find_elements("css selector", ".chart-value")] == ["900", "410"]
+    assert "UNKNOWN_SEGMENT" in console.find("#page").text  # the warnings of its creation
     assert '"totalExportedProfileCounter": 1250' in console.find("#job-record").text
     assert console.find_all("#cancel") == []  # a finished job cannot be cancelled
     console.screenshot("job")
@@ -178,10 +185,10 @@ def test_another_tenant_sees_none_of_it(console, api):
     assert console.find_all(f'tr[data-segment="{segment["id"]}"]') == []
     assert "orgA only" not in console.find("#page").text
     console.open(f"#/jobs/{job_id}")
-    assert f"no export job {job_id}" in console.wait_for("#page .error").text
+    console.wait_for("#page .error", f"no export job {job_id}")
     assert console.find_all("#job-record") == []
     console.open(f"#/segments/{segment['id']}")
-    assert segment["id"] in console.wait_for("#page .error").text
+    console.wait_for("#page .error", segment["id"])
     assert "orgA only" not in console.find("#page").text
 
 

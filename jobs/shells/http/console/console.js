@@ -146,9 +146,14 @@ function page() {
   return document.getElementById("page");
 }
 
+function fill(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
+
 function setPage(title, ...children) {
   document.title = `${title} · Export jobs console`;
-  page().replaceChildren(...children);
+  fill(page(), ...children);
 }
 
 function poll(forGeneration, fn) {
@@ -245,7 +250,7 @@ async function jobsPage(status) {
     try {
       answer = await api(`/export/jobs?${query}`);
     } catch (err) {
-      if (mine === generation) body.replaceChildren(errorBox(err));
+      if (mine === generation) fill(body, errorBox(err));
       return;
     }
     if (mine !== generation) return;
@@ -264,7 +269,7 @@ async function jobsPage(status) {
         on: {click: () => { jobCursors.stack.pop(); route(); }}}, "← Newer"),
       el("button", {type: "button", id: "next-page", disabled: !next,
         on: {click: () => { jobCursors.stack.push(next); route(); }}}, "Older →"));
-    body.replaceChildren(
+    fill(body,
       table(["Job", "Status", "Stage", "Destination", "Profiles", "Created", "Updated"], rows, "No jobs."),
       pager);
     // Keep watching while a listed job can still change, or while the first page may gain new jobs.
@@ -301,9 +306,10 @@ function barChart(title, counts, id) {
   if (!entries.length) return null;
   const max = Math.max(...entries.map(([, n]) => n), 1);
   const row = 22;
-  const width = 320;
-  const label = 110;
-  const chart = svg("svg", {viewBox: `0 0 ${width} ${entries.length * row}`, role: "img", class: "chart",
+  const width = 420;
+  const label = 130;
+  const chart = svg("svg", {viewBox: `0 0 ${width} ${entries.length * row}`, width, height: entries.length * row,
+    role: "img", class: "chart",
     "aria-label": title});
   entries.forEach(([name, n], i) => {
     const y = i * row;
@@ -317,10 +323,13 @@ function barChart(title, counts, id) {
 }
 
 function segmentCounts(bySegment) {
-  // {segmentId: {status: n}} → {segmentId: n}
+  // {segmentNs: {segmentId: rows}} → {segmentId: rows}, named with their namespace when there are several.
+  const namespaces = Object.entries(bySegment || {});
   const flat = {};
-  for (const [segment, byStatus] of Object.entries(bySegment || {})) {
-    flat[segment] = Object.values(byStatus).reduce((a, b) => a + b, 0);
+  for (const [namespace, counts] of namespaces) {
+    for (const [segment, rows] of Object.entries(counts)) {
+      flat[namespaces.length > 1 ? `${namespace}:${segment}` : segment] = rows;
+    }
   }
   return flat;
 }
@@ -344,7 +353,7 @@ async function jobPage(id) {
     try {
       job = await api(`/export/jobs/${id}`);
     } catch (err) {
-      if (mine === generation) holder.replaceChildren(errorBox(err));
+      if (mine === generation) fill(holder, errorBox(err));
       return;
     }
     if (mine !== generation) return;
@@ -360,7 +369,7 @@ async function jobPage(id) {
       }}}, "Cancel job")
       : null;
     const counters = job.metrics || {};
-    holder.replaceChildren(
+    fill(holder,
       el("div", {class: "bar"}, el("h1", {}, `Job #${job.id}`), el("span", {id: "job-status"}, badge(job.status)), cancel),
       message,
       el("dl", {class: "facts"},
@@ -393,11 +402,11 @@ async function segmentsPage() {
   try {
     answer = await api("/segment/definitions?limit=100");
   } catch (err) {
-    body.replaceChildren(errorBox(err));
+    fill(body, errorBox(err));
     return;
   }
   if (mine !== generation) return;
-  body.replaceChildren(table(["Name", "Expression", "Merge policy", "Updated"], answer.segments.map((s) =>
+  fill(body, table(["Name", "Expression", "Merge policy", "Updated"], answer.segments.map((s) =>
     el("tr", {"data-segment": s.id},
       cells("Name", el("a", {href: `#/segments/${s.id}`, class: "segment-name"}, s.name)),
       cells("Expression", el("code", {}, s.expression.value)),
@@ -450,17 +459,17 @@ async function segmentPage(id) {
       const answer = await api("/segment/definitions/validate", {method: "POST", body});
       if (mineCheck !== checking) return;
       if (answer.valid) {
-        verdict.replaceChildren(el("p", {class: "ok"}, "✓ The expression is valid."));
+        fill(verdict, el("p", {class: "ok"}, "✓ The expression is valid."));
       } else {
         const problem = answer.errors[0];
-        verdict.replaceChildren(
+        fill(verdict,
           el("p", {class: "error", id: "pql-error"},
             el("span", {class: "position", id: "pql-position"}, `Line ${problem.line}, column ${problem.column}`), ": ",
             problem.message),
           markedExpression(text, problem));
       }
     } catch (err) {
-      if (mineCheck === checking) verdict.replaceChildren(errorBox(err));
+      if (mineCheck === checking) fill(verdict, errorBox(err));
     }
   };
   let timer = null;
@@ -488,12 +497,12 @@ async function segmentPage(id) {
   };
 
   const runEstimate = async () => {
-    estimate.replaceChildren(el("p", {class: "hint"}, "Estimating on a sample…"));
+    fill(estimate, el("p", {class: "hint"}, "Estimating on a sample…"));
     let preview;
     try {
       preview = await api("/preview", {method: "POST", body: {predicateExpression: expression.value}});
     } catch (err) {
-      estimate.replaceChildren(errorBox(err));
+      fill(estimate, errorBox(err));
       return;
     }
     const check = async () => {
@@ -502,13 +511,13 @@ async function segmentPage(id) {
       try {
         answer = await api(`/estimate/${preview.previewId}`);
       } catch (err) {
-        estimate.replaceChildren(errorBox(err));
+        fill(estimate, errorBox(err));
         return;
       }
       const figures = answer.estimatedSize !== undefined
         ? `About ${answer.estimatedSize} profiles (${answer.confidenceInterval.low}–${answer.confidenceInterval.high}).`
         : `Estimate ${String(answer.state || "").toLowerCase()}…`;
-      estimate.replaceChildren(el("p", {}, figures));
+      fill(estimate, el("p", {}, figures));
       if (answer.estimatedSize === undefined && !["FAILED", "CANCELLED"].includes(answer.state)) poll(mine, check);
     };
     check();
@@ -541,7 +550,7 @@ async function schedulesPage() {
     try {
       answer = await api("/config/schedules?limit=100");
     } catch (err) {
-      body.replaceChildren(errorBox(err));
+      fill(body, errorBox(err));
       return;
     }
     if (mine !== generation) return;
@@ -555,7 +564,7 @@ async function schedulesPage() {
       }
       refresh();
     }}}, s.state === "active" ? "Pause" : "Resume");
-    body.replaceChildren(table(["Name", "Type", "When", "State", "Last run", "Last job", ""], answer.records.map((s) =>
+    fill(body, table(["Name", "Type", "When", "State", "Last run", "Last job", ""], answer.records.map((s) =>
       el("tr", {"data-schedule": s.id},
         cells("Name", s.name || s.id),
         cells("Type", s.type),
@@ -576,11 +585,11 @@ async function privacyPage() {
   try {
     answer = await api("/privacy/jobs?limit=100");
   } catch (err) {
-    body.replaceChildren(errorBox(err));
+    fill(body, errorBox(err));
     return;
   }
   if (mine !== generation) return;
-  body.replaceChildren(table(["Job", "Regulation", "User", "Actions", "Status", "Created"], answer.jobs.map((j) =>
+  fill(body, table(["Job", "Regulation", "User", "Actions", "Status", "Created"], answer.jobs.map((j) =>
     el("tr", {},
       cells("Job", el("code", {}, j.jobId)),
       cells("Regulation", j.regulation),

@@ -7,7 +7,7 @@ const POLL_MS = 2000;
 const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 const STATUSES = ["NEW", "PROCESSING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"];
 const PAGE_SIZE = 20;
-// "What to do" for each error code, as docs/reference/errors.md says it (tests/unit/test_console.py holds them equal).
+// "What to do" for each error code, as docs/reference/errors.md says it (tests/unit/test_console_remedies.py holds them equal).
 const REMEDIES = {
   BAD_REQUEST: "Fix each listed value and send the request again.",
   NOT_FOUND: "Check the id, and --org/--sandbox or the x-gw-ims-org-id/x-sandbox-name headers.",

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from jobs.spec import pql
 from jobs.spec.errors import RequestRejected
 from jobs.spec.models import Record, SchemaRef, Strict
+from jobs.spec.pql import PqlError
 
 PROFILE_SCHEMA = "_xdm.context.profile"
 
@@ -82,7 +82,7 @@ class PqlProblem(Record):
     column: int  # 1-based, in characters
 
     @classmethod
-    def of(cls, text: str, err: pql.PqlError, path: str = "expression.value") -> PqlProblem:
+    def of(cls, text: str, err: PqlError, path: str = "expression.value") -> PqlProblem:
         offset = min(err.position - 1, len(text))
         line_start = text.rfind("\n", 0, offset) + 1
         return cls(path=path, message=str(err), offset=offset, length=max(len(err.text), 1),

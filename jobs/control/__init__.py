@@ -73,6 +73,7 @@ from jobs.control.schedules import (
     evaluations_of,
     incremental_window,
     list_schedules,
+    next_runs,
     patch_schedule,
     previous_run_active,
 )
@@ -199,6 +200,7 @@ __all__ = [
     "job_row",
     "list_jobs",
     "list_schedules",
+    "next_runs",
     "list_segments",
     "literal",
     "lost_runner_error",

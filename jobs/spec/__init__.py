@@ -136,6 +136,7 @@ from jobs.spec.schedules import (
     ScheduleRequest,
     SegmentationProperties,
     latest_slot,
+    next_slots,
     parse_cron,
     quartz_cron,
 )
@@ -327,6 +328,7 @@ __all__ = [
     "json_object",
     "json_path",
     "latest_slot",
+    "next_slots",
     "leaf_column",
     "find_config",
     "load_config",

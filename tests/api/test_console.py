@@ -1,6 +1,9 @@
-"""The console's page and the route its PQL editor checks expressions with (no browser: tests/browser)."""
+"""The console's page and the routes it adds to the API: an expression checked, a schedule's next runs (no browser:
+tests/browser)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import auth
 
@@ -68,3 +71,20 @@ def test_the_console_is_not_in_the_openapi_document(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/console")]
     assert "/segment/definitions/validate" in paths
+
+
+def test_an_active_schedule_answers_its_next_runs_and_a_paused_one_none(client):
+    job = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
+    body = {"name": "every quarter hour", "type": "export", "schedule": "0 */15 * * * ?", "properties": {"job": job}}
+    schedule = client.post("/config/schedules", json=body, headers=auth()).json()
+    path = f"/config/schedules/{schedule['id']}/next-runs"
+    runs = client.get(path, params={"count": 2}, headers=auth()).json()
+    assert runs["state"] == "active" and len(runs["nextRuns"]) == 2
+    first, second = (datetime.fromisoformat(run) for run in runs["nextRuns"])
+    assert first.minute % 15 == 0 and second - first == timedelta(minutes=15)
+    assert first - datetime.now(UTC) <= timedelta(minutes=15)
+    client.patch(f"/config/schedules/{schedule['id']}", json=[{"op": "replace", "path": "/state", "value": "inactive"}],
+                 headers=auth())
+    assert client.get(path, headers=auth()).json() == {"id": schedule["id"], "state": "inactive", "nextRuns": []}
+    assert client.get(path, headers=auth("orgB")).status_code == 404
+    assert client.get(path, params={"count": 0}, headers=auth()).json()["errors"][0]["path"] == "count"

@@ -160,9 +160,11 @@ def test_schedules_are_paused_and_resumed_and_privacy_requests_listed(console, a
     console.sign_in()
     console.open("#/schedules")
     row = f'tr[data-schedule="{schedule["id"]}"]'
+    assert console.wait_for(f'{row} td[data-label="Next run"]').text.endswith(" 01:00:00Z")  # 1 a.m. UTC, daily
+    console.screenshot("schedules")
     console.wait_for(f"{row} .toggle", "Pause").click()
     console.wait_for(f'{row} td[data-label="State"]', "inactive")
-    console.screenshot("schedules")
+    assert console.find(f'{row} td[data-label="Next run"]').text == "—"
     console.wait_for(f"{row} .toggle", "Resume").click()
     console.wait_for(f'{row} td[data-label="State"]', "active")
     assert api.get(f"/config/schedules/{schedule['id']}", headers=auth()).json()["state"] == "active"

@@ -553,23 +553,28 @@ async function schedulesPage() {
       fill(body, errorBox(err));
       return;
     }
+    // Each active schedule's next run, asked for all at once; a schedule whose answer fails shows none.
+    const next = await Promise.all(answer.records.map((s) => (s.state === "active"
+      ? api(`/config/schedules/${encodeURIComponent(s.id)}/next-runs?count=1`).then((r) => r.nextRuns[0] || "", () => "")
+      : Promise.resolve(""))));
     if (mine !== generation) return;
     const toggle = (s) => el("button", {type: "button", class: "toggle", on: {click: async () => {
       const state = s.state === "active" ? "inactive" : "active";
       try {
-        await api(`/config/schedules/${s.id}`, {method: "PATCH", body: [{op: "replace", path: "/state", value: state}]});
+        await api(`/config/schedules/${encodeURIComponent(s.id)}`, {method: "PATCH", body: [{op: "replace", path: "/state", value: state}]});
       } catch (err) {
         body.prepend(errorBox(err));
         return;
       }
       refresh();
     }}}, s.state === "active" ? "Pause" : "Resume");
-    fill(body, table(["Name", "Type", "When", "State", "Last run", "Last job", ""], answer.records.map((s) =>
+    fill(body, table(["Name", "Type", "When", "State", "Next run", "Last run", "Last job", ""], answer.records.map((s, i) =>
       el("tr", {"data-schedule": s.id},
         cells("Name", s.name || s.id),
         cells("Type", s.type),
         cells("When", el("code", {}, s.schedule || s.cron)),
         cells("State", s.state),
+        cells("Next run", next[i] ? next[i].replace("T", " ") : "—"),
         cells("Last run", time(s.lastSlot)),
         cells("Last job", s.lastJobId ? el("a", {href: `#/jobs/${s.lastJobId}`}, `#${s.lastJobId}`) : ""),
         cells("", toggle(s)))), "No schedules."));

@@ -9,6 +9,8 @@ from jobs.control import JobStore
 from jobs.spec import JobError, JobStatus, TimeSpan
 from tests.browser.conftest import TENANTS, auth
 
+pytestmark = pytest.mark.browser
+
 JOB = {"destination": {"datasetId": "audience"}, "schema": {"name": "_xdm.context.profile"}}
 # One batch per segment, so that the record counts rows per segment.
 PER_SEGMENT = {**JOB, "destination": {"datasetId": "audience", "segmentPerBatch": True},
@@ -133,6 +135,9 @@ def test_the_pql_editor_marks_an_error_at_its_line_and_column(console):
     console.find("#save-segment").click()
     console.wait_for("#save-message", "Saved")
     assert console.wait_for("#segment-title").text == "gold with a typo"
+    # This server computes no previews (as `serve --no-runner`): the estimate is asked for and waits.
+    console.wait_for("#estimate-segment").click()
+    assert "waiting for the server's preview worker" in console.wait_for("#estimate", "Estimate new").text
 
 
 def test_a_segment_named_like_markup_shows_as_text(console, api):

@@ -514,11 +514,18 @@ async function segmentPage(id) {
         fill(estimate, errorBox(err));
         return;
       }
-      const figures = answer.estimatedSize !== undefined
-        ? `About ${answer.estimatedSize} profiles (${answer.confidenceInterval.low}–${answer.confidenceInterval.high}).`
-        : `Estimate ${String(answer.state || "").toLowerCase()}…`;
-      fill(estimate, el("p", {}, figures));
-      if (answer.estimatedSize === undefined && !["FAILED", "CANCELLED"].includes(answer.state)) poll(mine, check);
+      if (answer.state === "FAILED") {
+        fill(estimate, el("p", {class: "error"}, `The estimate failed: ${answer.error ? answer.error.msg : "see the server's log"}`));
+      } else if (answer.estimatedSize !== undefined) {
+        const interval = answer.confidenceInterval;
+        fill(estimate, el("p", {class: "ok"},
+          `About ${answer.estimatedSize} profiles (${interval.low}–${interval.high} at ${interval.level * 100}%), ` +
+          `from ${answer.profilesReadSoFar} sampled profiles.`));
+      } else {
+        // The server's preview worker computes it (not a server started with --no-runner).
+        fill(estimate, el("p", {class: "hint"}, `Estimate ${answer.state.toLowerCase()}: waiting for the server's preview worker…`));
+        poll(mine, check);
+      }
     };
     check();
   };

@@ -68,6 +68,7 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = str(CHROMIUM)
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={LAPTOP[0]},{LAPTOP[1]}"]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to find Content-Security-Policy refusals
     # The driver's path is given, so Selenium Manager never looks for (or downloads) one.
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     try:

@@ -452,11 +452,9 @@ def list_schedules(store: ScheduleStore, org: str, sandbox: str, limit: int = 50
     return cursor_page("records", found, limit, offset, SCHEDULE_CURSOR, "/config/schedules")
 
 
-def next_runs(store: ScheduleStore, schedule_id: str, org: str, sandbox: str, count: int,
-              now: datetime | None = None) -> dict[str, Any]:
+def next_runs(store: ScheduleStore, schedule_id: str, org: str, sandbox: str, count: int) -> dict[str, Any]:
     """When an active schedule will next create a job: its next `count` slots (none while it is paused or
     failed), RFC 3339 in UTC."""
     schedule = store.get(schedule_id, org, sandbox)
-    moment = now or datetime.now(UTC)
-    slots = next_slots(schedule.cron, moment, count) if schedule.state == SCHEDULE_ACTIVE else []
+    slots = next_slots(schedule.cron, datetime.now(UTC), count) if schedule.state == SCHEDULE_ACTIVE else []
     return {"id": schedule.id, "state": schedule.state, "nextRuns": [format_rfc3339(slot) for slot in slots]}

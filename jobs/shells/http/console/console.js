@@ -454,7 +454,7 @@ async function segmentPage(id) {
       return;
     }
     const body = {expression: {type: "PQL", format: "pql/text", value: text}};
-    if (id) body.id = id;
+    if (current) Object.assign(body, {id, mergePolicyId: current.mergePolicyId});
     try {
       const answer = await api("/segment/definitions/validate", {method: "POST", body});
       if (mineCheck !== checking) return;

@@ -76,6 +76,7 @@ from jobs.control.schedules import (
     evaluations_of,
     incremental_window,
     list_schedules,
+    next_runs,
     patch_schedule,
     previous_run_active,
 )
@@ -97,6 +98,7 @@ from jobs.control.segments import (
     delete_segment,
     list_segments,
     update_segment,
+    validate_expression,
 )
 from jobs.control.tables import (
     DeltaRows,
@@ -210,6 +212,7 @@ __all__ = [
     "literal",
     "lost_runner_error",
     "new_batch_id",
+    "next_runs",
     "new_record",
     "one_of",
     "cursor_page",
@@ -222,4 +225,5 @@ __all__ = [
     "runner_id",
     "tenant",
     "update_segment",
+    "validate_expression",
 ]

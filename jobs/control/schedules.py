@@ -63,6 +63,7 @@ from jobs.spec import (
     json_object,
     json_value,
     latest_slot,
+    next_slots,
     now_ms,
     parse_rfc3339,
     quartz_cron,
@@ -456,3 +457,11 @@ def list_schedules(store: ScheduleStore, org: str, sandbox: str, limit: int = 50
     after = SCHEDULE_CURSOR.decode(offset) if offset else None
     found = store.page(org, sandbox, limit + 1, after)
     return cursor_page("records", found, limit, offset, SCHEDULE_CURSOR, "/config/schedules")
+
+
+def next_runs(store: ScheduleStore, schedule_id: str, org: str, sandbox: str, count: int) -> dict[str, Any]:
+    """When an active schedule will next create a job: its next `count` slots (none while it is paused or
+    failed), RFC 3339 in UTC."""
+    schedule = store.get(schedule_id, org, sandbox)
+    slots = next_slots(schedule.cron, datetime.now(UTC), count) if schedule.state == SCHEDULE_ACTIVE else []
+    return {"id": schedule.id, "state": schedule.state, "nextRuns": [format_rfc3339(slot) for slot in slots]}

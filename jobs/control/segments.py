@@ -28,8 +28,11 @@ from jobs.planner import Schemas
 from jobs.spec import (
     Config,
     Conflict,
+    ExpressionCheck,
+    ExpressionVerdict,
     MergePolicy,
     NotFound,
+    PqlProblem,
     RequestRejected,
     SegmentDefinition,
     SegmentPatch,
@@ -71,17 +74,23 @@ def check_new_expression(definition_id: str, text: str, policy: MergePolicy, con
     `others`: the scope's definitions other than this one, by id.
     """
     try:
-        pql.check_size(text, config.limits.pql_length, config.limits.pql_nesting)
-        expr, _ = Schemas.of(policy, config).checked(text, set(others) | {definition_id})
-        references = {d: [r.segment_id for r in pql.segment_references(pql.parse(o.pql))] for d, o in others.items()}
-        for reference in pql.segment_references(expr):
-            cycle = _path_back(reference.segment_id, definition_id, references)
-            if cycle is not None:
-                chain = " → ".join([definition_id, *cycle])
-                raise pql.PqlError(text[reference.start:reference.end], reference.start,
-                               f"makes a cycle of inSegment references: {chain}")
+        _check_expression(definition_id, text, policy, config, others)
     except pql.PqlError as err:
         raise RequestRejected.at("expression.value", str(err)) from None
+
+
+def _check_expression(definition_id: str, text: str, policy: MergePolicy, config: Config,
+                      others: Mapping[str, SegmentDefinition]) -> None:
+    """check_new_expression's checks; raises PqlError, which knows the problem's place in `text`."""
+    pql.check_size(text, config.limits.pql_length, config.limits.pql_nesting)
+    expr, _ = Schemas.of(policy, config).checked(text, set(others) | {definition_id})
+    references = {d: [r.segment_id for r in pql.segment_references(pql.parse(o.pql))] for d, o in others.items()}
+    for reference in pql.segment_references(expr):
+        cycle = _path_back(reference.segment_id, definition_id, references)
+        if cycle is not None:
+            chain = " → ".join([definition_id, *cycle])
+            raise pql.PqlError(text[reference.start:reference.end], reference.start,
+                               f"makes a cycle of inSegment references: {chain}")
 
 
 def _path_back(start: str, target: str, references: Mapping[str, list[str]]) -> list[str] | None:
@@ -189,6 +198,23 @@ def create_segment(store: SegmentStore, config: Config, body: str | bytes | dict
         store.delete(definition_id, org, sandbox)
         raise SegmentConflict("a segment definition this one names in inSegment was deleted meanwhile: try again")
     return definition
+
+
+def validate_expression(store: SegmentStore, config: Config, body: str | bytes | dict[str, Any],
+                        org: str, sandbox: str) -> ExpressionVerdict:
+    """Check an expression as create or update would, without storing anything: its problem at its line
+    and column (an editor marks it there). A bad body or merge policy raises RequestRejected."""
+    request = ExpressionCheck.parse(body)
+    config = config.for_tenant(org, sandbox)
+    policy = definition_policy(request.merge_policy_id, config)
+    definition_id = request.id or str(uuid.uuid4())
+    others = {d: o for d, o in store.all(org, sandbox).items() if d != definition_id}
+    text = request.expression.value
+    try:
+        _check_expression(definition_id, text, policy, config, others)
+    except pql.PqlError as err:
+        return ExpressionVerdict(valid=False, errors=[PqlProblem.of(text, err)])
+    return ExpressionVerdict(valid=True, errors=[])
 
 
 def update_segment(store: SegmentStore, config: Config, definition_id: str,

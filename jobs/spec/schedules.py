@@ -104,6 +104,23 @@ def latest_slot(expression: str, now: datetime, earliest: datetime) -> datetime 
     return slot if slot >= earliest else None
 
 
+def next_slots(expression: str, now: datetime, count: int, within_years: int = 5) -> list[datetime]:
+    """The next `count` minutes after `now` that the cron expression fires at, in UTC, read as latest_slot
+    reads it; fewer if it fires fewer times in `within_years` years."""
+    cron = _ALIASES.get(expression.strip(), expression)
+    if not croniter.is_valid(cron):
+        raise ValueError(f"{expression!r} is not a cron expression")
+    slots = croniter(cron, now.astimezone(UTC).replace(second=0, microsecond=0), day_or=False,
+                     max_years_between_matches=within_years)
+    found: list[datetime] = []
+    try:
+        while len(found) < count:
+            found.append(slots.get_next(datetime))
+    except CroniterBadDateError:  # no further slot in those years
+        pass
+    return found
+
+
 class ScheduleRequest(Strict):
     """The body of POST /config/schedules and `export-jobs schedule create`."""
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from jobs.spec.errors import RequestRejected
 from jobs.spec.models import Record, SchemaRef, Strict
+from jobs.spec.pql import PqlError
 
 PROFILE_SCHEMA = "_xdm.context.profile"
 
@@ -58,6 +59,41 @@ class SegmentPatch(Strict):
     description: str | None = None
     expression: Expression | None = None
     merge_policy_id: str | None = Field(default=None, min_length=1)
+
+
+class ExpressionCheck(Strict):
+    """The body of POST /segment/definitions/validate: an expression checked as a definition's would be,
+    and not stored."""
+
+    expression: Expression
+    merge_policy_id: str | None = Field(default=None, min_length=1)
+    # The definition being edited, if any: it may not name itself in inSegment, nor close a cycle.
+    id: str | None = Field(default=None, min_length=1)
+
+
+class PqlProblem(Record):
+    """A problem of an expression, at its place in the text (for an editor to mark)."""
+
+    path: str
+    message: str
+    offset: int  # 0-based, in characters
+    length: int  # of the quoted text, at least 1
+    line: int  # 1-based
+    column: int  # 1-based, in characters
+
+    @classmethod
+    def of(cls, text: str, err: PqlError, path: str = "expression.value") -> PqlProblem:
+        offset = min(err.position - 1, len(text))
+        line_start = text.rfind("\n", 0, offset) + 1
+        return cls(path=path, message=str(err), offset=offset, length=max(len(err.text), 1),
+                   line=text.count("\n", 0, offset) + 1, column=offset - line_start + 1)
+
+
+class ExpressionVerdict(Record):
+    """The answer of POST /segment/definitions/validate."""
+
+    valid: bool
+    errors: list[PqlProblem]
 
 
 def parse_patch(body: str | bytes | dict[str, Any]) -> SegmentPatch:

@@ -26,10 +26,10 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/export/jobs/{id}"), ("DELETE", "/export/jobs/{id}"), ("POST", "/export/jobs/{id}/replay"),
               ("GET", "/segment/definitions"), ("POST", "/segment/definitions"),
               ("GET", "/segment/definitions/{id}"), ("PATCH", "/segment/definitions/{id}"),
-              ("DELETE", "/segment/definitions/{id}"),
+              ("DELETE", "/segment/definitions/{id}"), ("POST", "/segment/definitions/validate"),
               ("GET", "/config/schedules"), ("POST", "/config/schedules"),
               ("GET", "/config/schedules/{id}"), ("DELETE", "/config/schedules/{id}"),
-              ("PATCH", "/config/schedules/{id}"),
+              ("PATCH", "/config/schedules/{id}"), ("GET", "/config/schedules/{id}/next-runs"),
               ("GET", "/privacy/jobs"), ("POST", "/privacy/jobs"), ("GET", "/privacy/jobs/{jobId}"),
               ("GET", "/privacy/jobs/{jobId}/document"),
               ("POST", "/preview"), ("GET", "/preview/{previewId}"), ("DELETE", "/preview/{previewId}"),
@@ -100,7 +100,8 @@ HOSTILE_BODIES = {
 @pytest.mark.parametrize("name", HOSTILE_BODIES)
 @pytest.mark.parametrize("method, path", [("POST", "/export/jobs"), ("POST", "/segment/definitions"),
                                           ("POST", "/config/schedules"), ("POST", "/privacy/jobs"),
-                                          ("POST", "/preview"), ("POST", "/segment/jobs")])
+                                          ("POST", "/preview"), ("POST", "/segment/jobs"),
+                                          ("POST", "/segment/definitions/validate")])
 def test_huge_and_deep_bodies_get_a_4xx_naming_the_problem(client, method, path, name):
     response = client.request(method, path, content=HOSTILE_BODIES[name],
                               headers={**auth(), "Content-Type": "application/json"})

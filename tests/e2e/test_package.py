@@ -83,6 +83,10 @@ def test_the_installed_package_runs_from_its_own_files(venv, tmp_path):
                            cwd=tmp_path, env=env))
     assert [Path(p).is_relative_to(venv) for p in where[:2]] == [True, True], where
     assert Path(where[2]) == tmp_path / "cache" / "export-jobs" / "jars"  # the user's cache, not the checkout
+    console = run(venv / "bin" / "python", "-c", "from importlib.resources import files; "
+                  "print(sorted(p.name for p in files('jobs.shells.http.console').iterdir() "
+                  "if p.is_file() and p.suffix != '.py'))", cwd=tmp_path, env=env)
+    assert console.strip() == "['console.css', 'console.js', 'index.html']"  # the web console's page
 
 
 def test_setup_jars_then_a_job_runs_in_the_installed_package(venv, deployment, tmp_path):

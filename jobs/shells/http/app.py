@@ -1,5 +1,6 @@
 """The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions`, `/config/schedules`,
-`/segment/jobs`, `/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token.
+`/segment/jobs`, `/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token; and the web
+console on them at `/console` (jobs.shells.http.console).
 
 Each resource is an `APIRouter` of plain handler functions in its own module;
 `create_app` puts the deployment (config and stores) on `app.state`, where the
@@ -29,6 +30,7 @@ from jobs.control import (
     scrape_registry,
     table_sources,
 )
+from jobs.shells.http.console import console
 from jobs.shells.http.errors import ANSWERS
 from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
@@ -72,6 +74,7 @@ def create_app(config: Config, store: JobStore | None = None,
     app.include_router(schedules)
     app.include_router(privacy_jobs)
     app.include_router(previews)
+    app.include_router(console)
     for kind, answer in ANSWERS.items():
         app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

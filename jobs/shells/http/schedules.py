@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_schedule, list_schedules, patch_schedule
+from jobs.control import create_schedule, list_schedules, next_runs, patch_schedule
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -59,6 +59,17 @@ async def create_schedule_route(scope: Authorized, config: Deployment, store: Sc
 @schedules.get("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT, summary="Get a schedule")
 def get_schedule(scope: Authorized, store: Schedules, id_: ScheduleId) -> JSONResponse:
     return JSONResponse(store.get(id_, scope.org, scope.sandbox).to_dict())
+
+
+@schedules.get("/{id}/next-runs", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,
+               summary="When the schedule will next create a job (none while it is paused)")
+def get_next_runs(
+    scope: Authorized,
+    store: Schedules,
+    id_: ScheduleId,
+    count: Annotated[int, Query(ge=1, le=50, description="How many of the next runs")] = 3,
+) -> JSONResponse:
+    return JSONResponse(next_runs(store, id_, scope.org, scope.sandbox, count))
 
 
 @schedules.delete("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from jobs.control import create_segment, delete_segment, evaluations_of, list_segments, update_segment
+from jobs.control import (
+    create_segment,
+    delete_segment,
+    evaluations_of,
+    list_segments,
+    update_segment,
+    validate_expression,
+)
 from jobs.shells.http.auth import (
     BODY_ERRORS,
     ERRORS,
@@ -23,7 +30,7 @@ from jobs.shells.http.auth import (
     Segments,
     body_schema,
 )
-from jobs.spec import ProblemDocument, SegmentPatch, SegmentRequest
+from jobs.spec import ExpressionCheck, ExpressionVerdict, ProblemDocument, SegmentPatch, SegmentRequest
 
 segment_definitions = APIRouter(prefix="/segment/definitions")
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -53,6 +60,18 @@ async def create_segment_definition(scope: Authorized, config: Deployment, store
                                     body: Body) -> JSONResponse:
     created = await run_in_threadpool(create_segment, store, config, body, scope.org, scope.sandbox)
     return JSONResponse(created.to_dict())
+
+
+@segment_definitions.post("/validate", response_model=ExpressionVerdict, responses={**ERRORS, **BODY_ERRORS},
+                          openapi_extra={**TENANT, **body_schema(ExpressionCheck)},
+                          summary="Check an expression as a definition's would be, without storing it",
+                          description="`valid`, and the expression's problem at its `line` and `column` (1-based) "
+                                      "and `offset` (0-based) with its `length`. A bad body or an unknown "
+                                      "`mergePolicyId` is a 400.")
+async def validate_segment_expression(scope: Authorized, config: Deployment, store: Segments,
+                                      body: Body) -> JSONResponse:
+    verdict = await run_in_threadpool(validate_expression, store, config, body, scope.org, scope.sandbox)
+    return JSONResponse(verdict.to_dict())
 
 
 @segment_definitions.get("/{id}", responses={**ERRORS, **NOT_FOUND}, openapi_extra=TENANT,

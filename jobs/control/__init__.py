@@ -1,5 +1,6 @@
-"""The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, and the runner
-that drives the engine. Each resource has one module here with its store and operations."""
+"""The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, the runner
+that drives the engine, and webhooks' delivery log and deliverer. Each resource has one module here with
+its store and operations."""
 
 from __future__ import annotations
 
@@ -107,6 +108,21 @@ from jobs.control.tables import (
     retry_commits,
     tenant,
 )
+from jobs.control.webhooks import (
+    DELIVERY_STATUSES,
+    WEBHOOK_TABLE_SCHEMA,
+    Attempt,
+    DeliveryStatus,
+    DeliveryStore,
+    WebhookDeliverer,
+    WebhookNotFound,
+    deliver_before_exit,
+    deliver_due,
+    job_event_recorder,
+    record_events,
+    send,
+    send_samples,
+)
 
 if TYPE_CHECKING:
     from jobs.control.failures import job_error
@@ -125,6 +141,20 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
 
 __all__ = [
+    "DELIVERY_STATUSES",
+    "WEBHOOK_TABLE_SCHEMA",
+    "Attempt",
+    "DeliveryStatus",
+    "DeliveryStore",
+    "WebhookDeliverer",
+    "WebhookNotFound",
+    "deliver_before_exit",
+    "deliver_due",
+    "job_event_recorder",
+    "record_events",
+    "send",
+    "send_samples",
+
     "patch_schedule",
     "bulk_get_segment_jobs",
     "cancel_segment_job",

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
+from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore, job_event_recorder
 from jobs.shells.http.errors import ANSWERS
 from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
@@ -45,7 +45,7 @@ def create_app(config: Config, store: JobStore | None = None,
         description="Export audience segment members from a profile lake into Delta datasets.",
     )
     app.state.config = config
-    app.state.jobs = store or JobStore(config.job_table_path)
+    app.state.jobs = store or JobStore(config.job_table_path, job_event_recorder(config))
     app.state.schedules = ScheduleStore(config.schedule_table_path)
     app.state.segments = SegmentStore(config.segment_table_path)
     app.state.privacy = PrivacyStore(config.privacy_table_path)

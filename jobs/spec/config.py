@@ -291,12 +291,12 @@ class Config(ConfModel):
             raise ValueError("webhooks declares one name twice")
         # The tenants of the HTTP API, and the default org and sandbox the CLI acts for.
         known = {(self.default_org, self.default_sandbox)} | {(t.org, s) for t in self.tenants for s in t.sandboxes}
-        for hook in self.webhooks:
+        for i, hook in enumerate(self.webhooks):
             unknown = [s for s in hook.sandboxes if (hook.org, s) not in known]
             if unknown:
                 tenants = ", ".join(f"{o}/{s}" for o, s in sorted(known))
-                raise ValueError(f"webhook {hook.name!r}: org {hook.org!r} with sandboxes {unknown} is no tenant "
-                                 f"(the tenants are {tenants})")
+                raise ValueError(f"webhooks[{i}] ({hook.name}): org {hook.org!r} with sandboxes {unknown} is not a "
+                                 f"tenant of this deployment (it has {tenants})")
 
     # -- paths
 

@@ -278,7 +278,9 @@ class WebhookDeliverer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                deliver_due(self.store, self.config, self.holder)
+                # Every attempt rewrites its row's file: compact and vacuum as the runners do their tables.
+                if deliver_due(self.store, self.config, self.holder):
+                    self.store.maintain(self.config.table_retention_hours)
             except Exception:  # the table unreadable for now: the next poll tries again
                 log.exception("webhook deliverer")
             self._stop.wait(self.config.webhook_delivery.poll_seconds)

@@ -20,6 +20,7 @@ from jobs.control.webhooks import (
     DeliveryStore,
     WebhookDeliverer,
     attempt_row,
+    deliver_before_exit,
     deliver_due,
     deliveries_of,
     job_event_recorder,
@@ -269,6 +270,20 @@ def test_a_hanging_receiver_never_slows_a_job_and_is_retried_later(hooked, recei
         deliverer.stop()
     [row] = deliveries(hooked)
     assert (row["status"], row["attempts"]) == ("DELIVERED", 2)
+
+
+def test_a_one_shot_process_sends_for_at_most_its_exit_wait(hooked, receiver):
+    receiver.hang()
+    slow = hooked.model_copy(update={"webhook_delivery": hooked.webhook_delivery.model_copy(
+        update={"timeout_seconds": 5.0, "exit_wait_seconds": 0.5})})
+    store = JobStore(slow.job_table_path, job_event_recorder(slow))
+    cancel_job(store, new_job(store, slow), "demo@Org", "prod")
+    started = time.monotonic()
+    deliver_before_exit(slow)
+    assert time.monotonic() - started < 1.5
+    [row] = deliveries(slow)
+    assert (row["status"], row["attempts"]) == ("PENDING", 0)  # left for the next deliverer
+    assert len(receiver.requests) == 1
 
 
 def test_one_delivery_is_claimed_by_one_deliverer_at_a_time(hooked, receiver):

@@ -1,5 +1,6 @@
 """The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions`, `/config/schedules`,
-`/segment/jobs`, `/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token.
+`/segment/jobs`, `/privacy/jobs`, `/preview`, `/estimate` and `/webhooks/deliveries`, one tenant per bearer
+token.
 
 Each resource is an `APIRouter` of plain handler functions in its own module;
 `create_app` puts the deployment (config and stores) on `app.state`, where the
@@ -19,7 +20,15 @@ from contextlib import asynccontextmanager, contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore, job_event_recorder
+from jobs.control import (
+    DeliveryStore,
+    JobStore,
+    PreviewStore,
+    PrivacyStore,
+    ScheduleStore,
+    SegmentStore,
+    job_event_recorder,
+)
 from jobs.shells.http.errors import ANSWERS
 from jobs.shells.http.health import probes
 from jobs.shells.http.jobs import export_jobs
@@ -29,6 +38,7 @@ from jobs.shells.http.privacy_jobs import privacy_jobs
 from jobs.shells.http.schedules import schedules
 from jobs.shells.http.segment_jobs import segment_jobs
 from jobs.shells.http.segments import segment_definitions
+from jobs.shells.http.webhooks import webhooks
 from jobs.spec import Config
 
 log = logging.getLogger("export-jobs.api")
@@ -50,6 +60,7 @@ def create_app(config: Config, store: JobStore | None = None,
     app.state.segments = SegmentStore(config.segment_table_path)
     app.state.privacy = PrivacyStore(config.privacy_table_path)
     app.state.previews = PreviewStore(config.preview_table_path)
+    app.state.deliveries = DeliveryStore(config.webhook_table_path)
     app.state.runner_ready = runner_ready
     app.include_router(probes)
     app.include_router(export_jobs)
@@ -58,6 +69,7 @@ def create_app(config: Config, store: JobStore | None = None,
     app.include_router(schedules)
     app.include_router(privacy_jobs)
     app.include_router(previews)
+    app.include_router(webhooks)
     for kind, answer in ANSWERS.items():
         app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

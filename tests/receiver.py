@@ -95,5 +95,7 @@ def webhook_toml(url: str, events: tuple[str, ...] = ALL_EVENTS, name: str = "cr
 
 
 def add_webhook(conf: Path, url: str, **options: Any) -> Path:
-    conf.write_text(conf.read_text() + webhook_toml(url, **options))
+    """The config file with a webhook to `url`, and its delivery log beside the file (not in a shared lake)."""
+    log = conf.parent / "webhook_deliveries"
+    conf.write_text(f'webhookTable = "{log}"\n' + conf.read_text() + webhook_toml(url, **options))
     return conf

@@ -1,5 +1,5 @@
-"""A real export job, run through the product, has its job.succeeded event delivered with its counters
-(docs/reference/webhooks.md)."""
+"""A real export job, run through the product, has its job.succeeded event delivered with its counters, and a
+privacy request its privacy.completed event (docs/reference/webhooks.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ import time
 
 import pytest
 
-from jobs.control import DeliveryStore, JobStore, create_job, deliver_due, job_event_recorder, run_job
-from jobs.spec import JobStatus, load_config, verify
+from jobs.control import (
+    DeliveryStore,
+    JobStore,
+    PrivacyStore,
+    create_job,
+    create_privacy_jobs,
+    deliver_due,
+    job_event_recorder,
+    run_job,
+    run_privacy_jobs,
+)
+from jobs.spec import JobStatus, PrivacyStatus, load_config, verify
 
 from ..receiver import SECRET, SECRET_ENV, add_webhook, receiving
 
@@ -43,3 +53,25 @@ def test_a_job_run_delivers_its_succeeded_event_with_its_counters(spark, deploym
     log = DeliveryStore(config.webhook_table_path).list("demo@Org", "prod")
     assert sorted((d["eventType"], d["status"]) for d in log) == [("job.rejectedRecords", "DELIVERED"),
                                                                   ("job.succeeded", "DELIVERED")]
+
+
+def test_a_completed_privacy_request_is_delivered(spark, deployment, tmp_path, monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    # An access request only, its table and documents of its own: the shared lake stays as it is.
+    deployment.write_text(f'privacyTable = "{tmp_path / "privacy"}"\nprivacyDocuments = "{tmp_path / "documents"}"\n'
+                          + deployment.read_text())
+    with receiving() as receiver:
+        config = load_config(add_webhook(deployment, receiver.url, events=("privacy.completed",)))
+        store = PrivacyStore(config.privacy_table_path)
+        request = {"companyContexts": [{"namespace": "imsOrgID", "value": "demo@Org"}], "regulation": "gdpr",
+                   "users": [{"key": "person-1", "action": ["access"],
+                              "userIDs": [{"namespace": "email", "value": "nobody@example.com"}]}]}
+        [created] = create_privacy_jobs(store, request, "demo@Org", "prod")["jobs"]
+        [done] = run_privacy_jobs(store, config, lambda: spark, "test-runner")
+        assert done.status is PrivacyStatus.COMPLETE, done.errors
+        deliver_due(DeliveryStore(config.webhook_table_path), config, "test")
+    [delivered] = receiver.requests
+    event = delivered.event
+    assert (event["type"], event["orgId"], event["sandboxName"]) == ("privacy.completed", "demo@Org", "prod")
+    assert event["data"]["jobId"] == created["jobId"] and event["data"]["status"] == "complete"
+    assert event["data"]["actions"] == ["access"] and event["data"]["downloadURL"] == done.download_url

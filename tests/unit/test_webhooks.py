@@ -91,12 +91,12 @@ def test_webhooks_are_read_with_defaults(hooked, receiver):
     [hook] = hooked.webhooks
     assert (hook.name, hook.url, hook.org, hook.sandboxes) == ("crm", receiver.url, "demo@Org", ["prod"])
     assert hook.secret() == SECRET
-    assert hooked.webhook_table_path.endswith("system/webhook_deliveries")
     assert hooked.webhooks_for("demo@Org", "prod", "job.failed") == [hook]
     assert hooked.webhooks_for("demo@Org", "dev", "job.failed") == []
 
 
 def test_delivery_settings_have_sane_defaults(config):
+    assert config.webhook_table_path == config.resolve("system/webhook_deliveries") and config.webhooks == []
     settings = config.webhook_delivery
     assert (settings.attempts, settings.first_backoff_seconds, settings.timeout_seconds) == (8, 10.0, 5.0)
     assert settings.max_backoff_seconds >= settings.first_backoff_seconds
@@ -371,3 +371,13 @@ def test_webhooks_deliveries_lists_the_log_newest_first(hooked, receiver, tmp_pa
     assert [r["status"] for r in listed] == ["PENDING", "FAILED"]
     assert main(["--conf", conf, "webhooks", "deliveries", "--status", "FAILED"]) == 0
     assert [r["lastStatusCode"] for r in json.loads(capsys.readouterr().out)] == [400]
+
+
+def test_run_pending_sends_the_due_deliveries(hooked, receiver, tmp_path, capsys):
+    store = JobStore(hooked.job_table_path, job_event_recorder(hooked))
+    cancel_job(store, new_job(store, hooked), "demo@Org", "prod")
+    assert main(["--conf", str(tmp_path / "export.toml"), "run-pending"]) == 0  # no NEW job: no Spark
+    capsys.readouterr()
+    [row] = deliveries(hooked)
+    assert (row["status"], row["eventType"]) == ("DELIVERED", "job.cancelled")
+    assert receiver.requests[0].event["type"] == "job.cancelled"

@@ -11,6 +11,7 @@ FAILED. Every attempt is signed anew and carries the event id as its idempotency
 from __future__ import annotations
 
 import builtins
+import http.client
 import json
 import logging
 import threading
@@ -68,6 +69,8 @@ WEBHOOK_TABLE_SCHEMA = pa.schema([
 ])
 # A claim outlives the attempt's timeout by this much: recording the outcome takes a commit.
 CLAIM_MARGIN_MS = 30_000
+# How long a stopping deliverer waits for its attempt's commits, beyond the attempt itself.
+STOP_MARGIN_S = 10.0
 # Due deliveries a deliverer sends per pass.
 BATCH = 50
 USER_AGENT = "export-jobs-webhooks"
@@ -215,7 +218,7 @@ def send(hook: Webhook, event: dict[str, Any], secret: str, timeout: float) -> A
         return Attempt(err.code, f"HTTP {err.code} {err.reason}".strip())
     except urllib.error.URLError as err:
         return Attempt(None, f"no answer: {err.reason}")
-    except (TimeoutError, OSError) as err:
+    except (OSError, http.client.HTTPException) as err:  # timeouts, resets, an answer that is not HTTP
         return Attempt(None, f"no answer: {err or type(err).__name__}")
 
 
@@ -253,11 +256,13 @@ def attempt_row(store: DeliveryStore, config: Config, row: dict[str, Any], holde
     return status
 
 
-def deliver_due(store: DeliveryStore, config: Config, holder: str, deadline: float | None = None) -> int:
-    """Send the deliveries due now (until time.monotonic() reaches `deadline`, if given); how many were tried."""
+def deliver_due(store: DeliveryStore, config: Config, holder: str, deadline: float | None = None,
+                stop: threading.Event | None = None) -> int:
+    """Send the deliveries due now, until time.monotonic() reaches `deadline` or `stop` is set (if given);
+    how many were tried."""
     tried = 0
     for row in store.due(now_ms()):
-        if deadline is not None and time.monotonic() >= deadline:
+        if (deadline is not None and time.monotonic() >= deadline) or (stop is not None and stop.is_set()):
             break
         if attempt_row(store, config, row, holder) is not None:
             tried += 1
@@ -279,7 +284,7 @@ class WebhookDeliverer:
         while not self._stop.is_set():
             try:
                 # Every attempt rewrites its row's file: compact and vacuum as the runners do their tables.
-                if deliver_due(self.store, self.config, self.holder):
+                if deliver_due(self.store, self.config, self.holder, stop=self._stop):
                     self.store.maintain(self.config.table_retention_hours)
             except Exception:  # the table unreadable for now: the next poll tries again
                 log.exception("webhook deliverer")
@@ -289,11 +294,12 @@ class WebhookDeliverer:
         if self.config.webhooks:
             self._thread.start()
 
-    def stop(self, wait: float | None = None) -> None:
-        """Stop polling; wait up to `wait` seconds (default: one attempt's timeout) for an attempt under way."""
+    def stop(self) -> None:
+        """Stop polling, once the attempt under way (if any) is sent and recorded: its connection and its
+        answer take at most 2 × timeoutSeconds, its claim and outcome two small commits."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(self.config.webhook_delivery.timeout_seconds if wait is None else wait)
+            self._thread.join(2 * self.config.webhook_delivery.timeout_seconds + STOP_MARGIN_S)
 
 
 def deliver_before_exit(config: Config) -> None:

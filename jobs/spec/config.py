@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -107,7 +107,12 @@ class Webhook(ConfModel):
     @field_validator("url")
     @classmethod
     def _http(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (reading it checks it)
+        except ValueError:
+            raise ValueError(f"{url!r} has no valid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
             raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return url
 
@@ -525,9 +530,19 @@ def shown_settings(config: Config, file: Path, chosen_by: str) -> dict[str, Any]
                          "from": config.origins.get(f"spark.{k}") or "file"} for k, v in value.items()}
         elif key == "tenants":
             value = [dict(t, tokenSha256=MASK) for t in value]
+        elif key == "webhooks":
+            value = [dict(w, url=_shown_url(w["url"])) for w in value]
         settings[key] = {"value": value, "from": origin}
     settings["lakeRoot"]["resolved"] = config.resolve(".") if "://" not in config.lake_root else config.lake_root
     return {"file": str(file.resolve()), "chosenBy": chosen_by, "settings": settings}
+
+
+def _shown_url(url: str) -> str:
+    """A webhook's URL without what may be a credential: user info, and the path and query (many
+    services put the endpoint's own secret there)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return origin + (f"/{MASK}" if parts.path.strip("/") or parts.query else "")
 
 
 def _secret(name: str) -> bool:

@@ -106,6 +106,8 @@ def test_delivery_settings_have_sane_defaults(config):
     ({"url": "ftp://example.com/x"}, "webhooks[0].url: 'ftp://example.com/x' is not an http:// or https:// URL"),
     ({"org": "nobody"}, "webhooks[0] (crm): org 'nobody' with sandboxes ['prod'] is not a tenant"),
     ({"sandboxes": ("prod", "qa")}, "webhooks[0] (crm): org 'demo@Org' with sandboxes ['qa'] is not a tenant"),
+    ({"url": "http://hooks.example.com:port/x"}, "has no valid port"),
+    ({"url": "https:///x"}, "webhooks[0].url: 'https:///x' is not an http:// or https:// URL"),
     ({"events": ("job.done",)}, "webhooks[0].events[0]: Input should be 'job.succeeded'"),
     ({"events": ("job.failed", "job.failed")}, "webhooks[0].events: lists an event twice"),
     ({"ratio": 1.5}, "webhooks[0].rejectedRatioAbove: Input should be less than or equal to 1"),
@@ -128,6 +130,13 @@ def test_the_secret_is_never_in_the_file(config, tmp_path):
         load_config(conf)
     assert "webhooks[0].secret: Extra inputs are not permitted" in str(err.value)
     assert "webhooks[0].secretEnv: Field required" in str(err.value)
+
+
+def test_config_show_masks_what_may_be_a_credential_in_a_webhooks_url(config, tmp_path, capsys):
+    conf = write(tmp_path, config, webhook_toml("https://user:pw@hooks.example.com:8443/services/T0/B1/XYZ?k=v"))
+    assert main(["--conf", str(conf), "config", "show"]) == 0
+    [shown] = json.loads(capsys.readouterr().out)["settings"]["webhooks"]["value"]
+    assert shown["url"] == "https://hooks.example.com:8443/***" and shown["secretEnv"] == SECRET_ENV
 
 
 def test_a_webhook_may_name_a_tenant_of_the_http_api(config, tmp_path):

@@ -70,7 +70,7 @@ WEBHOOK_TABLE_SCHEMA = pa.schema([
 # A claim outlives the attempt's timeout by this much: recording the outcome takes a commit.
 CLAIM_MARGIN_MS = 30_000
 # How long a stopping deliverer waits for its attempt's commits, beyond the attempt itself.
-STOP_MARGIN_S = 10.0
+STOP_MARGIN_S = 5.0
 # Due deliveries a deliverer sends per pass.
 BATCH = 50
 USER_AGENT = "export-jobs-webhooks"

@@ -1,6 +1,6 @@
 """The control plane: the job, segment and schedule tables (delta-rs, no JVM), leases, the runner
-that drives the engine, and the Prometheus metrics of the tables and the runner. Each resource has one
-module here with its store and operations."""
+that drives the engine, the Prometheus metrics of the tables and the runner, and webhooks' delivery log
+and deliverer. Each resource has one module here with its store and operations."""
 
 from __future__ import annotations
 
@@ -112,6 +112,21 @@ from jobs.control.tables import (
     retry_commits,
     tenant,
 )
+from jobs.control.webhooks import (
+    DELIVERY_STATUSES,
+    WEBHOOK_TABLE_SCHEMA,
+    Attempt,
+    DeliveryStatus,
+    DeliveryStore,
+    WebhookDeliverer,
+    WebhookNotFound,
+    deliver_before_exit,
+    deliver_due,
+    job_event_recorder,
+    record_events,
+    send,
+    send_samples,
+)
 
 if TYPE_CHECKING:
     from jobs.control.failures import job_error
@@ -135,6 +150,20 @@ __all__ = [
     "scrape_registry",
     "table_sources",
     "running_job",
+    "DELIVERY_STATUSES",
+    "WEBHOOK_TABLE_SCHEMA",
+    "Attempt",
+    "DeliveryStatus",
+    "DeliveryStore",
+    "WebhookDeliverer",
+    "WebhookNotFound",
+    "deliver_before_exit",
+    "deliver_due",
+    "job_event_recorder",
+    "record_events",
+    "send",
+    "send_samples",
+
     "patch_schedule",
     "bulk_get_segment_jobs",
     "cancel_segment_job",

@@ -130,6 +130,12 @@ class JobStore(DeltaRows):
     NAME = "jobs"
     SCHEMA = JOB_TABLE_SCHEMA
 
+    def __init__(self, path: str, on_finished: Callable[[JobRecord], None] | None = None):
+        """`on_finished`: called with every record this store writes as SUCCEEDED, FAILED or CANCELLED,
+        once its write is committed (the webhooks' events: jobs.control.webhooks.job_event_recorder)."""
+        super().__init__(path)
+        self.on_finished = on_finished
+
     # -- reads
 
     def deployment(self, legacy: str) -> str:
@@ -280,6 +286,8 @@ class JobStore(DeltaRows):
         if self._update(updates, predicate) != 1:
             current = self.get(record.id)
             raise StatusConflict(record.id, current.status.value, expected)
+        if self.on_finished is not None and not renewal and record.status.finished:
+            self.on_finished(record)
         return record
 
 

@@ -32,6 +32,7 @@ from jobs.control.jobs import SEGMENT_JOB, JobStore
 from jobs.control.previews import PreviewStore
 from jobs.control.privacy_jobs import PrivacyStore
 from jobs.control.schedules import ScheduleStore
+from jobs.control.webhooks import DeliveryStore
 from jobs.spec import JobStatus, PreviewState, PrivacyStatus, now_ms
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,25 @@ def schedule_families(rows: Iterable[Mapping[str, Any]]) -> list[Metric]:
                    "inactive, failed), org and sandbox", ["type", "state", *TENANT_LABELS], schedules)]
 
 
+def delivery_families(rows: Iterable[Mapping[str, Any]]) -> list[Metric]:
+    """The webhook delivery log's families from DeliveryStore.metric_rows (grouped by tenant, endpoint,
+    event type and status). Its rows are never deleted, so their attempts only grow: a counter."""
+    labels = ["endpoint", "event", "status", *TENANT_LABELS]
+    deliveries: Tally[tuple[str, ...]] = Tally()
+    attempts: Tally[tuple[str, ...]] = Tally()
+    for r in rows:
+        key = (r["endpoint"], r["eventType"], r["status"], r["imsOrgId"], r["sandboxName"])
+        deliveries[key] += r["deliveries"]
+        attempts[key] += r["attempts"] or 0
+    sent = CounterMetricFamily("export_jobs_webhook_attempts", "Attempts to send webhook deliveries (the delivery "
+                               "log's attempts), by the delivery's endpoint, event type, status, org and sandbox",
+                               labels=labels)
+    for labelled, value in sorted(attempts.items()):
+        sent.add_metric(list(labelled), value)
+    return [_gauge("export_jobs_webhook_deliveries", "Webhook deliveries in the delivery log by endpoint, event type, "
+                   "status (PENDING, DELIVERED, FAILED), org and sandbox", labels, deliveries), sent]
+
+
 def _gauge(name: str, text: str, labels: list[str], values: Mapping[Any, float]) -> GaugeMetricFamily:
     """A gauge of `values` by their label values (a tuple, in the order of `labels`)."""
     gauge = GaugeMetricFamily(name, text, labels=labels)
@@ -238,14 +258,15 @@ class TableCollector(Collector):
         yield up
 
 
-def table_sources(jobs: JobStore, privacy: PrivacyStore, previews: PreviewStore,
-                  schedules: ScheduleStore) -> dict[str, Source]:
+def table_sources(jobs: JobStore, privacy: PrivacyStore, previews: PreviewStore, schedules: ScheduleStore,
+                  deliveries: DeliveryStore) -> dict[str, Source]:
     """The deployment's tables, by the name export_jobs_table_up gives them."""
     return {
         "jobs": JobTableSource(jobs),
         "privacy": lambda: privacy_families(privacy.metric_rows(now_ms())),
         "previews": lambda: preview_families(previews.metric_rows()),
         "schedules": lambda: schedule_families(schedules.metric_rows()),
+        "webhooks": lambda: delivery_families(deliveries.metric_rows()),
     }
 
 

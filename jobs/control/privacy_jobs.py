@@ -30,6 +30,7 @@ from deltalake import write_deltalake
 from jobs.control.jobs import JobStore
 from jobs.control.pages import CursorFormat, cursor_page
 from jobs.control.tables import DeltaRows, all_of, before, equal, literal, one_of, retry_commits, tenant
+from jobs.control.webhooks import record_events
 from jobs.spec import (
     Config,
     Dataset,
@@ -44,6 +45,7 @@ from jobs.spec import (
     UserId,
     identity_hash,
     now_ms,
+    privacy_event,
 )
 
 if TYPE_CHECKING:
@@ -327,9 +329,10 @@ class PrivacyRun:
             if erasing := [j for j in self.running() if j.deletes]:
                 self.erase(session, erasing, config, batch_id)
             retention_ms = config.privacy_retention_hours * 3_600_000
-            self.save([j.updated(status=PrivacyStatus.COMPLETE, stage=None,
-                                 vacuum_after=now_ms() + retention_ms if j.deletes else None,
-                                 vacuumed=False if j.deletes else None) for j in self.running()])
+            completed = self.save([j.updated(status=PrivacyStatus.COMPLETE, stage=None,
+                                             vacuum_after=now_ms() + retention_ms if j.deletes else None,
+                                             vacuumed=False if j.deletes else None) for j in self.running()])
+            record_events(self.base, [privacy_event(self.base.deployment, j) for j in completed])
         except LostPrivacyJob:
             raise
         except Exception as err:  # the jobs must say what happened, whatever it was

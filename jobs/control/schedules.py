@@ -40,6 +40,7 @@ from jobs.control.tables import (
     retry_commits,
     tenant,
 )
+from jobs.control.webhooks import record_events
 from jobs.planner import check_job
 from jobs.spec import (
     SCHEDULE_ACTIVE,
@@ -67,6 +68,7 @@ from jobs.spec import (
     now_ms,
     parse_rfc3339,
     quartz_cron,
+    slot_skipped_event,
 )
 
 log = logging.getLogger(__name__)
@@ -391,6 +393,9 @@ def _due_job(schedules: ScheduleStore, store: JobStore, config: Config, schedule
     if schedule.incremental and previous_run_active(schedule, store, at_ms):
         if schedules.skip_slot(schedule, slot_ms):
             log.info("schedule %s: slot %s skipped, its previous run is still active", schedule.id, slot)
+            record_events(config, [slot_skipped_event(config.deployment, schedule.id, schedule.ims_org_id,
+                                                      schedule.sandbox_name, slot_ms, schedule.skipped_slots + 1,
+                                                      at_ms)])
         return None
     if not schedules.claim_slot(schedule, slot_ms, at_ms):
         return None

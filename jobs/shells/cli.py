@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from jobs.control import (
+    DELIVERY_STATUSES,
     SEGMENT_JOB,
+    DeliveryStore,
     JobStore,
     PreviewStore,
     PrivacyStore,
     ScheduleStore,
     SegmentStore,
+    WebhookDeliverer,
     access_document,
     cancel_job,
     create_job,
@@ -37,9 +40,11 @@ from jobs.control import (
     create_segment,
     create_segment_job,
     delete_segment,
+    deliver_before_exit,
     estimate_document,
     evaluations_of,
     explain_job,
+    job_event_recorder,
     list_jobs,
     list_privacy_jobs,
     list_schedules,
@@ -49,6 +54,7 @@ from jobs.control import (
     preview_page,
     replay_job,
     segment_job_document,
+    send_samples,
     settled_preview,
     update_segment,
 )
@@ -206,6 +212,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     serve.add_argument("--no-runner", action="store_true",
                        help="only serve the API; leave NEW jobs to other runners (run-pending)")
+    webhooks = commands.group("webhooks", "endpoints that receive job, schedule and privacy events")
+    tested = webhooks.add("test", help="send a sample event now to the tenant's endpoints (or --name's); exit 1 "
+                                       "unless each one answered 2xx")
+    tested.add_argument("--name", help="the webhook's name in the config (default: every one of the tenant)")
+    tested.add_argument("--attempts", type=int, default=1,
+                        help="attempts per endpoint, with the configured backoff between them (default: %(default)s)")
+    deliveries = webhooks.add("deliveries", help="the tenant's delivery log, newest first")
+    deliveries.add_argument("--status", choices=DELIVERY_STATUSES)
+    deliveries.add_argument("--limit", type=int, default=50)
     commands.group("config", "the deployment's settings").add(
         "show", help="the effective settings and where each came from (secrets masked)")
     jars = commands.add("setup-jars", help="fetch the Delta jars that match the installed pyspark and delta-spark")
@@ -263,7 +278,7 @@ class Call:
 
     @property
     def jobs(self) -> JobStore:
-        return JobStore(self.config.job_table_path)
+        return JobStore(self.config.job_table_path, job_event_recorder(self.config))
 
     def session(self, app_name: str) -> SparkSession:
         """The configured session, with Spark's progress bar when a person watches stderr."""
@@ -281,8 +296,10 @@ def _serve(call: Call) -> int:
     from jobs.shells.http import serve  # FastAPI and uvicorn only load for the server
 
     log_format = call.args.log_format or call.config.log_format
+    deliverer = WebhookDeliverer(call.config)  # a cancel through the API finishes jobs too
     if call.args.no_runner:
-        serve(call.config, call.args.host, call.args.port, log_format=log_format)
+        serve(call.config, call.args.host, call.args.port, on_startup=deliverer.start, on_shutdown=deliverer.stop,
+              log_format=log_format)
         return 0
     # One session for jobs and previews: a preview runs beside a running export, in the warm session.
     spark = deployment_session(call.config, call.args.verbose)
@@ -292,11 +309,13 @@ def _serve(call: Call) -> int:
     def start() -> None:
         loop.start()
         previews.start()
+        deliverer.start()
 
     def stop() -> None:
         # uvicorn turns SIGTERM into a shutdown: the loop claims no more jobs and its running one has the grace.
         previews.stop()
         loop.stop(call.config.shutdown_grace_seconds)
+        deliverer.stop()
 
     serve(call.config, call.args.host, call.args.port, on_startup=start, on_shutdown=stop, runner_ready=loop.ready,
           log_format=log_format)
@@ -359,6 +378,7 @@ def _run(call: Call) -> int:
     job_id = call.args.id
     call.jobs.get(job_id, call.org, call.sandbox)  # another tenant's job is not found
     record = run_job(call.jobs, call.config, job_id, spark_factory=lambda: call.session(f"export-job-{job_id}"))
+    deliver_before_exit(call.config)
     _emit(record.to_dict())
     return 0 if record.status is JobStatus.SUCCEEDED else EXIT_FAILED
 
@@ -369,8 +389,14 @@ def _run_pending(call: Call) -> int:
     stop, release = threading.Event(), threading.Event()
     grace = call.config.shutdown_grace_seconds
     signal.signal(signal.SIGTERM, lambda _signal, _frame: _stop_claiming(stop, release, grace, RELEASE_WAIT_S))
-    records = run_pending(call.jobs, call.config, call.args.max, spark_factory=lambda: call.session("export-jobs"),
-                          stop=stop, release=release)
+    deliverer = WebhookDeliverer(call.config)
+    deliverer.start()
+    try:
+        records = run_pending(call.jobs, call.config, call.args.max,
+                              spark_factory=lambda: call.session("export-jobs"), stop=stop, release=release)
+    finally:
+        deliverer.stop()
+    deliver_before_exit(call.config)
     _emit([r.to_dict() for r in records])
     # A job given back as NEW (released, or committed and to be finished by the next run) did not fail.
     return EXIT_FAILED if any(r.status in (JobStatus.FAILED, JobStatus.CANCELLED) for r in records) else 0
@@ -474,6 +500,20 @@ def _privacy(call: Call) -> int:
     return 0
 
 
+def _webhooks(call: Call) -> int:
+    args = call.args
+    if args.action == "test":
+        if args.attempts < 1:
+            raise UsageError("--attempts must be 1 or more")
+        results = send_samples(call.config, call.org, call.sandbox, args.name, args.attempts)
+        _emit(results)
+        return 0 if all(r["delivered"] for r in results) else EXIT_FAILED
+    if args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    _emit(DeliveryStore(call.config.webhook_table_path).list(call.org, call.sandbox, args.status, args.limit))
+    return 0
+
+
 def _config(call: Call) -> int:
     _emit(shown_settings(call.config, *find_config(call.args.conf)))
     return 0
@@ -482,7 +522,7 @@ def _config(call: Call) -> int:
 COMMANDS: dict[str, Callable[[Call], int]] = {
     "serve": _serve, "create": _create, "validate": _create, "explain": _explain, "wait": _wait, "get": _get,
     "replay": _replay, "list": _list, "cancel": _cancel, "run": _run, "run-pending": _run_pending, "peek": _peek,
-    "segment": _segment, "schedule": _schedule, "privacy": _privacy, "config": _config,
+    "segment": _segment, "schedule": _schedule, "privacy": _privacy, "webhooks": _webhooks, "config": _config,
 }
 
 

@@ -30,6 +30,7 @@ from jobs.control import (
     cancel_job,
     create_job,
     create_segment,
+    job_event_recorder,
     one_of,
     run_job,
     run_pending,
@@ -67,7 +68,7 @@ class ExportJobs:
         if spark is not None:
             _check_session(spark)
         self._spark, self._owns_session = spark, spark is None
-        self.jobs_table = JobStore(self.config.job_table_path)
+        self.jobs_table = JobStore(self.config.job_table_path, job_event_recorder(self.config))
         self.segment_table = SegmentStore(self.config.segment_table_path)
 
     # -- the session

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jobs.control import JobStore
+from jobs.control import JobStore, deliver_before_exit, job_event_recorder
 from jobs.shells.logs import setup_logging
 from jobs.spec import EXIT_FAILED, JobStatus, load_config
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_config(args.conf)
     setup_logging(config.log_format)
-    store = JobStore(config.job_table_path)
+    store = JobStore(config.job_table_path, job_event_recorder(config))
     from jobs.control import deployment_session, run_job, run_pending
 
     spark = deployment_session(config)  # spark-submit's settings win (jobs.engine.session.session_for)
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [run_job(store, config, args.job_id, spark_factory=spark)]
     else:
         records = run_pending(store, config, args.max, spark_factory=spark)
+    deliver_before_exit(config)
     result = json.dumps([r.to_dict() for r in records])
     if args.output:
         Path(args.output).write_text(result)

@@ -12,12 +12,14 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from jobs.spec.errors import ConfigError, UsageError, json_path
 from jobs.spec.privacy import AttributeLabel, ConsentPolicy, Forbidden, UsagePolicy, forbidden_attributes
+from jobs.spec.webhooks import EventType
 
 # How an embedded session gets Delta's jars (jobs.engine.jars).
 JarMode = Literal["folder", "packages", "provided"]
@@ -89,6 +91,65 @@ class Tenant(ConfModel):
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class Webhook(ConfModel):
+    """An endpoint of one tenant that receives the events it names (docs/reference/webhooks.md)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(min_length=1)
+    org: str = Field(min_length=1)
+    sandboxes: list[str] = Field(min_length=1)
+    events: list[EventType] = Field(min_length=1)
+    # job.rejectedRecords: sent when a job's rejected fragments over rejected and exported exceed this.
+    rejected_ratio_above: float = Field(default=0.0, ge=0, le=1)
+    # The signing secret is the value of this environment variable, never in the file (as tenants'
+    # tokens are only their hashes): the file can be shared and committed.
+    secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (reading it checks it)
+        except ValueError:
+            raise ValueError(f"{url!r} has no valid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _once(cls, events: list[EventType]) -> list[EventType]:
+        if len(set(events)) != len(events):
+            raise ValueError("lists an event twice")
+        return events
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The signing secret, from the environment (None when the variable is unset or empty)."""
+        return (os.environ if environ is None else environ).get(self.secret_env) or None
+
+
+class WebhookDelivery(ConfModel):
+    """How deliveries are sent (`[webhookDelivery]`): attempts, backoff and timeouts."""
+
+    # Attempts per delivery, the first included; then it is FAILED.
+    attempts: int = Field(default=8, ge=1, le=50)
+    # The wait after the first failed attempt, doubled after each next one, at most maxBackoffSeconds.
+    first_backoff_seconds: float = Field(default=10.0, gt=0)
+    max_backoff_seconds: float = Field(default=900.0, gt=0)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # per attempt: connecting and the answer
+    poll_seconds: float = Field(default=1.0, gt=0)  # how often a deliverer looks for due deliveries
+    # A one-shot `export-jobs run` sends its job's deliveries for at most this long before it exits;
+    # what is left stays PENDING for the next deliverer (serve, run-pending).
+    exit_wait_seconds: float = Field(default=2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _backoffs(self) -> WebhookDelivery:
+        if self.max_backoff_seconds < self.first_backoff_seconds:
+            raise ValueError("maxBackoffSeconds must be at least firstBackoffSeconds")
+        return self
+
+
 class Limits(ConfModel):
     """Caps on what one request or one tenant may ask for (`[limits]`), so that no tenant can make a
     record, a parse or a scheduler pass arbitrarily expensive for everyone."""
@@ -112,6 +173,8 @@ class Config(ConfModel):
     privacy_table: str = "system/privacy_jobs"
     suppression_table: str = "system/privacy_suppressions"
     privacy_documents: str = "system/privacy_documents"
+    # Webhooks' delivery log (docs/reference/webhooks.md#the-delivery-log).
+    webhook_table: str = "system/webhook_deliveries"
     # The suppression list's salt; default: one derived from the deployment. Set a secret of your own.
     suppression_salt: str | None = Field(default=None, min_length=16)
     # Data files an erasure removed are vacuumed this many hours later (0: at once); until then, time
@@ -157,6 +220,8 @@ class Config(ConfModel):
     # Logs on stderr as lines of text, or as one JSON object per line for a log collector.
     log_format: LogFormat = "text"
     limits: Limits = Field(default_factory=Limits)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    webhook_delivery: WebhookDelivery = Field(default_factory=WebhookDelivery)
     attribute_labels: list[AttributeLabel] = Field(default_factory=list)
     usage_policies: list[UsagePolicy] = Field(default_factory=list)
     # How the identity ids in a record's examples (rejectedRecords, excludedGraphs) are shown: as
@@ -228,7 +293,21 @@ class Config(ConfModel):
             raise ValueError("mergePolicies declares one id and version twice")
         if sum(p.default for p in self.merge_policies) != 1:
             raise ValueError("exactly one merge policy must have default = true")
+        self._check_webhooks()
         return self
+
+    def _check_webhooks(self) -> None:
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("webhooks declares one name twice")
+        # The tenants of the HTTP API, and the default org and sandbox the CLI acts for.
+        known = {(self.default_org, self.default_sandbox)} | {(t.org, s) for t in self.tenants for s in t.sandboxes}
+        for i, hook in enumerate(self.webhooks):
+            unknown = [s for s in hook.sandboxes if (hook.org, s) not in known]
+            if unknown:
+                tenants = ", ".join(f"{o}/{s}" for o, s in sorted(known))
+                raise ValueError(f"webhooks[{i}] ({hook.name}): org {hook.org!r} with sandboxes {unknown} is not a "
+                                 f"tenant of this deployment (it has {tenants})")
 
     # -- paths
 
@@ -270,6 +349,17 @@ class Config(ConfModel):
     @property
     def privacy_documents_path(self) -> str:
         return self.resolve(self.privacy_documents)
+
+    @property
+    def webhook_table_path(self) -> str:
+        return self.resolve(self.webhook_table)
+
+    def webhooks_for(self, org: str, sandbox: str, event_type: str) -> list[Webhook]:
+        """The endpoints of the tenant that subscribe to the event type."""
+        return [w for w in self.webhooks if w.org == org and sandbox in w.sandboxes and event_type in w.events]
+
+    def webhook(self, name: str) -> Webhook | None:
+        return next((w for w in self.webhooks if w.name == name), None)
 
     @property
     def salt(self) -> str:
@@ -449,9 +539,19 @@ def shown_settings(config: Config, file: Path, chosen_by: str) -> dict[str, Any]
             value = [dict(t, tokenSha256=MASK) for t in value]
         elif key == "metricsTokenSha256" and value is not None:
             value = MASK
+        elif key == "webhooks":
+            value = [dict(w, url=_shown_url(w["url"])) for w in value]
         settings[key] = {"value": value, "from": origin}
     settings["lakeRoot"]["resolved"] = config.resolve(".") if "://" not in config.lake_root else config.lake_root
     return {"file": str(file.resolve()), "chosenBy": chosen_by, "settings": settings}
+
+
+def _shown_url(url: str) -> str:
+    """A webhook's URL without what may be a credential: user info, and the path and query (many
+    services put the endpoint's own secret there)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return origin + (f"/{MASK}" if parts.path.strip("/") or parts.query else "")
 
 
 def _secret(name: str) -> bool:

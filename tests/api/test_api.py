@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs.control import JobStore, PrivacyStore, ScheduleStore, advance_watermark, incremental_window
+from jobs.control import DeliveryStore, JobStore, PrivacyStore, ScheduleStore, advance_watermark, incremental_window
 from jobs.shells.http import make_server, running
 from jobs.spec import JobInputs, JobStatus, load_config
 from tests.api.conftest import PRIVATE_DESTINATION, TENANTS, auth
@@ -633,3 +633,21 @@ def test_a_segment_job_needs_a_segmentation_dataset_and_one_merge_policy(client)
     errors = problem(client.post("/segment/jobs", json=[{"segmentId": plain}, {"segmentId": other}],
                                  headers=auth("orgA", "dev")), 400)
     assert "one segment job per policy" in errors["$"] and other in errors["$"]
+
+
+def test_webhook_deliveries_are_listed_by_their_tenant_only(client, api_config):
+    def row(event: str, org: str, status: str, created: int) -> dict[str, Any]:
+        return {"eventId": event, "endpoint": "crm", "imsOrgId": org, "sandboxName": "prod",
+                "eventType": "job.failed", "payload": "{}", "status": status, "attempts": 1, "lastError": None,
+                "lastStatusCode": 200, "createdAt": created, "updatedAt": created, "nextAttemptAt": None,
+                "claimedBy": None, "claimedUntil": None}
+
+    DeliveryStore(api_config.webhook_table_path).add([row("e1", "orgA", "DELIVERED", 1), row("e2", "orgA", "FAILED", 2),
+                                                      row("e3", "orgB", "FAILED", 3)])
+    listed = client.get("/webhooks/deliveries", headers=auth("orgA", "prod"))
+    assert listed.status_code == 200, listed.text
+    assert [d["eventId"] for d in listed.json()["deliveries"]] == ["e2", "e1"]
+    failed = client.get("/webhooks/deliveries?status=FAILED", headers=auth("orgB", "prod")).json()["deliveries"]
+    assert [(d["eventId"], d["status"]) for d in failed] == [("e3", "FAILED")]
+    assert client.get("/webhooks/deliveries?status=LOST", headers=auth("orgA", "prod")).status_code == 400
+    assert client.get("/webhooks/deliveries", headers=auth("orgA", "dev")).json() == {"deliveries": []}

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.control import JobStore, claim
+from jobs.control import WEBHOOK_TABLE_SCHEMA, DeliveryStore, JobStore, claim
 from jobs.shells.http import create_app
 from jobs.spec import Config, JobStatus, Metrics, TimeSpan, load_config
 from sample_lake import empty_deployment
@@ -113,7 +113,7 @@ def test_jobs_by_kind_status_and_tenant_are_those_of_the_job_table(http, jobs_in
     assert values(families["export_jobs_schedules"]) == {
         (("org", "orgB"), ("sandbox", "prod"), ("state", "active"), ("type", "export")): 1.0}
     assert values(families["export_jobs_table_up"]) == {
-        (("table", t),): 1.0 for t in ("jobs", "privacy", "previews", "schedules")}
+        (("table", t),): 1.0 for t in ("jobs", "privacy", "previews", "schedules", "webhooks")}
 
 
 def test_run_times_and_counters_are_summed_from_the_finished_records(http, jobs_in_every_state):
@@ -145,6 +145,26 @@ def test_run_times_and_counters_are_summed_from_the_finished_records(http, jobs_
         (("org", "orgA"), ("sandbox", "prod")): 150.0, (("org", "orgA"), ("sandbox", "dev")): 7.0}
     assert {k: v for k, v in rejected.items() if v} == {
         (("org", "orgA"), ("sandbox", "prod")): 3.0, (("org", "orgA"), ("sandbox", "dev")): 1.0}
+
+
+def test_webhook_deliveries_and_their_attempts_are_those_of_the_delivery_log(http, config):
+    def delivery(event: str, endpoint: str, status: str, attempts: int, org: str = "orgA") -> dict:
+        return {**dict.fromkeys(WEBHOOK_TABLE_SCHEMA.names), "eventId": event, "endpoint": endpoint,
+                "imsOrgId": org, "sandboxName": "prod", "eventType": "job.failed", "payload": "{}", "status": status,
+                "attempts": attempts, "createdAt": 1, "updatedAt": 1, "nextAttemptAt": 1}
+
+    DeliveryStore(config.webhook_table_path).add([
+        delivery("e1", "ops", "DELIVERED", 1), delivery("e2", "ops", "DELIVERED", 3),
+        delivery("e3", "ops", "FAILED", 8), delivery("e4", "crm", "PENDING", 0, org="orgB")])
+    families = scrape(http)
+    ops = (("endpoint", "ops"), ("event", "job.failed"))
+    tenant_a, tenant_b = (("org", "orgA"), ("sandbox", "prod")), (("org", "orgB"), ("sandbox", "prod"))
+    assert values(families["export_jobs_webhook_deliveries"]) == {
+        (*ops, *tenant_a, ("status", "DELIVERED")): 2.0, (*ops, *tenant_a, ("status", "FAILED")): 1.0,
+        (("endpoint", "crm"), ("event", "job.failed"), *tenant_b, ("status", "PENDING")): 1.0}
+    assert values(families["export_jobs_webhook_attempts"], "export_jobs_webhook_attempts_total") == {
+        (*ops, *tenant_a, ("status", "DELIVERED")): 4.0, (*ops, *tenant_a, ("status", "FAILED")): 8.0,
+        (("endpoint", "crm"), ("event", "job.failed"), *tenant_b, ("status", "PENDING")): 0.0}
 
 
 def test_the_process_metrics_come_along(http, jobs_in_every_state):

@@ -36,6 +36,7 @@ OPERATIONS = [("GET", "/export/jobs"), ("POST", "/export/jobs"),
               ("GET", "/estimate/{previewId}"),
               ("GET", "/segment/jobs"), ("POST", "/segment/jobs"), ("GET", "/segment/jobs/{id}"),
               ("DELETE", "/segment/jobs/{id}"), ("POST", "/segment/jobs/bulk-get"),
+              ("GET", "/webhooks/deliveries"),
               ("GET", "/healthz"), ("GET", "/readyz")]
 PROBES = ("/healthz", "/readyz")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

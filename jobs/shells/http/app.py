@@ -1,6 +1,6 @@
 """The HTTP API (docs/reference/http-api.md): `/export/jobs`, `/segment/definitions`, `/config/schedules`,
-`/segment/jobs`, `/privacy/jobs`, `/preview` and `/estimate`, one tenant per bearer token; and the web
-console on them at `/console` (jobs.shells.http.console).
+`/segment/jobs`, `/privacy/jobs`, `/preview`, `/estimate` and `/webhooks/deliveries`, one tenant per bearer
+token; and the web console on them at `/console` (jobs.shells.http.console).
 
 Each resource is an `APIRouter` of plain handler functions in its own module;
 `create_app` puts the deployment (config and stores) on `app.state`, where the
@@ -22,11 +22,13 @@ from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
 from jobs.control import (
+    DeliveryStore,
     JobStore,
     PreviewStore,
     PrivacyStore,
     ScheduleStore,
     SegmentStore,
+    job_event_recorder,
     scrape_registry,
     table_sources,
 )
@@ -41,6 +43,7 @@ from jobs.shells.http.privacy_jobs import privacy_jobs
 from jobs.shells.http.schedules import schedules
 from jobs.shells.http.segment_jobs import segment_jobs
 from jobs.shells.http.segments import segment_definitions
+from jobs.shells.http.webhooks import webhooks
 from jobs.spec import Config, LogFormat
 
 log = logging.getLogger("export-jobs.api")
@@ -57,15 +60,16 @@ def create_app(config: Config, store: JobStore | None = None,
         description="Export audience segment members from a profile lake into Delta datasets.",
     )
     app.state.config = config
-    app.state.jobs = store or JobStore(config.job_table_path)
+    app.state.jobs = store or JobStore(config.job_table_path, job_event_recorder(config))
     app.state.schedules = ScheduleStore(config.schedule_table_path)
     app.state.segments = SegmentStore(config.segment_table_path)
     app.state.privacy = PrivacyStore(config.privacy_table_path)
     app.state.previews = PreviewStore(config.preview_table_path)
+    app.state.deliveries = DeliveryStore(config.webhook_table_path)
     app.state.runner_ready = runner_ready
     # GET /metrics: one more table's families are one more entry of these sources.
     app.state.metrics = scrape_registry(table_sources(app.state.jobs, app.state.privacy, app.state.previews,
-                                                      app.state.schedules))
+                                                      app.state.schedules, app.state.deliveries))
     app.include_router(probes)
     app.include_router(metrics)
     app.include_router(export_jobs)
@@ -75,6 +79,7 @@ def create_app(config: Config, store: JobStore | None = None,
     app.include_router(privacy_jobs)
     app.include_router(previews)
     app.include_router(console)
+    app.include_router(webhooks)
     for kind, answer in ANSWERS.items():
         app.add_exception_handler(kind, lambda _request, err, answer=answer: answer(err))
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

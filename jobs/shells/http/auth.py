@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from jobs.control import JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
+from jobs.control import DeliveryStore, JobStore, PreviewStore, PrivacyStore, ScheduleStore, SegmentStore
 from jobs.shells.http.errors import ApiProblem
 from jobs.spec import Config, ProblemDocument
 
@@ -92,6 +92,10 @@ def _previews(request: Request) -> PreviewStore:
     return request.app.state.previews
 
 
+def _deliveries(request: Request) -> DeliveryStore:
+    return request.app.state.deliveries
+
+
 Authorized = Annotated[TenantScope, Depends(tenant_scope)]
 Deployment = Annotated[Config, Depends(_config)]
 Jobs = Annotated[JobStore, Depends(_jobs)]
@@ -99,6 +103,7 @@ Schedules = Annotated[ScheduleStore, Depends(_schedules)]
 Segments = Annotated[SegmentStore, Depends(_segments)]
 PrivacyJobs = Annotated[PrivacyStore, Depends(_privacy)]
 Previews = Annotated[PreviewStore, Depends(_previews)]
+Deliveries = Annotated[DeliveryStore, Depends(_deliveries)]
 PreviewId = Annotated[str, Path(alias="previewId", pattern=r"^[0-9a-f]{32}$", description="The preview's id")]
 PrivacyJobId = Annotated[str, Path(alias="jobId", description="The privacy job's id")]
 DefinitionId = Annotated[str, Path(alias="id", description="The segment definition's id")]

@@ -51,9 +51,10 @@ def batch(config, record) -> dict[str, tuple[str | None, str, datetime]]:
 def test_define_evaluate_write_back_and_evaluate_again(lake, tmp_path):
     root, _ = lake
     conf = tmp_path / "export.toml"
-    conf.write_text(sample_config(root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
-                                  segmentation=str(tmp_path / "memberships"),
-                                  tenants=[("demo@Org", ["prod"], token_sha256("t0ken"))]))
+    # A segment table of its own: the shared lake's holds other tests' definitions of this tenant.
+    conf.write_text(f'segmentTable = "{tmp_path / "segments"}"\n' + sample_config(
+        root, job_table=str(tmp_path / "jobs"), destination=str(tmp_path / "out"),
+        segmentation=str(tmp_path / "memberships"), tenants=[("demo@Org", ["prod"], token_sha256("t0ken"))]))
     config = load_config(conf)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs", "--conf", str(conf), "serve", "--port", str(port)],

@@ -7,10 +7,10 @@ history of one job a minute: 90% finished, with their run time and counters, the
 2. A runner's final write of a job (JobStore.replace to SUCCEEDED, through JobHandle.finish) without
    webhooks and with two endpoints subscribed to job.succeeded, jobs taken in turn; then the same beside a
    deliverer in this process sending to a receiver that hangs past the attempts' timeout, with a third
-   tenant store whose two endpoints are that receiver's (their log is the one being sent).
-3. A WebhookDeliverer sends `--deliveries` deliveries, recorded one commit a job meanwhile, to a receiver
-   answering 200, and the
-   delivery log's disk use is measured before and after maintenance.
+   store whose two endpoints are that receiver's (their log is the one being sent).
+3. A WebhookDeliverer sends `--deliveries` deliveries, recorded one commit a job, to a receiver answering
+   200: recorded first, then sent; and recorded while it sends. The delivery log's disk use is measured
+   before and after maintenance.
 4. The console's page, script and style: their bytes and how long serving them takes.
 Every figure beside its baseline comes from the same run, their requests or jobs taken in turn.
 """
@@ -178,27 +178,35 @@ def statuses(config: Config) -> dict[str, int]:
     return dict(sorted(tally.items()))
 
 
-def throughput(root: Path, deliveries: int) -> dict[str, Any]:
+def throughput(root: Path, deliveries: int, meanwhile: bool) -> dict[str, Any]:
     """`deliveries` deliveries (one job.succeeded event per job, to both endpoints, recorded one commit a
-    job) sent by a WebhookDeliverer running meanwhile, as `serve`'s does, to a receiver answering 200: the
-    seconds to record them, and until every one is DELIVERED; the delivery log's disk use before and after
-    maintenance."""
+    job) sent by a WebhookDeliverer to a receiver answering 200: recorded first (the log compacted as a
+    deliverer would), then sent; or, `meanwhile`, recorded while the deliverer sends, as under `serve`.
+    The seconds to record them, and from the deliverer's start (meanwhile: the first recording) until every
+    one is DELIVERED; the delivery log's disk use before and after maintenance."""
     with receiver() as (url, got):
-        config = variant(root, "throughput", (url, url))  # [webhookDelivery] defaults: a poll a second
-        definition = parse_definition(BODY)
+        config = variant(root, f"sent-{'meanwhile' if meanwhile else 'after'}", (url, url))  # [webhookDelivery]
+        definition = parse_definition(BODY)  # defaults: a deliverer polls every second
         events = []
         for job_id in range(1, deliveries // len(ENDPOINTS) + 1):
             record = new_record(definition, config, job_id, ORG, SANDBOX, f"event-{job_id}", now_ms())
             events.append(job_events(config.deployment, record.updated(status=JobStatus.SUCCEEDED,
                                                                       update_time=now_ms())))
         total = len(events) * len(ENDPOINTS)
+        log = DeliveryStore(config.webhook_table_path)
         deliverer = WebhookDeliverer(config)
-        deliverer.start()
+        if meanwhile:
+            deliverer.start()
         started = time.perf_counter()
         try:
             for job in events:  # one commit per job, as each job's final write records its events
                 record_events(config, job)
+                if not meanwhile:
+                    log.compact()  # once it has COMPACT_AFTER_FILES small files, as a deliverer's pass does
             recorded_s = time.perf_counter() - started
+            if not meanwhile:
+                started = time.perf_counter()
+                deliverer.start()
             # Every recorded delivery is in the log now: wait until none is PENDING. A recording that lost
             # its commit races is logged by record_events, and missing from the log.
             while statuses(config).get("PENDING") and time.perf_counter() - started < DELIVERY_WAIT_S:
@@ -206,7 +214,6 @@ def throughput(root: Path, deliveries: int) -> dict[str, Any]:
             delivered_s = time.perf_counter() - started
         finally:
             deliverer.stop()
-        log = DeliveryStore(config.webhook_table_path)
         before = disk(config.webhook_table_path)
         log.compact()
         log.vacuum(retention_hours=0)  # as maintenance does once tableRetentionHours has passed
@@ -277,8 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 deliverer.stop()
             hang_log = statuses(hanging)
             hang_attempts = hung["requests"]
-        say(f"3. {args.deliveries} deliveries to a receiver answering 200")
-        sent = throughput(root, args.deliveries)
+        say(f"3. {args.deliveries} deliveries to a receiver answering 200, recorded first, then sent")
+        sent = {"recorded first, then sent": throughput(root, args.deliveries, meanwhile=False)}
+        say(f"3. {args.deliveries} deliveries recorded while the deliverer sends")
+        sent["recorded while the deliverer sends"] = throughput(root, args.deliveries, meanwhile=True)
 
     print(report(args, first_scrape_ms, scrape_bytes, http, assets, asset_bytes, finishes, beside_hang,
                  hang_log, hang_attempts, sent))
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, first_scrape_ms: float, scrape_bytes: int, http: dict[str, list[float]],
            assets: dict[str, list[float]], asset_bytes: dict[str, int], finishes: dict[str, list[float]],
            beside_hang: dict[str, list[float]], hang_log: dict[str, int], hang_attempts: int,
-           sent: dict[str, Any]) -> str:
+           sent: dict[str, dict[str, Any]]) -> str:
     """The markdown report of the figures."""
     finished = int(args.jobs * FINISHED_SHARE)
     scrape, listing = (median_p95(http[name]) for name in ("GET /metrics", "GET /export/jobs?limit=50"))
@@ -317,15 +326,20 @@ def report(args: argparse.Namespace, first_scrape_ms: float, scrape_bytes: int, 
               f"the hanging receiver (answers after {HANG_S:.0f} s, timeoutSeconds {HANG_TIMEOUT_S:.0f}) got "
               f"{hang_attempts} attempts meanwhile; its delivery log: {hang_log}", ""]
 
-    rate = sent["statuses"].get("DELIVERED", 0) / sent["delivered_s"]
     lines += ["## Delivery throughput: a WebhookDeliverer to a receiver answering 200", "",
-              "| deliveries | recorded, one commit a job, s | first recorded to all DELIVERED, s | deliveries/s |",
-              "|---:|---:|---:|---:|",
-              f"| {sent['deliveries']} | {sent['recorded_s']:.1f} | {sent['delivered_s']:.1f} | {rate:.1f} |", "",
-              f"recorded {sent['logged']} of {sent['deliveries']} deliveries (a recording that lost its commit "
-              f"races is logged on stderr); receiver got {sent['requests']} requests; the log: {sent['statuses']}",
-              f"delivery log on disk: {sent['before']}; after compaction and a vacuum once the retention has "
-              f"passed: {sent['after']}", ""]
+              "| deliveries | recorded, one commit a job, s | sent: the deliverer's start (meanwhile: the first "
+              "recording) to all DELIVERED, s | deliveries/s |", "|---|---:|---:|---:|"]
+    rates = {}
+    for how, figures in sent.items():
+        rates[how] = figures["statuses"].get("DELIVERED", 0) / figures["delivered_s"]
+        lines.append(f"| {figures['deliveries']} {how} | {figures['recorded_s']:.1f} | {figures['delivered_s']:.1f} "
+                     f"| {rates[how]:.1f} |")
+    lines.append("")
+    for how, figures in sent.items():
+        lines += [f"{how}: recorded {figures['logged']} of {figures['deliveries']} deliveries (a recording that "
+                  f"lost its commit races is logged on stderr); the receiver got {figures['requests']} requests; "
+                  f"the log: {figures['statuses']}; on disk: {figures['before']}; after compaction and a vacuum "
+                  f"once the retention has passed: {figures['after']}", ""]
 
     lines += [f"## Console, {args.requests} requests each", "",
               "| asset | bytes | median ms | p95 ms |", "|---|---:|---:|---:|"]
@@ -335,7 +349,7 @@ def report(args: argparse.Namespace, first_scrape_ms: float, scrape_bytes: int, 
     lines += ["", "; ".join([f"scrape / list {scrape[0] / listing[0]:.2f}",
                              f"final write with 2 endpoints / without {hooks_ratio:.2f}",
                              f"hanging / idle endpoints {hang_ratio:.2f}",
-                             f"{rate:.1f} deliveries/s"])]
+                             *(f"{rate:.1f} deliveries/s {how}" for how, rate in rates.items())])]
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "GET /export/jobs?limit=50": lambda: client.get("/export/jobs?limit=50")},
                                 args.requests)
             scrape_bytes = len(client.get("/metrics", headers=SCRAPER).content)
-            assets = side_by_side({path: (lambda path=path: client.get(path)) for path in CONSOLE}, args.requests)
+            assets = side_by_side({path: partial(client.get, path) for path in CONSOLE}, args.requests)
             asset_bytes = {path: len(client.get(path).content) for path in CONSOLE}
 
         with receiver() as (fast_url, _), receiver(HANG_S) as (hang_url, hung):

@@ -4,6 +4,7 @@
   tuning.py   scripts/bench settings: each performance setting against Spark's defaults, on a cluster
   scaling.py  scripts/bench scaling: task metrics per lake size on a cluster, and a 100M-profile plan
   api.py      scripts/bench api: the HTTP API's latency over a large job table, and its disk use
+  operate.py  scripts/bench operate: GET /metrics, webhooks' cost to a job and their delivery, the console
   like.py     scripts/bench like: PQL's like against Spark's own, on ordinary and hostile patterns
 
 The export benchmark's pieces: settings.py (lake shape, fields, Spark settings),

@@ -38,12 +38,15 @@ BODY = {"fields": "identities.id,personalEmail.address", "filter": {"segments": 
 COMMIT_ROWS = 2500
 
 
-def fill(config: Config, jobs: int) -> list[JobRecord]:
-    """`jobs` NEW records, one per millisecond up to now, written in a few big commits."""
+def fill(config: Config, jobs: int, shape: Callable[[JobRecord], JobRecord] | None = None) -> list[JobRecord]:
+    """`jobs` NEW records, one per millisecond up to now (each as `shape` makes it of the NEW one, if given),
+    written in a few big commits."""
     definition = parse_definition(BODY)
     start = now_ms() - jobs
     records = [new_record(definition, config, i + 1, ORG, SANDBOX, f"bench-{i + 1}", start + i)
                for i in range(jobs)]
+    if shape is not None:
+        records = [shape(r) for r in records]
     for first in range(0, jobs, COMMIT_ROWS):
         rows = [job_row(r) for r in records[first:first + COMMIT_ROWS]]
         write_deltalake(config.job_table_path, pa.Table.from_pylist(rows, schema=JOB_TABLE_SCHEMA), mode="append")

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import write_deltalake
-from deltalake.exceptions import DeltaError
 
 from jobs.control.tables import DeltaRows, all_of, equal, literal, retry_commits, tenant
 from jobs.spec import (
@@ -39,9 +38,9 @@ from jobs.spec import (
     body_of,
     job_events,
     now_ms,
-    retried,
     sample_event,
     signature,
+    worth_retrying,
 )
 
 log = logging.getLogger(__name__)
@@ -81,25 +80,13 @@ class DeliveryStore(DeltaRows):
     SCHEMA = WEBHOOK_TABLE_SCHEMA
 
     def add(self, rows: builtins.list[dict[str, Any]]) -> None:
-        """Record deliveries; one already recorded for the same event and endpoint is left as it is."""
+        """Record deliveries, in a blind append: it reads nothing, so it never conflicts with a deliverer's
+        claims and outcomes (a merge that skipped rows already recorded lost its commit race to a busy
+        deliverer again and again). The same event recorded twice, which takes two processes recording one
+        change, is two rows with one key: a claim holds, and an outcome settles, both at once."""
         source = pa.Table.from_pylist(rows, schema=WEBHOOK_TABLE_SCHEMA)
-
-        def attempt() -> None:
-            table = self._table()
-            if table is None:
-                try:
-                    write_deltalake(self.path, source, mode="error")
-                    return
-                except DeltaError:  # another process made the table first: merge into it
-                    table = self._table()
-                    if table is None:
-                        raise
-            (table.merge(source, predicate="t.eventId = s.eventId AND t.endpoint = s.endpoint",
-                         source_alias="s", target_alias="t")
-             .when_not_matched_insert_all().execute())
-
         with self._lock:
-            retry_commits(attempt)
+            retry_commits(lambda: write_deltalake(self.path, source, mode="append"))
 
     def due(self, now: int, limit: int = BATCH) -> builtins.list[dict[str, Any]]:
         """PENDING deliveries whose next attempt is due and that no deliverer holds, oldest due first."""
@@ -110,7 +97,7 @@ class DeliveryStore(DeltaRows):
     def claim(self, row: dict[str, Any], holder: str, until: int, now: int) -> bool:
         """Hold a due delivery for one attempt, if it is still as `row` shows it and no one holds it."""
         predicate = all_of(_key(row), equal("status", "PENDING"), equal("attempts", row["attempts"]), _free(now))
-        return self._update({"claimedBy": literal(holder), "claimedUntil": literal(until)}, predicate) == 1
+        return self._update({"claimedBy": literal(holder), "claimedUntil": literal(until)}, predicate) > 0
 
     def settle(self, row: dict[str, Any], holder: str, outcome: Attempt, status: DeliveryStatus,
                next_attempt: int | None) -> bool:
@@ -119,7 +106,7 @@ class DeliveryStore(DeltaRows):
                    "lastError": literal(outcome.error), "lastStatusCode": literal(outcome.status_code),
                    "updatedAt": literal(now_ms()), "nextAttemptAt": literal(next_attempt),
                    "claimedBy": "NULL", "claimedUntil": "NULL"}
-        return self._update(updates, all_of(_key(row), equal("claimedBy", holder))) == 1
+        return self._update(updates, all_of(_key(row), equal("claimedBy", holder))) > 0
 
     def metric_rows(self) -> builtins.list[dict[str, Any]]:
         """Deliveries and their attempts by tenant, endpoint, event type and status (GET /metrics)."""
@@ -247,7 +234,7 @@ def attempt_row(store: DeliveryStore, config: Config, row: dict[str, Any], holde
     next_attempt = None
     if outcome.delivered:
         status = "DELIVERED"
-    elif hook is None or not retried(outcome.status_code) or attempts >= settings.attempts:
+    elif hook is None or not worth_retrying(outcome.status_code) or attempts >= settings.attempts:
         status = "FAILED"
     else:
         status = "PENDING"
@@ -356,7 +343,7 @@ def send_samples(config: Config, org: str, sandbox: str, name: str | None = None
                 time.sleep(backoff_seconds(tried, settings.first_backoff_seconds, settings.max_backoff_seconds))
             outcome = send(hook, event, secret, settings.timeout_seconds)
             tried += 1
-            if outcome.delivered or not retried(outcome.status_code):
+            if outcome.delivered or not worth_retrying(outcome.status_code):
                 break
         results.append({"name": hook.name, "url": hook.url, "eventId": event["id"], "delivered": outcome.delivered,
                         "statusCode": outcome.status_code, "attempts": tried, "error": outcome.error})

@@ -204,11 +204,11 @@ from jobs.spec.webhooks import (
     job_events,
     privacy_event,
     rejected_ratio,
-    retried,
     sample_event,
     signature,
     slot_skipped_event,
     verify,
+    worth_retrying,
 )
 
 __all__ = [
@@ -223,7 +223,7 @@ __all__ = [
     "job_events",
     "privacy_event",
     "rejected_ratio",
-    "retried",
+    "worth_retrying",
     "sample_event",
     "signature",
     "slot_skipped_event",

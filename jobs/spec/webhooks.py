@@ -125,7 +125,7 @@ def backoff_seconds(attempts: int, first: float, maximum: float) -> float:
     return min(maximum, first * 2 ** max(0, attempts - 1))
 
 
-def retried(status_code: int | None) -> bool:
+def worth_retrying(status_code: int | None) -> bool:
     """Whether an attempt's outcome may change on another try: no answer (a timeout, a refused
     connection), a 5xx, 408 or 429. Other 4xx are the request's fault: sending it again fails again."""
     return status_code is None or status_code >= 500 or status_code in RETRIED_STATUSES

@@ -23,13 +23,10 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +48,7 @@ from jobs.spec import (
     now_ms,
     parse_definition,
 )
+from receiver import receiving
 from sample_lake import empty_deployment
 
 SCRAPE_TOKEN = "bench-scrape-token"
@@ -106,37 +104,6 @@ def variant(root: Path, name: str, urls: tuple[str, ...] = (), **delivery: float
     return load_config(conf)
 
 
-@contextmanager
-def receiver(hang_s: float = 0.0) -> Iterator[tuple[str, Counter[str]]]:
-    """A webhook receiver on 127.0.0.1 answering 200 (after `hang_s`); its URL and a tally of what it got."""
-    got: Counter[str] = Counter()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            got["requests"] += 1
-            time.sleep(hang_s)
-            try:
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:  # the deliverer gave up waiting (its timeout)
-                pass
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", got
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def side_by_side(calls: dict[str, Callable[[], httpx.Response]], count: int) -> dict[str, list[float]]:
     """api.timed's milliseconds of each call, `count` in all, in ROUNDS rounds that take the calls in turn."""
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -185,7 +152,8 @@ def throughput(root: Path, deliveries: int, meanwhile: bool) -> dict[str, Any]:
     deliverer would), then sent; or, `meanwhile`, recorded while the deliverer sends, as under `serve`.
     The seconds to record them, and from the deliverer's start (meanwhile: the first recording) until every
     one is DELIVERED; the delivery log's disk use before and after maintenance."""
-    with receiver() as (url, got):
+    with receiving() as receiver:
+        url = receiver.url
         config = variant(root, f"sent-{'meanwhile' if meanwhile else 'after'}", (url, url))  # [webhookDelivery]
         definition = parse_definition(BODY)  # defaults: a deliverer polls every second
         events = []
@@ -220,7 +188,7 @@ def throughput(root: Path, deliveries: int, meanwhile: bool) -> dict[str, Any]:
         log.vacuum(retention_hours=0)  # as maintenance does once tableRetentionHours has passed
         logged = statuses(config)
         return {"deliveries": total, "logged": sum(logged.values()), "recorded_s": recorded_s,
-                "delivered_s": delivered_s, "requests": got["requests"], "statuses": logged, "before": before,
+                "delivered_s": delivered_s, "requests": len(receiver.requests), "statuses": logged, "before": before,
                 "after": disk(config.webhook_table_path)}
 
 
@@ -266,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             assets = side_by_side({path: partial(client.get, path) for path in CONSOLE}, args.requests)
             asset_bytes = {path: len(client.get(path).content) for path in CONSOLE}
 
-        with receiver() as (fast_url, _), receiver(HANG_S) as (hang_url, hung):
+        with receiving() as fast, receiving(delay=HANG_S) as hung:
+            fast_url, hang_url = fast.url, hung.url
             hooked = variant(root, "hooked", (fast_url, fast_url))
             hanging = variant(root, "hanging", (hang_url, hang_url), timeoutSeconds=HANG_TIMEOUT_S, pollSeconds=0.2)
             plain_store = JobStore(config.job_table_path)
@@ -284,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 deliverer.stop()
             hang_log = statuses(hanging)
-            hang_attempts = hung["requests"]
+            hang_attempts = len(hung.requests)
         say(f"3. {args.deliveries} deliveries to a receiver answering 200, recorded first, then sent")
         sent = {"recorded first, then sent": throughput(root, args.deliveries, meanwhile=False)}
         say(f"3. {args.deliveries} deliveries recorded while the deliverer sends")

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from jobs.spec import verify
+from receiver import SECRET, SECRET_ENV, add_webhook, receiving
 from sample_lake import empty_table, sample_config
 
-from ..receiver import SECRET, SECRET_ENV, add_webhook, receiving
 from .server import wait_until_serving
 from .test_serve import free_port
 

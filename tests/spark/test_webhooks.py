@@ -19,8 +19,7 @@ from jobs.control import (
     run_privacy_jobs,
 )
 from jobs.spec import JobStatus, PrivacyStatus, load_config, verify
-
-from ..receiver import SECRET, SECRET_ENV, add_webhook, receiving
+from receiver import SECRET, SECRET_ENV, add_webhook, receiving
 
 pytestmark = pytest.mark.spark
 

@@ -1,10 +1,12 @@
-"""A webhook receiver on 127.0.0.1 for the tests: it answers the statuses queued (then 200), hangs while
-told to, and keeps every request it got; and a config with one webhook pointing at it."""
+"""A webhook receiver on 127.0.0.1 for the tests and scripts/bench operate: it answers the statuses queued
+(then 200), after `delay` seconds, hangs while told to, and keeps every request it got; and a config with
+one webhook pointing at it."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ class Receiver:
     url: str = ""
     answers: list[int] = field(default_factory=list)  # statuses to answer, in order; then 200
     requests: list[Received] = field(default_factory=list)
+    delay: float = 0.0  # seconds each answer waits
     hanging: threading.Event = field(default_factory=threading.Event)  # set: requests wait until cleared
     _released: threading.Event = field(default_factory=threading.Event)
 
@@ -49,13 +52,14 @@ class Receiver:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiving(delay: float = 0.0) -> Iterator[Receiver]:
+    receiver = Receiver(delay=delay)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append(Received(dict(self.headers.items()), body))
+            time.sleep(receiver.delay)
             if receiver.hanging.is_set():
                 receiver._released.wait(10)
             status = receiver.answers.pop(0) if receiver.answers else 200

@@ -34,6 +34,12 @@ _api_key = APIKeyHeader(name="x-api-key", scheme_name="ApiKey", auto_error=False
                         description="The client's API key (required, not checked).")
 
 
+def token_digest(bearer: HTTPAuthorizationCredentials) -> str:
+    """The SHA-256 of a bearer token, as the config holds tokens. Starlette decodes headers as Latin-1, so
+    encoding it back gives the bytes the client sent."""
+    return hashlib.sha256(bearer.credentials.encode("latin-1")).hexdigest()
+
+
 def tenant_scope(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -45,8 +51,7 @@ def tenant_scope(
                          [("Authorization", "missing, or not a Bearer token")], {"WWW-Authenticate": "Bearer"})
     if not api_key:
         raise ApiProblem(401, "send the header x-api-key", [("x-api-key", "missing")])
-    # Starlette decodes headers as Latin-1, so this gives back the bytes the client sent.
-    digest = hashlib.sha256(bearer.credentials.encode("latin-1")).hexdigest()
+    digest = token_digest(bearer)
     # Every tenant is compared, in constant time, so timing tells nothing about the tokens.
     config: Config = request.app.state.config
     tenants = [t for t in config.tenants if hmac.compare_digest(t.token_sha256, digest)]

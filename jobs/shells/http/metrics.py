@@ -8,7 +8,6 @@ It is left out of the OpenAPI document, which describes what a tenant's token ma
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.exposition import choose_encoder
 
+from jobs.shells.http.auth import token_digest
 from jobs.shells.http.errors import ApiProblem
 from jobs.spec import Config
 
@@ -33,9 +33,7 @@ def _scraper(request: Request,
     if bearer is None:
         raise ApiProblem(401, "send the scrape token as Authorization: Bearer TOKEN",
                          [("Authorization", "missing, or not a Bearer token")], {"WWW-Authenticate": "Bearer"})
-    # Starlette decodes headers as Latin-1, so this gives back the bytes the client sent.
-    digest = hashlib.sha256(bearer.credentials.encode("latin-1")).hexdigest()
-    if not hmac.compare_digest(digest, config.metrics_token_sha256):
+    if not hmac.compare_digest(token_digest(bearer), config.metrics_token_sha256):
         raise ApiProblem(401, "the bearer token is not the scrape token (metricsTokenSha256); a tenant's token "
                               "does not read /metrics", [("Authorization", "not the scrape token")],
                          {"WWW-Authenticate": 'Bearer error="invalid_token"'})

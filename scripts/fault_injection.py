@@ -13,6 +13,12 @@ lease also costs its job a retry: the report counts those as unkilledLosses).
 Then it checks, and reports as JSON on stdout: every job record is there and SUCCEEDED, each job has
 exactly one commit in its destination's history (userMetadata jobId), its batch holds exactly the rows
 its record counts, and every job (one definition, one lake) counts the same rows. Exit code 1 otherwise.
+
+With --mirror both destinations are mirrors (docs/reference/mirrors.md), and the jobs to each take turns
+between two definitions (segment-01, then segment-02), so that each MERGE inserts and deletes. Then each
+job has at most one commit (none if its MERGE changed nothing), every job of one definition counts the
+same audience, and each mirror holds exactly the audience of the job that committed to it last: one row
+per profile key.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 JOB = {"fields": "personalEmail.address", "filter": {"segments": [{"segmentId": "segment-01"}]},
        "schema": {"name": "_xdm.context.profile"}}
 DESTINATIONS = ("audience", "audience-2")
+SCHEMA = 'schemaName = "_xdm.context.profile"'
 AFTER_COMMIT = "committed, record not written yet"
 log = logging.getLogger("faults")
 
@@ -62,6 +69,7 @@ class FaultRun:
     lease_seconds: float = 2.0
     timeout_seconds: float = 1800.0
     seed: int = 7
+    mirror: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,9 @@ class Kill:
 def deployment(work: Path, lake_root: Path, run: FaultRun) -> Path:
     """The run's config: the lake at `lake_root`, its own job table and two destinations under `work`."""
     text = sample_config(lake_root, job_table=str(work / "jobs"), destination=str(work / DESTINATIONS[0]))
-    text += (f'\n[[destinationDatasets]]\nid = "{DESTINATIONS[1]}"\npath = "{work / DESTINATIONS[1]}"\n'
-             'schemaName = "_xdm.context.profile"\n')
+    text += f'\n[[destinationDatasets]]\nid = "{DESTINATIONS[1]}"\npath = "{work / DESTINATIONS[1]}"\n{SCHEMA}\n'
+    if run.mirror:
+        text = text.replace(SCHEMA, f'{SCHEMA}\nmode = "mirror"')
     conf = work / "export.toml"
     conf.write_text(f"leaseSeconds = {run.lease_seconds}\nlostJobRetries = {run.lost_job_retries}\n" + text)
     return conf
@@ -237,7 +246,70 @@ def destination_counts(config: Config) -> tuple[Counter[int], dict[str, int]]:
     return commits, rows
 
 
-def check(config: Config, store: JobStore, ids: list[int]) -> dict[str, Any]:
+def job_body(run: FaultRun, n: int) -> dict[str, Any]:
+    """The n-th job: to each destination in turn; with --mirror, the jobs to one destination take turns
+    between two segments."""
+    segment = f"segment-0{1 + (n // len(DESTINATIONS)) % 2}" if run.mirror else "segment-01"
+    return {**JOB, "filter": {"segments": [{"segmentId": segment}]},
+            "destination": {"datasetId": DESTINATIONS[n % len(DESTINATIONS)]}}
+
+
+def segment_of(record: JobRecord) -> str:
+    segments = record.definition().filter.segments
+    assert segments, "every job of the run lists a segment"
+    return segments[0].segment_id
+
+
+def check_mirrors(config: Config, records: dict[int, JobRecord]) -> tuple[list[str], set[int]]:
+    """The problems of mirror destinations, and the jobs with more than one commit: each mirror must hold
+    exactly the audience of the job that committed to it last (its definition's count), one row per key."""
+    problems: list[str] = []
+    duplicated: set[int] = set()
+    audiences: dict[str, Counter[int | None]] = {}
+    for record in records.values():
+        audiences.setdefault(segment_of(record), Counter())[record.metrics.total_exported_profile_counter] += 1
+    expected = {segment: counts.most_common(1)[0][0] for segment, counts in audiences.items()}
+    for job_id, record in records.items():
+        segment = segment_of(record)
+        if record.metrics.total_exported_profile_counter != expected[segment]:
+            problems.append(f"job {job_id} counts {record.metrics.total_exported_profile_counter}, "
+                            f"not {expected[segment]} as the other {segment} jobs")
+    for dataset in config.destination_datasets:
+        table = DeltaTable(config.resolve(dataset.path))
+        merges = [h for h in table.history() if h.get("userMetadata")]
+        commits = Counter(json.loads(h["userMetadata"])["jobId"] for h in merges)
+        duplicated |= {job_id for job_id, n in commits.items() if n > 1}
+        last = records[json.loads(max(merges, key=lambda h: h["version"])["userMetadata"])["jobId"]]
+        sql = "SELECT count(*) AS n, count(DISTINCT _profileKeyId) AS k FROM d"
+        [found] = pa.table(QueryBuilder().register("d", table).execute(sql)).to_pylist()
+        audience = expected[segment_of(last)]
+        if not found["n"] == found["k"] == audience:
+            problems.append(f"mirror {dataset.id}: {found['n']} rows, {found['k']} keys; expected the "
+                            f"{audience} of job {last.id}, which committed last")
+    problems += [f"job {job_id}: {commits} commits to its mirror" for job_id in sorted(duplicated)]
+    return problems, duplicated
+
+
+def check_appends(config: Config, records: dict[int, JobRecord]) -> tuple[list[str], set[int], set[int], int | None]:
+    """The problems of append destinations: each job must have committed exactly once, its batch holding
+    the rows every job counts. Also the lost and the duplicated jobs, and the rows per job."""
+    problems: list[str] = []
+    lost: set[int] = set()
+    duplicated: set[int] = set()
+    commits, rows = destination_counts(config)
+    counted = Counter(r.metrics.total_exported_profile_counter for r in records.values())
+    expected = counted.most_common(1)[0][0] if counted else None
+    for job_id, record in records.items():
+        in_batch = rows.get(record.export_destination.batch_id or "", 0)
+        if commits[job_id] != 1 or in_batch != expected:
+            (lost if commits[job_id] == 0 or in_batch < (expected or 0) else duplicated).add(job_id)
+            problems.append(f"job {job_id}: {commits[job_id]} commits, {in_batch} rows (expected 1, {expected})")
+        if record.metrics.total_exported_profile_counter != expected:
+            problems.append(f"job {job_id} counts {record.metrics.total_exported_profile_counter}, not {expected}")
+    return problems, lost, duplicated, expected
+
+
+def check(config: Config, store: JobStore, ids: list[int], mirror: bool = False) -> dict[str, Any]:
     """Every job SUCCEEDED, committed once, with the rows its record counts: the problems found, by job."""
     problems: list[str] = []
     records = {}
@@ -246,20 +318,16 @@ def check(config: Config, store: JobStore, ids: list[int]) -> dict[str, Any]:
             records[job_id] = store.get(job_id)
         except JobNotFound:
             problems.append(f"job {job_id}: its record is lost")
-    commits, rows = destination_counts(config)
-    counted = Counter(r.metrics.total_exported_profile_counter for r in records.values())
-    expected = counted.most_common(1)[0][0] if counted else None
     lost: set[int] = {i for i in ids if i not in records}
-    duplicated: set[int] = set()
-    for job_id, record in records.items():
-        in_batch = rows.get(record.export_destination.batch_id or "", 0)
-        if record.status is not JobStatus.SUCCEEDED:
-            problems.append(f"job {job_id} is {record.status.value}: {[e.msg for e in record.errors]}")
-        if commits[job_id] != 1 or in_batch != expected:
-            (lost if commits[job_id] == 0 or in_batch < (expected or 0) else duplicated).add(job_id)
-            problems.append(f"job {job_id}: {commits[job_id]} commits, {in_batch} rows (expected 1, {expected})")
-        if record.metrics.total_exported_profile_counter != expected:
-            problems.append(f"job {job_id} counts {record.metrics.total_exported_profile_counter}, not {expected}")
+    problems += [f"job {job_id} is {r.status.value}: {[e.msg for e in r.errors]}" for job_id, r in records.items()
+                 if r.status is not JobStatus.SUCCEEDED]
+    expected = None
+    if mirror:
+        found, duplicated = check_mirrors(config, records)
+    else:
+        found, lost_here, duplicated, expected = check_appends(config, records)
+        lost |= lost_here
+    problems += found
     return {
         "succeeded": sum(r.status is JobStatus.SUCCEEDED for r in records.values()),
         "rowsPerJob": expected,
@@ -275,14 +343,14 @@ def fault_run(run: FaultRun, lake_root: Path, work: Path) -> dict[str, Any]:
     started = time.monotonic()
     config = load_config(deployment(work, lake_root, run))
     store = JobStore(config.job_table_path)
-    ids = [create_job(store, config, {**JOB, "destination": {"datasetId": DESTINATIONS[n % len(DESTINATIONS)]}},
-                      config.default_org, config.default_sandbox).id for n in range(run.jobs)]
+    ids = [create_job(store, config, job_body(run, n), config.default_org, config.default_sandbox).id
+           for n in range(run.jobs)]
     runners = Runners(Path(work, "export.toml"), work, run.runners, pace_seconds=run.lease_seconds)
     try:
         kills = inject(config, store, runners, run)
     finally:
         runners.stop()
-    outcome = check(config, store, ids)
+    outcome = check(config, store, ids, run.mirror)
     return {
         "jobs": run.jobs, "runners": run.runners, "runnerProcesses": runners.started,
         "leaseSeconds": run.lease_seconds, "lostJobRetries": run.lost_job_retries,
@@ -298,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     defaults = FaultRun()
     parser = argparse.ArgumentParser(prog="scripts/faults", description=__doc__.splitlines()[0])
     for name, value in asdict(defaults).items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
-                            help="default: %(default)s")
+        if isinstance(value, bool):
+            parser.add_argument("--" + name, action="store_true", help="see the module's docstring")
+        else:
+            parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+                                help="default: %(default)s")
     parser.add_argument("--profiles", type=int, default=200,
                         help="profiles of the generated lake (default: %(default)s)")
     parser.add_argument("--lake", type=Path,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -36,7 +36,7 @@ from jobs.engine.metrics import (
     observed,
     read_back,
 )
-from jobs.engine.mirror import MirrorCommit, mirror_counts, mirror_rows, write_mirror
+from jobs.engine.mirror import MirrorCommit, mirror_counts, mirror_rows, predates_bookkeeping, write_mirror
 from jobs.engine.privacy import not_suppressed
 from jobs.engine.probe import probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
@@ -109,6 +109,10 @@ def run_export(spark: SparkSession, plan: ExportPlan,
                known_namespaces: Callable[[], Iterable[str]] | None = None) -> ExportResult:
     """Runs the plan's export to its commits. `known_namespaces`: identity namespaces the caller has
     seen exported before, asked for only if the input is too small to probe (probe.probe_fragments)."""
+    if plan.incremental and predates_bookkeeping(plan):
+        log.info("job %s: the mirror predates its rows' hashes and namespaces: this job reads every profile, "
+                 "so that it writes them into every row", plan.job_id)
+        plan = replace(plan, from_ingest=None)
     components = stitched_components(spark, plan) if plan.stitching is not None else None
     fragments = load_fragments(spark, plan)
     unsuppressed = not_suppressed(plan.suppression_salt, plan.suppressed) if plan.suppressed else None

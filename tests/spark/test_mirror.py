@@ -197,6 +197,24 @@ def test_a_mirror_follows_people_who_enter_change_and_leave(lake):
     assert mirrored(lake.path()) == combined(lake.reference())
     rows = read_rows(lake.path())
     assert {r["_profileKeyId"]: r["_jobId"] for r in rows} == {"p1": first.id, "p2": second.id, "p4": second.id}
+    assert all(r["_valuesHash"] is not None and r["_identityNamespaces"] == ["ECID"] for r in rows)
+
+
+def test_a_mirror_written_before_its_rows_had_hashes_gets_them_from_its_next_incremental_job(lake, spark):
+    lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_a="realized"),
+             fragment("p3", 1, "three@x", seg_b="realized"))
+    lake.run()
+    # The mirror as the previous version wrote it: no _valuesHash or _identityNamespaces columns.
+    older = spark.read.format("delta").load(lake.path()).drop("_valuesHash", "_identityNamespaces")
+    older.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(lake.path())
+    lake.add(fragment("p3", 3, "three@new"), fragment("p2", 3, seg_a="exited"))
+    record = lake.run(from_ingest=ts(2))
+    assert mirrored(lake.path()) == combined(lake.reference()) == {("p1", None): "one@x", ("p3", None): "three@new"}
+    # It read every profile: p1, unchanged, got its hash too (an update whose values are the same).
+    assert counters(record) == (0, 2, 1)
+    assert all(r["_valuesHash"] is not None and r["_identityNamespaces"] == ["ECID"] for r in read_rows(lake.path()))
+    assert record.metrics.total_exported_profile_counter == 2
+    assert counters(lake.run(from_ingest=ts(3))) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("destination", ["mirror", "dv-mirror"])

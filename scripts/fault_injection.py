@@ -14,11 +14,11 @@ Then it checks, and reports as JSON on stdout: every job record is there and SUC
 exactly one commit in its destination's history (userMetadata jobId), its batch holds exactly the rows
 its record counts, and every job (one definition, one lake) counts the same rows. Exit code 1 otherwise.
 
-With --mirror both destinations are mirrors (docs/reference/mirrors.md), and the jobs to each take turns
-between two definitions (segment-01, then segment-02), so that each MERGE inserts and deletes. Then each
-job has at most one commit (none if its MERGE changed nothing), every job of one definition counts the
-same audience, and each mirror holds exactly the audience of the job that committed to it last: one row
-per profile key.
+With --mirror the second destination is a mirror (docs/reference/mirrors.md), and the jobs to it take
+turns between two definitions (segment-01, then segment-02), so that each MERGE inserts and deletes. A
+mirror job has at most one commit (none if its MERGE changed nothing), every mirror job of one definition
+counts the same audience, and the mirror holds exactly the audience of the job that committed to it last:
+one row per profile key.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def deployment(work: Path, lake_root: Path, run: FaultRun) -> Path:
     text = sample_config(lake_root, job_table=str(work / "jobs"), destination=str(work / DESTINATIONS[0]))
     text += f'\n[[destinationDatasets]]\nid = "{DESTINATIONS[1]}"\npath = "{work / DESTINATIONS[1]}"\n{SCHEMA}\n'
     if run.mirror:
-        text = text.replace(SCHEMA, f'{SCHEMA}\nmode = "mirror"')
+        text += 'mode = "mirror"\n'
     conf = work / "export.toml"
     conf.write_text(f"leaseSeconds = {run.lease_seconds}\nlostJobRetries = {run.lost_job_retries}\n" + text)
     return conf
@@ -247,9 +247,10 @@ def destination_counts(config: Config) -> tuple[Counter[int], dict[str, int]]:
 
 
 def job_body(run: FaultRun, n: int) -> dict[str, Any]:
-    """The n-th job: to each destination in turn; with --mirror, the jobs to one destination take turns
-    between two segments."""
-    segment = f"segment-0{1 + (n // len(DESTINATIONS)) % 2}" if run.mirror else "segment-01"
+    """The n-th job: to each destination in turn; with --mirror, the jobs to the mirror (the second) take
+    turns between two segments."""
+    to_mirror = run.mirror and n % len(DESTINATIONS) == 1
+    segment = f"segment-0{1 + (n // len(DESTINATIONS)) % 2}" if to_mirror else "segment-01"
     return {**JOB, "filter": {"segments": [{"segmentId": segment}]},
             "destination": {"datasetId": DESTINATIONS[n % len(DESTINATIONS)]}}
 
@@ -275,6 +276,8 @@ def check_mirrors(config: Config, records: dict[int, JobRecord]) -> tuple[list[s
             problems.append(f"job {job_id} counts {record.metrics.total_exported_profile_counter}, "
                             f"not {expected[segment]} as the other {segment} jobs")
     for dataset in config.destination_datasets:
+        if dataset.mode != "mirror":
+            continue
         table = DeltaTable(config.resolve(dataset.path))
         merges = [h for h in table.history() if h.get("userMetadata")]
         commits = Counter(json.loads(h["userMetadata"])["jobId"] for h in merges)
@@ -309,7 +312,7 @@ def check_appends(config: Config, records: dict[int, JobRecord]) -> tuple[list[s
     return problems, lost, duplicated, expected
 
 
-def check(config: Config, store: JobStore, ids: list[int], mirror: bool = False) -> dict[str, Any]:
+def check(config: Config, store: JobStore, ids: list[int]) -> dict[str, Any]:
     """Every job SUCCEEDED, committed once, with the rows its record counts: the problems found, by job."""
     problems: list[str] = []
     records = {}
@@ -321,12 +324,14 @@ def check(config: Config, store: JobStore, ids: list[int], mirror: bool = False)
     lost: set[int] = {i for i in ids if i not in records}
     problems += [f"job {job_id} is {r.status.value}: {[e.msg for e in r.errors]}" for job_id, r in records.items()
                  if r.status is not JobStatus.SUCCEEDED]
-    expected = None
-    if mirror:
-        found, duplicated = check_mirrors(config, records)
-    else:
-        found, lost_here, duplicated, expected = check_appends(config, records)
-        lost |= lost_here
+    mirrors = {d.id for d in config.destination_datasets if d.mode == "mirror"}
+    to_mirror = {i: r for i, r in records.items() if r.export_destination.dataset_id in mirrors}
+    found, lost_here, duplicated, expected = check_appends(
+        config, {i: r for i, r in records.items() if i not in to_mirror})
+    lost |= lost_here
+    if to_mirror:
+        found_in_mirrors, duplicated_in_mirrors = check_mirrors(config, to_mirror)
+        found, duplicated = found + found_in_mirrors, duplicated | duplicated_in_mirrors
     problems += found
     return {
         "succeeded": sum(r.status is JobStatus.SUCCEEDED for r in records.values()),
@@ -350,7 +355,7 @@ def fault_run(run: FaultRun, lake_root: Path, work: Path) -> dict[str, Any]:
         kills = inject(config, store, runners, run)
     finally:
         runners.stop()
-    outcome = check(config, store, ids, run.mirror)
+    outcome = check(config, store, ids)
     return {
         "jobs": run.jobs, "runners": run.runners, "runnerProcesses": runners.started,
         "leaseSeconds": run.lease_seconds, "lostJobRetries": run.lost_job_retries,

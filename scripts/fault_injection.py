@@ -281,7 +281,9 @@ def check_mirrors(config: Config, records: dict[int, JobRecord]) -> tuple[list[s
         table = DeltaTable(config.resolve(dataset.path))
         merges = [h for h in table.history() if h.get("userMetadata")]
         commits = Counter(json.loads(h["userMetadata"])["jobId"] for h in merges)
-        duplicated |= {job_id for job_id, n in commits.items() if n > 1}
+        twice = {job_id: n for job_id, n in commits.items() if n > 1}
+        duplicated |= set(twice)
+        problems += [f"job {job_id}: {n} commits to mirror {dataset.id}" for job_id, n in sorted(twice.items())]
         last = records[json.loads(max(merges, key=lambda h: h["version"])["userMetadata"])["jobId"]]
         sql = "SELECT count(*) AS n, count(DISTINCT _profileKeyId) AS k FROM d"
         [found] = pa.table(QueryBuilder().register("d", table).execute(sql)).to_pylist()
@@ -289,7 +291,6 @@ def check_mirrors(config: Config, records: dict[int, JobRecord]) -> tuple[list[s
         if not found["n"] == found["k"] == audience:
             problems.append(f"mirror {dataset.id}: {found['n']} rows, {found['k']} keys; expected the "
                             f"{audience} of job {last.id}, which committed last")
-    problems += [f"job {job_id}: {commits} commits to its mirror" for job_id in sorted(duplicated)]
     return problems, duplicated
 
 
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/faults", description=__doc__.splitlines()[0])
     for name, value in asdict(defaults).items():
         if isinstance(value, bool):
-            parser.add_argument("--" + name, action="store_true", help="see the module's docstring")
+            parser.add_argument("--" + name.replace("_", "-"), action="store_true", help="see the module's docstring")
         else:
             parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                                 help="default: %(default)s")

@@ -4,6 +4,10 @@ nothing of the job table or the shells; this face is what the layers above and t
 from __future__ import annotations
 
 from jobs.engine import export, probe, segments
+from jobs.engine.class_archive import (
+    archive_options,
+    build_archive,
+)
 from jobs.engine.columns import (
     BATCH,
     DATASET,
@@ -134,6 +138,8 @@ from jobs.engine.stitching import (
 )
 
 __all__ = [
+    "archive_options",
+    "build_archive",
     "writeback_committed",
     "SegmentationResult",
     "run_segmentation",

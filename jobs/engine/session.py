@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobs.engine.class_archive import archive_options, build_archive
 from jobs.engine.jars import JarMode, delta_coordinates, delta_jars, fetch_jars, jar_settings
 
 if TYPE_CHECKING:
@@ -103,8 +104,7 @@ def build_session(
     settings = {**EMBEDDED_CONF, **LOCAL_CONF}
     settings.update(jar_settings(jars))
     settings.update(conf or {})
-    if not verbose:
-        _start_quiet_jvm(master, app_name, settings)
+    _start_jvm(master, app_name, settings, quiet=not verbose)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -122,17 +122,19 @@ def quiet_log4j() -> Path:
     return copy
 
 
-def quiet_java_options(settings: Mapping[str, str]) -> str:
-    """The driver's Java options with the quiet log4j configuration, unless they name one."""
+def driver_java_options(settings: Mapping[str, str], quiet: bool = True) -> str:
+    """The driver's Java options, with the class archive built for this JVM, if any (engine/class_archive.py),
+    and if `quiet`, the quiet log4j configuration; each unless the options choose their own."""
     options = settings.get("spark.driver.extraJavaOptions", "")
-    if "log4j2.configurationFile" in options:
-        return options
-    return f"{options} -Dlog4j2.configurationFile={quiet_log4j().as_uri()}".strip()
+    added = [archive_options(options)]
+    if quiet and "log4j2.configurationFile" not in options:
+        added.append(f"-Dlog4j2.configurationFile={quiet_log4j().as_uri()}")
+    return " ".join(o for o in [options, *added] if o)
 
 
-def _start_quiet_jvm(master: str, app_name: str, settings: Mapping[str, str]) -> None:
-    """Launches the driver JVM as pyspark would, with the quiet log4j configuration and its
-    stderr through `_drop_notice`; does nothing when this process already has a JVM."""
+def _start_jvm(master: str, app_name: str, settings: Mapping[str, str], quiet: bool) -> None:
+    """Launches the driver JVM as pyspark would, with `driver_java_options`, and if `quiet` its stderr
+    through `_drop_notice`; does nothing when this process already has a JVM."""
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
 
@@ -141,7 +143,10 @@ def _start_quiet_jvm(master: str, app_name: str, settings: Mapping[str, str]) ->
     conf = SparkConf().setMaster(master).setAppName(app_name)
     for key, value in settings.items():
         conf.set(key, value)
-    conf.set("spark.driver.extraJavaOptions", quiet_java_options(settings))
+    conf.set("spark.driver.extraJavaOptions", driver_java_options(settings, quiet))
+    if not quiet:
+        SparkContext._ensure_initialized(gateway=launch_gateway(conf))
+        return
     gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
     threading.Thread(target=_drop_notice, args=(gateway.proc.stderr,), name="jvm-stderr", daemon=True).start()
     SparkContext._ensure_initialized(gateway=gateway)
@@ -189,8 +194,16 @@ def session_for(config: Config, app_name: str, overrides: Mapping[str, str] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.engine coordinates|jars|check|fetch`: used by scripts/setup and scripts/submit."""
+    """`python -m jobs.engine coordinates|jars|check|fetch|archive`: used by scripts/setup and scripts/submit."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["archive"]:
+        try:
+            built = build_archive()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+            print(f"setup: no class archive, so JVMs start without one: {err}", file=sys.stderr)
+            return 1
+        print(built or "no java on PATH and no JAVA_HOME: no class archive")
+        return 0
     if args == ["coordinates"]:
         print("\n".join(delta_coordinates()))
         return 0
@@ -204,5 +217,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: {err}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m jobs.engine coordinates|jars|check|fetch", file=sys.stderr)
+    print("usage: python -m jobs.engine coordinates|jars|check|fetch|archive", file=sys.stderr)
     return 2

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -227,6 +228,8 @@ def _parser() -> argparse.ArgumentParser:
     jars.add_argument("--dir", help="folder to keep them in (default: $EXPORT_JOBS_JARS, else the user's cache)")
     jars.add_argument("--repository",
                       help="Maven repository (default: $EXPORT_JOBS_MAVEN_REPOSITORY, else Maven Central)")
+    jars.add_argument("--class-archive", action="store_true",
+                      help="also build the driver JVM's class archive beside them, for faster starts (a minute, once)")
     return parser
 
 
@@ -530,12 +533,25 @@ def _setup_jars(args: argparse.Namespace) -> int:
     """Needs no config: it is what a fresh install runs first."""
     from jobs.engine import fetch_jars
 
+    folder = Path(args.dir) if args.dir else None
     try:
-        paths = fetch_jars(Path(args.dir) if args.dir else None, args.repository)
+        paths = fetch_jars(folder, args.repository)
     except RuntimeError as err:
         log.error("%s", err)
         return EXIT_UNAVAILABLE
-    _emit({"jars": [str(p) for p in paths]})
+    fetched: dict[str, object] = {"jars": [str(p) for p in paths]}
+    if args.class_archive:
+        from jobs.engine import build_archive
+
+        if folder is not None:  # the archive's session takes its Delta jars from there too
+            os.environ["EXPORT_JOBS_JARS"] = str(folder)
+        try:
+            built = build_archive(folder)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+            log.error("no class archive (JVMs start without one): %s", err)
+            return 1
+        fetched["classArchive"] = str(built) if built else None
+    _emit(fetched)
     return 0
 
 

@@ -8,6 +8,9 @@ One generated lake of --profiles (default 5,000, with events) and a 1-segment ex
          cold floor process: the same interpreter starting Spark with the same jars and settings
          (jobs.engine.session_for over the same config), reading the same profile datasets and
          writing them to Delta. No absolute time is a target: machines differ up to 5x in speed.
+  cold, no class archive
+         the same `run` process with its JVM started without the driver's class archive
+         (jobs/engine/class_archive.py), when one was built: what the archive saves.
 
 Every run writes to a destination of its own; the runs go in rounds (benchmarks/rounds.py).
 Prints the figures and the two ratios against their targets; `--out` also writes them as Markdown.
@@ -30,7 +33,7 @@ from benchmarks.ours import job_body, run_ours
 from benchmarks.rounds import Figure, Sample, Scenario, interleave, parse_size, say
 from benchmarks.settings import DESTINATION_ID
 from jobs.control import JobStore, create_job
-from jobs.engine import session_for
+from jobs.engine import archive_options, session_for
 from jobs.spec import load_config
 from sample_lake import LakeSpec, sample_config
 
@@ -56,8 +59,12 @@ def _timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def _cold_ours(lake: Lake, name: str) -> Sample:
+def _cold_ours(lake: Lake, name: str, class_archive: bool = True) -> Sample:
     config = lake.deployment(name)
+    if not class_archive:  # the JVM's own sharing options keep the archive out (-Xshare:auto is the default)
+        conf = lake.config_file(name)
+        own = '"spark.driver.extraJavaOptions" = "-Xshare:auto"'
+        conf.write_text(conf.read_text().replace("[spark]\n", f"[spark]\n{own}\n"))
     record = create_job(JobStore(config.job_table_path), config, job_body(1), config.default_org,
                         config.default_sandbox)
     seconds = _timed([sys.executable, "-m", "jobs", "--conf", str(lake.config_file(name)), "run", str(record.id)])
@@ -95,6 +102,8 @@ def report(profiles: int, runs: int, figures: dict[str, Figure]) -> str:
     lines += ["", "| ratio | measured | target |", "|---|---:|---:|"]
     for (name, limit), value in zip(TARGETS.items(), measured(figures), strict=True):
         lines.append(f"| {name} | {value:.2f} | ≤ {limit} |")
+    if "cold_unshared" in figures:
+        lines.append(f"| cold: with / without the class archive | {ratio(figures, 'cold', 'cold_unshared'):.2f} | — |")
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             Scenario("warm_floor", "I/O floor, warm session", "floor", lambda run: run_floor(spark, lake, run)),
             Scenario("cold", "ours, cold process (export-jobs run)", "ours", lambda run: _cold_ours(lake, run)),
             Scenario("cold_floor", "I/O floor, cold process", "floor", lambda run: _cold_floor(lake, run)),
+            *([Scenario("cold_unshared", "ours, cold process without the class archive", "ours",
+                        lambda run: _cold_ours(lake, run, class_archive=False))] if archive_options("") else []),
         ], args.runs)
         spark.stop()
     text = report(args.profiles, args.runs, figures)

@@ -40,3 +40,21 @@ def test_column_operations_do_not_capture_their_call_site(spark):
     from pyspark.errors.utils import is_debugging_enabled
 
     assert not is_debugging_enabled()
+
+
+def test_the_driver_jvm_maps_the_class_archive_that_setup_built(spark):
+    """./scripts/test builds the archive (scripts/setup --class-archive) before the session starts;
+    a JVM that must map it (-Xshare:on exits 1 on an archive it cannot use) maps it with this classpath."""
+    import subprocess
+
+    from jobs.engine import archive_options
+
+    options = archive_options("")
+    assert options, "no class archive for this JVM and these jars: run ./scripts/setup --class-archive"
+    archive = options.split()[0]
+    jvm = spark.sparkContext._jvm
+    assert archive in list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    java = jvm.System.getProperty("java.home") + "/bin/java"
+    mapped = subprocess.run([java, "-Xshare:on", archive, "-cp", jvm.System.getProperty("java.class.path"),
+                             "-version"], capture_output=True, text=True, timeout=120)
+    assert mapped.returncode == 0, mapped.stdout + mapped.stderr

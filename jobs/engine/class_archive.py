@@ -15,7 +15,6 @@ temporary name, checked by a JVM that must map it, and then renamed into place.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -28,7 +27,6 @@ from jobs.engine.jars import jars_dir
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-log = logging.getLogger(__name__)
 PREFIX = "driver-classes-"
 # HotSpot's messages about an archive it cannot use go to the JVM's stdout, which is the CLI's: a
 # fingerprint names archives, so a mismatch is unexpected, and then the JVM starts as without one.

@@ -91,7 +91,7 @@ def build_archive(folder: Path | None = None) -> Path | None:
     """Builds this JVM and classpath's archive unless it exists: runs a small Delta workload in a
     session of its own, whose JVM writes the classes it loaded when it exits. Removes the archives of
     other fingerprints (a JVM or pyspark since replaced). None when there is no JVM. Must run in a
-    process that has no Spark session yet."""
+    process that has no Spark session yet. Raises RuntimeError, as fetch_jars does, when it cannot."""
     target = archive_path(folder)
     if target is None:
         return None
@@ -106,6 +106,8 @@ def build_archive(folder: Path | None = None) -> Path | None:
         if check.returncode != 0 or not partial.is_file():
             raise RuntimeError(f"the JVM did not write a usable class archive: {check.stderr.strip()[-500:]}")
         partial.replace(target)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RuntimeError(f"could not build the class archive {target}: {err}") from err
     finally:
         partial.unlink(missing_ok=True)
     for stale in target.parent.glob(f"{PREFIX}*.jsa"):

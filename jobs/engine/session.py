@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["archive"]:
         try:
             built = build_archive()
-        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+        except RuntimeError as err:
             print(f"setup: no class archive, so JVMs start without one: {err}", file=sys.stderr)
             return 1
         print(built or "no java on PATH and no JAVA_HOME: no class archive")

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -547,7 +546,7 @@ def _setup_jars(args: argparse.Namespace) -> int:
             os.environ["EXPORT_JOBS_JARS"] = str(folder)
         try:
             built = build_archive(folder)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+        except RuntimeError as err:
             log.error("no class archive (JVMs start without one): %s", err)
             return 1
         fetched["classArchive"] = str(built) if built else None

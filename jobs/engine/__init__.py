@@ -3,7 +3,7 @@ nothing of the job table or the shells; this face is what the layers above and t
 
 from __future__ import annotations
 
-from jobs.engine import export, probe, segments
+from jobs.engine import audience, export, mirror, probe, segments
 from jobs.engine.class_archive import (
     archive_options,
     build_archive,
@@ -138,6 +138,8 @@ from jobs.engine.stitching import (
 )
 
 __all__ = [
+    "audience",
+    "mirror",
     "archive_options",
     "build_archive",
     "writeback_committed",

@@ -38,7 +38,7 @@ from jobs.engine.metrics import (
 )
 from jobs.engine.mirror import MirrorCommit, mirror_counts, mirror_rows, predates_bookkeeping, write_mirror
 from jobs.engine.privacy import not_suppressed
-from jobs.engine.probe import probe_fragments, remember_namespaces
+from jobs.engine.probe import FragmentProbe, probe_fragments, remember_namespaces
 from jobs.engine.projection import projected_columns
 from jobs.engine.segments import candidate_filter, qualifying, select_members, tag_batches
 from jobs.engine.sink import already_committed, committed, write_batches, write_memberships
@@ -159,7 +159,11 @@ def write_observed(
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
     write because another run of the job committed first, or if the writes read nothing of the
     inputs (an incremental job with nothing new): run_export then counts from the inputs."""
-    probe = probe_fragments(fragments, plan, known_namespaces)  # before the fragments are observed
+    # A mirror's counters are read from the mirror (mirror_counts), and an incremental mirror job merges
+    # every changed key, candidate or not: a profile whose fragments all stopped qualifying (updated in
+    # place, say) must reach the MERGE to leave the mirror. Such a job needs nothing of the probe.
+    unprobed = plan.mirror and plan.incremental
+    probe = FragmentProbe(None, ()) if unprobed else probe_fragments(fragments, plan, known_namespaces)
     counters = ExportCounters(plan, probe.namespaces)
     consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from

@@ -25,6 +25,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
+from jobs.engine.audience import Audience, derived, keep, kept
 from jobs.engine.columns import BATCH, KEY_ID, KEY_NS
 from jobs.engine.merge import without_nulls
 from jobs.engine.metrics import ConsentCounters, ExportedCounts, counted_rows
@@ -234,14 +235,34 @@ def mirror_commit(plan: ExportPlan) -> MirrorCommit:
 
 def mirror_counts(spark: SparkSession, plan: ExportPlan,
                   written: MirrorCommit | None = None) -> tuple[ExportedCounts, MirrorCommit]:
-    """The record's counters of a mirror job, and what its MERGE did (`written`, or found in the log)."""
+    """The record's counters of a mirror job, and what its MERGE did (`written`, or found in the log).
+
+    A combined mirror's counts are kept beside it (engine/audience.py): the counts at the version this job
+    left, if kept already; else those kept at the version before its commit plus its change feed; else
+    counted from the mirror.
+    """
     commit = written or mirror_commit(plan)
-    return audience_counts(spark, plan, commit.version), commit
+    if plan.per_segment:  # a profile in several segments counts once: not a sum of changes
+        return audience_counts(spark, plan, commit.version), commit
+    table = deltalake.DeltaTable(plan.destination_path)
+    # str(): delta-rs's stubs type the id as an int; it is the table's UUID string.
+    version, table_id = commit.version if commit.version is not None else table.version(), str(table.metadata().id)
+    found = kept(plan.destination_path, version, table_id)
+    if found is None and commit.version is not None:
+        found = derived(plan.destination_path, version, table, NAMESPACES,
+                        commit.inserted + 2 * commit.updated + commit.deleted)
+    if found is None:
+        counts = audience_counts(spark, plan, version)
+        found = Audience(counts.total, counts.by_namespace)
+    else:
+        counts = ExportedCounts(found.total, found.by_namespace, {plan.batch_ids[0]: found.total}, None)
+    keep(plan.destination_path, version, table_id, found)
+    return counts, commit
 
 
 def audience_counts(spark: SparkSession, plan: ExportPlan, version: int | None) -> ExportedCounts:
-    """The record's counters for a mirror: its audience after the job, read from the mirror at `version`
-    (None: the current one), in one small aggregation (two for per-segment mirrors)."""
+    """The record's counters for a mirror: its audience after the job, read from the whole mirror at
+    `version` (None: the current one), in one small aggregation (two for per-segment mirrors)."""
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)

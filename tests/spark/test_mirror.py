@@ -24,6 +24,7 @@ from jobs.control import (
     replay_job,
     run_job,
 )
+from jobs.engine import mirror, probe
 from jobs.spec import InputVersionGone, JobRecord, JobStatus, load_config
 
 from ..reference import read_rows
@@ -232,6 +233,56 @@ def test_an_incremental_job_touches_the_changed_keys_and_removes_those_that_left
     assert changes(lake.path(destination), record.metrics.destination_version) == {
         "insert": {"p5"}, "update_preimage": {"p3"}, "update_postimage": {"p3"}, "delete": {"p1"}}
     assert record.metrics.total_exported_profile_counter == 3  # the audience after the job: p2, p3, p5
+
+
+def test_an_incremental_job_on_a_probed_lake_removes_a_person_whose_only_fragment_was_updated_in_place(
+        lake, monkeypatch):
+    # A lake the probe reads, with a share of members small enough that an append job merges only the
+    # keys with a qualifying fragment (segments.candidate_filter).
+    monkeypatch.setattr(probe, "SMALL_INPUT", 0)
+    lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_b="realized"),
+             *[fragment(f"n{i}", 1, f"n{i}@x") for i in range(6)])
+    lake.run()
+    # p1's fragment rewritten in place (an upserting dataset): no fragment of p1 qualifies any more.
+    lake.fragments = [f for f in lake.fragments if f[0]["ECID"][0]["id"] != "p1"] + [fragment("p1", 3, seg_a="exited")]
+    lake.spark.createDataFrame(lake.fragments, FRAGMENT).write.format("delta").mode("overwrite").save(
+        str(lake.root / "profiles" / "crm"))
+    record = lake.run(from_ingest=ts(2))
+    assert mirrored(lake.path()) == combined(lake.reference()) == {("p2", None): "two@x"}
+    assert counters(record) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("destination", ["mirror", "dv-mirror"])
+def test_a_jobs_audience_counts_come_from_its_change_feed_unless_another_commit_came_between(
+        lake, spark, monkeypatch, destination):
+    lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_a="realized"),
+             fragment("p3", 1, "three@x", seg_b="realized"))
+    assert lake.run(destination).metrics.total_exported_profile_counter == 3  # counted from the mirror
+    whole_mirror_reads = []
+    counted = mirror.audience_counts
+
+    def spied(*args):
+        whole_mirror_reads.append(args)
+        return counted(*args)
+
+    monkeypatch.setattr(mirror, "audience_counts", spied)
+
+    lake.add(fragment("p1", 3, seg_a="exited"), fragment("p4", 3, "four@x", seg_b="realized"),
+             (ids("p3", Email="three@new"), ts(3), None, None, {"address": "three@new"}))
+    record = lake.run(destination, from_ingest=ts(2))
+    assert counters(record) == (1, 1, 1) and not whole_mirror_reads
+    assert record.metrics.total_exported_profile_counter == 3
+    assert record.metrics.exported_profile_by_namespace_counter == {"ECID": 3, "Email": 1}
+    assert counters(unchanged := lake.run(destination, from_ingest=ts(3))) == (0, 0, 0) and not whole_mirror_reads
+    assert unchanged.metrics.total_exported_profile_counter == 3
+
+    # An erasure-like commit between two jobs: the next job counts the whole mirror.
+    spark.sql(f"DELETE FROM delta.`{lake.path(destination)}` WHERE _profileKeyId = 'p2'")
+    lake.add(fragment("p5", 4, "five@x", seg_a="realized"))
+    record = lake.run(destination, from_ingest=ts(3))
+    assert len(whole_mirror_reads) == 1
+    assert record.metrics.total_exported_profile_counter == 3  # p3, p4, p5
+    assert record.metrics.exported_profile_by_namespace_counter == {"ECID": 3, "Email": 1}
 
 
 def test_an_incremental_schedule_keeps_a_mirror_in_sync_when_a_person_exits_between_slots(lake):

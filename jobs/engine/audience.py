@@ -73,19 +73,24 @@ def kept(path: str, version: int, table_id: str) -> Audience | None:
 
 
 def keep(path: str, version: int, table_id: str, audience: Audience) -> None:
-    """Keeps the counts at `version` (written whole, then renamed), and the previous version's only besides."""
+    """Keeps the counts at `version` (written whole, then renamed), and the previous version's only besides.
+    A folder it cannot write only costs the next job a count of the whole mirror: the job's commit is made."""
     folder = local_folder(path)
     if folder is None:
         return
     target = _kept_file(folder, version)
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    partial.write_text(json.dumps({"tableId": table_id, "version": version, "total": audience.total,
-                                   "byNamespace": audience.by_namespace}))
-    partial.replace(target)
-    for other in target.parent.glob("*.json"):
-        if other.stem not in (str(version), str(version - 1)):
-            other.unlink(missing_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({"tableId": table_id, "version": version, "total": audience.total,
+                                       "byNamespace": audience.by_namespace}))
+        partial.replace(target)
+        for other in target.parent.glob("*.json"):
+            if other.stem not in (str(version), str(version - 1)):
+                other.unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("could not keep the audience counts of %s at version %s (%s): its next job counts the "
+                    "whole mirror", path, version, err)
 
 
 def derived(path: str, version: int, table: deltalake.DeltaTable, namespaces: str, changes: int) -> Audience | None:

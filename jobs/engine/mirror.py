@@ -248,16 +248,15 @@ def mirror_counts(spark: SparkSession, plan: ExportPlan,
     # str(): delta-rs's stubs type the id as an int; it is the table's UUID string.
     version, table_id = commit.version if commit.version is not None else table.version(), str(table.metadata().id)
     found = kept(plan.destination_path, version, table_id)
-    if found is None and commit.version is not None:
-        found = derived(plan.destination_path, version, table, NAMESPACES,
-                        commit.inserted + 2 * commit.updated + commit.deleted)
     if found is None:
-        counts = audience_counts(spark, plan, version)
-        found = Audience(counts.total, counts.by_namespace)
-    else:
-        counts = ExportedCounts(found.total, found.by_namespace, {plan.batch_ids[0]: found.total}, None)
-    keep(plan.destination_path, version, table_id, found)
-    return counts, commit
+        if commit.version is not None:
+            found = derived(plan.destination_path, version, table, NAMESPACES,
+                            commit.inserted + 2 * commit.updated + commit.deleted)
+        if found is None:
+            counts = audience_counts(spark, plan, version)
+            found = Audience(counts.total, counts.by_namespace)
+        keep(plan.destination_path, version, table_id, found)
+    return ExportedCounts(found.total, found.by_namespace, {plan.batch_ids[0]: found.total}, None), commit
 
 
 def audience_counts(spark: SparkSession, plan: ExportPlan, version: int | None) -> ExportedCounts:

@@ -45,3 +45,9 @@ def test_only_local_paths_keep_counts(tmp_path):
     assert local_folder("s3://bucket/mirror") is None
     keep("s3://bucket/mirror", 1, "table-a", Audience(1, {}))  # nothing written, no error
     assert kept("s3://bucket/mirror", 1, "table-a") is None
+
+
+def test_a_folder_it_cannot_write_keeps_nothing_and_raises_nothing(tmp_path):
+    (tmp_path / "mirror").write_text("a file where the mirror's folder would be")
+    keep(str(tmp_path / "mirror"), 1, "table-a", Audience(1, {}))
+    assert kept(str(tmp_path / "mirror"), 1, "table-a") is None

@@ -16,6 +16,7 @@ REJECT = "_reject"  # why a record is rejected; null for a good one
 DATASET = "_datasetId"
 IDENTITIES = "_identities"  # a record's identities with their primary flags, see identities.with_identities
 CANDIDATE = "_candidate"  # some fragment of the key may make it qualify, see merge.merge_profiles
+CHANGED = "_changed"  # the fragment's key changed since an incremental job's start, see merge.keyed_fragments
 HAS_PROFILE = "_hasProfile"  # true on merged profiles; null on keys that only have events
 MEMBERSHIPS = "_memberships"  # all memberships, ranked, when a job names no segments
 FLAGGED = "_flagged"  # identityGraph pdg: a record's identities with their primary flags, as ingested

@@ -64,15 +64,13 @@ class ExportResult:
 
 
 def profiles_of(fragments: DataFrame, plan: ExportPlan, events: DataFrame | None = None,
-                candidates: Column | None = None, components: Components | None = None,
-                keys: DataFrame | None = None) -> DataFrame:
+                candidates: Column | None = None, components: Components | None = None) -> DataFrame:
     """The merged profiles, with their events (and event counts) and, when the job evaluates,
     their evaluated memberships. `candidates`: merge only keys with a fragment where it holds
-    (segments.candidate_filter); `components`: identityGraph pdg's, which key the records; `keys`:
-    merge only these (merge.changed_keys)."""
+    (segments.candidate_filter); `components`: identityGraph pdg's, which key the records."""
     if components is not None:
         fragments = restitched(fragments.where(F.col(REJECT).isNull()), components)
-    profiles = merge_profiles(fragments, plan, candidates, keys)
+    profiles = merge_profiles(fragments, plan, candidates)
     if plan.events is not None:
         assert events is not None, "a plan with events reads them"
         by_key = events_by_key(events, plan.events, identities=plan.empty_profiles, components=components)
@@ -114,7 +112,8 @@ def run_export(spark: SparkSession, plan: ExportPlan,
                  "so that it writes them into every row", plan.job_id)
         plan = replace(plan, from_ingest=None)
     components = stitched_components(spark, plan) if plan.stitching is not None else None
-    fragments = load_fragments(spark, plan)
+    changed = changed_keys(spark, plan)
+    fragments = load_fragments(spark, plan, changed)
     unsuppressed = not_suppressed(plan.suppression_salt, plan.suppressed) if plan.suppressed else None
     events = load_events(spark, plan.events, unsuppressed) if plan.events is not None else None
     export_pending = not already_committed(plan)
@@ -124,7 +123,7 @@ def run_export(spark: SparkSession, plan: ExportPlan,
     result = None
     if export_pending or writeback_pending:
         result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components,
-                                known_namespaces)
+                                known_namespaces, changed_only=changed is not None)
     if result is None:
         result = recount(spark, plan, fragments, events, components)
     result.graph = components
@@ -153,23 +152,23 @@ def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
 def write_observed(
     spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
     export_pending: bool = True, writeback_pending: bool = False, components: Components | None = None,
-    known_namespaces: Callable[[], Iterable[str]] | None = None,
+    known_namespaces: Callable[[], Iterable[str]] | None = None, changed_only: bool = False,
 ) -> ExportResult | None:
     """Writes what is pending of the job's commits and counts on the way: rejected records, the
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
     write because another run of the job committed first, or if the writes read nothing of the
-    inputs (an incremental job with nothing new): run_export then counts from the inputs."""
+    inputs (an incremental job with nothing new): run_export then counts from the inputs. `changed_only`:
+    the fragments are an incremental job's changed keys' (merge.changed_keys)."""
     # A mirror's counters are read from the mirror (mirror_counts), and an incremental mirror job merges
     # every changed key, candidate or not: a profile whose fragments all stopped qualifying (updated in
     # place, say) must reach the MERGE to leave the mirror. Such a job needs nothing of the probe.
     unprobed = plan.mirror and plan.incremental
-    probe = FragmentProbe(None, ()) if unprobed else probe_fragments(fragments, plan, known_namespaces)
+    probe = FragmentProbe(None, ()) if unprobed else probe_fragments(fragments, plan, known_namespaces, changed_only)
     counters = ExportCounters(plan, probe.namespaces)
     consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from
     # pushing the REJECT filter below the projection that runs the identity lambdas
     # (it would inline them into the filter and run them once per reference).
-    keys = changed_keys(fragments, plan)  # read from the fragments before they are observed, so counted once
     rejected = Observation(f"job-{plan.job_id}-rejected-fragments")
     fragments = fragments.observe(rejected, F.count(F.col(REJECT)).alias("n"),
                                   F.max(F.unix_micros("_ingestTime")).alias("watermark"))
@@ -178,7 +177,7 @@ def write_observed(
         events = events.observe(rejected_events, F.count(F.col(REJECT)).alias("n"))
     # Evaluation decides membership by expression, not by the fragments' memberships.
     candidates = None if plan.evaluation is not None else candidate_filter(probe.share, plan)
-    profiles = profiles_of(fragments, plan, events, candidates, components, keys)
+    profiles = profiles_of(fragments, plan, events, candidates, components)
     evaluation = EvaluationCounters(plan) if plan.evaluation is not None else None
     if evaluation is not None:
         profiles = evaluation.observe(profiles)

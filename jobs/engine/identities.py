@@ -68,9 +68,17 @@ def key_columns(stitched: bool = False, listed: bool = True) -> list[Column]:
         reason = F.when(none, F.lit("no identity; under identityGraph pdg a record needs at least one"))
         return [reason.alias(REJECT), smallest["ns"].alias(KEY_NS), smallest["id"].alias(KEY_ID), ids.alias(IDS),
                 F.col(IDENTITIES).alias(FLAGGED)]
-    count, key_ns, key_id = (_first_primary(F.col(IDENTITIES)) if listed
-                             else _primary_identity(F.col("identityMap")))
+    if not listed:
+        return [*primary_key_columns(), ids.alias(IDS)]
+    count, key_ns, key_id = _first_primary(F.col(IDENTITIES))
     return [rejection_reason(count).alias(REJECT), key_ns.alias(KEY_NS), key_id.alias(KEY_ID), ids.alias(IDS)]
+
+
+def primary_key_columns() -> list[Column]:
+    """REJECT, KEY_NS and KEY_ID under identityGraph none, read from the identityMap without listing its
+    identities (no lambdas): the same values key_columns gives."""
+    count, key_ns, key_id = _primary_identity(F.col("identityMap"))
+    return [rejection_reason(count).alias(REJECT), key_ns.alias(KEY_NS), key_id.alias(KEY_ID)]
 
 
 def _primary_identity(identity_map: Column) -> tuple[Column, Column, Column]:

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from jobs.engine.columns import (
     CANDIDATE,
+    CHANGED,
     DATASET,
     FLAGGED,
     HAS_PROFILE,
@@ -28,71 +29,97 @@ from jobs.engine.columns import (
     segment_column,
 )
 from jobs.engine.conform import column_as
-from jobs.engine.identities import flagged_primary, identity_map, key_columns, key_is_primary, with_identities
+from jobs.engine.identities import (
+    flagged_primary,
+    identity_list,
+    identity_map,
+    key_columns,
+    key_is_primary,
+    primary_key_columns,
+    with_identities,
+)
 from jobs.engine.inputs import read_source, union_all
 from jobs.engine.privacy import not_suppressed
 from jobs.planner import ExportPlan, ProfileSource
 
 
 def keyed_fragments(
-    df: DataFrame, source: ProfileSource, plan: ExportPlan
+    df: DataFrame, source: ProfileSource, plan: ExportPlan, keys: DataFrame | None = None
 ) -> DataFrame:
-    """One dataset's fragments with key, rank and the leaves and memberships the plan needs."""
-    if plan.as_of is not None:
-        df = df.where(F.col("_ingestTime") < F.lit(plan.as_of))
+    """One dataset's fragments with key, rank and the leaves and memberships the plan needs. `keys`: an
+    incremental job's changed keys (changed_keys): of the good fragments, only theirs."""
+    df = readable(df, plan)
     ingest = F.col("_ingestTime")
     rank = ingest if plan.merge == "timestampOrdered" else F.struct(
         F.lit(-source.precedence).alias("precedence"), ingest.alias("ingestTime")
     )
-    columns = [F.lit(source.dataset_id).alias(DATASET), *key_columns(plan.stitching is not None), rank.alias(RANK),
-               ingest.alias("_ingestTime")]
-    columns += [column_as(df, leaf.path, leaf.type).alias(leaf.column) for leaf in plan.leaves]
-    if plan.suppressed:
-        df = df.where(not_suppressed(plan.suppression_salt, plan.suppressed))
+    values = [rank.alias(RANK), ingest.alias("_ingestTime")]
+    values += [column_as(df, leaf.path, leaf.type).alias(leaf.column) for leaf in plan.leaves]
     has_memberships = "segmentMembership" in df.columns
     for namespace, segment_id in plan.merged_segment_refs:
         value = (
             F.col("segmentMembership").getItem(namespace).getItem(segment_id) if has_memberships
             else F.lit(None)
         )
-        columns.append(value.cast(MEMBERSHIP).alias(segment_column(namespace, segment_id)))
+        values.append(value.cast(MEMBERSHIP).alias(segment_column(namespace, segment_id)))
     if not plan.segments:
         value = F.col("segmentMembership") if has_memberships else F.lit(None)
-        columns.append(value.cast(MEMBERSHIP_MAP).alias("segmentMembership"))
-    return with_identities(df).select(*columns)
+        values.append(value.cast(MEMBERSHIP_MAP).alias("segmentMembership"))
+    dataset = F.lit(source.dataset_id).alias(DATASET)
+    if keys is None:
+        return with_identities(df).select(dataset, *key_columns(plan.stitching is not None), *values)
+    # Every fragment is keyed first, without listing its identities, and the good fragments of other keys
+    # are dropped before their identities, leaves and memberships are computed: for a small change, most
+    # of what keying them all cost. Rejected fragments stay, to be counted.
+    keyed = df.select("*", *primary_key_columns()).join(
+        keys.select(KEY_NS, KEY_ID, F.lit(True).alias(CHANGED)), [KEY_NS, KEY_ID], "left")
+    kept = keyed.where(F.col(REJECT).isNotNull() | F.col(CHANGED).isNotNull())
+    return with_identities(kept).select(dataset, REJECT, KEY_NS, KEY_ID, identity_list().alias(IDS), *values)
 
 
-def load_fragments(spark: SparkSession, plan: ExportPlan) -> DataFrame:
-    """All sources' keyed fragments, bad ones included (REJECT says why)."""
+def readable(df: DataFrame, plan: ExportPlan) -> DataFrame:
+    """A dataset's fragments the job reads: those ingested before its `as_of` (a replay), not suppressed."""
+    if plan.as_of is not None:
+        df = df.where(F.col("_ingestTime") < F.lit(plan.as_of))
+    if plan.suppressed:
+        df = df.where(not_suppressed(plan.suppression_salt, plan.suppressed))
+    return df
+
+
+def load_fragments(spark: SparkSession, plan: ExportPlan, keys: DataFrame | None = None) -> DataFrame:
+    """All sources' keyed fragments, bad ones included (REJECT says why). `keys`: of the good fragments,
+    only these keys' (changed_keys)."""
     return union_all([
-        keyed_fragments(read_source(spark, s), s, plan)
+        keyed_fragments(read_source(spark, s), s, plan, keys)
         for s in plan.sources
     ])
 
 
-def changed_keys(fragments: DataFrame, plan: ExportPlan) -> DataFrame | None:
+def changed_keys(spark: SparkSession, plan: ExportPlan) -> DataFrame | None:
     """An incremental job's keys with a fragment ingested after `from_ingest`, when merging those keys
     only gives its profiles: not with keys that have only events (empty profiles: an unchanged profile's
     events would make it one), nor when the job evaluates (its write-back covers every profile), nor
     under pdg (a key is a component's only after stitching). None: merge every key.
 
-    Reading them costs a scan of the newest files only (Delta skips the others by their `_ingestTime`
-    statistics), and the merge then shuffles the changed keys' fragments instead of all of them.
+    Reading them costs a scan of the identities of the newest files only (Delta skips the others by
+    their `_ingestTime` statistics); load_fragments then keeps only these keys' fragments.
     """
     if not plan.incremental or plan.empty_profiles or plan.evaluation is not None or plan.stitching is not None:
         return None
-    return (fragments.where(F.col(REJECT).isNull() & (F.col("_ingestTime") > F.lit(plan.from_ingest)))
-            .select(KEY_NS, KEY_ID).distinct())
+    later = F.col("_ingestTime") > F.lit(plan.from_ingest)
+    return union_all([
+        readable(read_source(spark, s), plan).where(later).select(*primary_key_columns())
+        .where(F.col(REJECT).isNull()).select(KEY_NS, KEY_ID)
+        for s in plan.sources
+    ]).distinct()
 
 
 def _latest(column: str) -> Column:
     return F.max_by(F.col(column), F.when(F.col(column).isNotNull(), F.col(RANK))).alias(column)
 
 
-def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | None = None,
-                   keys: DataFrame | None = None) -> DataFrame:
-    """Good fragments grouped by key: one row per profile, leaves and memberships merged. `keys`: merge
-    only these (changed_keys).
+def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | None = None) -> DataFrame:
+    """Good fragments grouped by key: one row per profile, leaves and memberships merged.
 
     With `candidates`, a condition on one fragment, only keys with at least one
     fragment where it holds are merged (all of their fragments). A profile can
@@ -117,8 +144,6 @@ def merge_profiles(fragments: DataFrame, plan: ExportPlan, candidates: Column | 
             .alias(MEMBERSHIPS)
         )
     good = fragments.where(F.col(REJECT).isNull())
-    if keys is not None:
-        good = good.join(keys, [KEY_NS, KEY_ID], "left_semi")
     if candidates is not None:
         per_key = F.max(candidates).over(Window.partitionBy(KEY_NS, KEY_ID))
         good = good.withColumn(CANDIDATE, per_key).where(F.col(CANDIDATE)).drop(CANDIDATE)

@@ -52,11 +52,14 @@ def remember_namespaces(plan: ExportPlan, namespaces: Iterable[str]) -> None:
 
 
 def probe_fragments(fragments: DataFrame, plan: ExportPlan,
-                    known_namespaces: Callable[[], Iterable[str]] | None = None) -> FragmentProbe:
+                    known_namespaces: Callable[[], Iterable[str]] | None = None,
+                    changed_only: bool = False) -> FragmentProbe:
     """Reads the identities and the requested memberships of the first fragments only; for a
     small input, reads nothing (see above): `known_namespaces` is asked only then, and only if no
-    export of this process counted the plan's datasets yet."""
-    if plan.fragments is not None and plan.fragments <= SMALL_INPUT:
+    export of this process counted the plan's datasets yet. `changed_only`: the fragments are an
+    incremental job's changed keys' (merge.changed_keys), an input as small as its change; their
+    first ones come only after a scan of the lake's identities."""
+    if changed_only or (plan.fragments is not None and plan.fragments <= SMALL_INPUT):
         key = _datasets(plan)
         if key not in _seen_namespaces and known_namespaces is not None:
             remember_namespaces(plan, known_namespaces())

@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 
 from jobs.engine import (
     KEY_ID,
+    KEY_NS,
     REJECT,
     any_segment,
     keyed_fragments,
@@ -206,3 +207,26 @@ def test_candidates_keep_every_fragment_of_a_key_that_may_qualify_and_drop_the_r
     # The same row as the full merge gives for A.
     full = merge_profiles(keyed, plan).where(F.col(KEY_ID) == "A").select(KEY_ID, "__personalEmail__address")
     assert_df_equality(narrow, full, ignore_nullable=True)
+
+
+def test_an_incremental_jobs_keys_keep_their_good_fragments_and_every_rejected_one(spark):
+    plan = make_plan(schema_of(spark))
+    source = ProfileSource("a", "unused", 0)
+    rows = [
+        fragment(ids("A"), ts(1), email="old@a"),
+        fragment(ids("A"), ts(2), email="new@a"),
+        fragment(ids("B"), ts(1), email="b@b"),
+        fragment({"ECID": [{"id": "X", "primary": False}]}, ts(1)),
+    ]
+    fragments = spark.createDataFrame(rows, FRAGMENT)
+    changed = spark.createDataFrame([("ECID", "A")], f"{KEY_NS} string, {KEY_ID} string")
+    keyed = keyed_fragments(fragments, source, plan, changed)
+    # The same columns and rows as keying every fragment gives, but B's (Spark sorts no maps: compared apart).
+    every = keyed_fragments(fragments, source, plan).where((F.col(KEY_ID) != "B") | F.col(REJECT).isNotNull())
+    assert keyed.columns == every.columns
+    assert_df_equality(keyed.drop("segmentMembership"), every.drop("segmentMembership"), ignore_row_order=True,
+                       ignore_nullable=True)
+    assert sorted((r[KEY_ID] or "", r[REJECT] or "") for r in keyed.collect()) == [
+        ("", "no primary identity"), ("A", ""), ("A", "")]
+    merged_a = merge_profiles(keyed, plan).select(KEY_ID, "__personalEmail__address")
+    assert [tuple(r) for r in merged_a.collect()] == [("A", "new@a")]

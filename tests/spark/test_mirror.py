@@ -355,6 +355,17 @@ def test_a_rerun_of_a_committed_mirror_job_writes_nothing_and_counts_the_same(la
     assert again.metrics.total_exported_profile_counter == 2
 
 
+def test_a_mirror_job_frees_its_checkpointed_source(lake):
+    def cached():  # what the session keeps, but Delta's own caches of table state
+        rdds = lake.spark.sparkContext._jsc.getPersistentRDDs()
+        return {k for k in rdds.keySet() if not str(rdds.get(k).name()).startswith("Delta Table State")}
+
+    before = cached()
+    lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, seg_b="realized"))
+    assert counters(lake.run()) == (2, 0, 0)
+    assert cached() <= before
+
+
 def test_a_mirror_over_an_append_table_fails_and_writes_nothing(lake):
     lake.add(fragment("p1", 1, "one@x", seg_a="realized"))
     lake.run("appended")

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import DATASET, HAS_PROFILE, IDS, KEY_ID, KEY_NS, REJECT, segment_column
 from jobs.engine.evaluation import changed_column, evaluate, flattened, unflattened, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
-from jobs.engine.merge import changed_keys, load_fragments, merge_profiles
+from jobs.engine.merge import changed_keys, load_fragments, merge_profiles, merges_changed_keys
 from jobs.engine.metrics import (
     ConsentCounters,
     ConsentCounts,
@@ -112,8 +112,7 @@ def run_export(spark: SparkSession, plan: ExportPlan,
                  "so that it writes them into every row", plan.job_id)
         plan = replace(plan, from_ingest=None)
     components = stitched_components(spark, plan) if plan.stitching is not None else None
-    changed = changed_keys(spark, plan)
-    fragments = load_fragments(spark, plan, changed)
+    fragments = load_fragments(spark, plan, changed_keys(spark, plan))
     unsuppressed = not_suppressed(plan.suppression_salt, plan.suppressed) if plan.suppressed else None
     events = load_events(spark, plan.events, unsuppressed) if plan.events is not None else None
     export_pending = not already_committed(plan)
@@ -123,7 +122,7 @@ def run_export(spark: SparkSession, plan: ExportPlan,
     result = None
     if export_pending or writeback_pending:
         result = write_observed(spark, plan, fragments, events, export_pending, writeback_pending, components,
-                                known_namespaces, changed_only=changed is not None)
+                                known_namespaces)
     if result is None:
         result = recount(spark, plan, fragments, events, components)
     result.graph = components
@@ -152,18 +151,18 @@ def committed_columns(profiles: DataFrame, plan: ExportPlan) -> list[str]:
 def write_observed(
     spark: SparkSession, plan: ExportPlan, fragments: DataFrame, events: DataFrame | None,
     export_pending: bool = True, writeback_pending: bool = False, components: Components | None = None,
-    known_namespaces: Callable[[], Iterable[str]] | None = None, changed_only: bool = False,
+    known_namespaces: Callable[[], Iterable[str]] | None = None,
 ) -> ExportResult | None:
     """Writes what is pending of the job's commits and counts on the way: rejected records, the
     watermark, the exported profiles, the evaluated memberships. None if Delta skipped every
     write because another run of the job committed first, or if the writes read nothing of the
-    inputs (an incremental job with nothing new): run_export then counts from the inputs. `changed_only`:
-    the fragments are an incremental job's changed keys' (merge.changed_keys)."""
+    inputs (an incremental job with nothing new): run_export then counts from the inputs."""
     # A mirror's counters are read from the mirror (mirror_counts), and an incremental mirror job merges
     # every changed key, candidate or not: a profile whose fragments all stopped qualifying (updated in
     # place, say) must reach the MERGE to leave the mirror. Such a job needs nothing of the probe.
     unprobed = plan.mirror and plan.incremental
-    probe = FragmentProbe(None, ()) if unprobed else probe_fragments(fragments, plan, known_namespaces, changed_only)
+    probe = (FragmentProbe(None, ()) if unprobed
+             else probe_fragments(fragments, plan, known_namespaces, merges_changed_keys(plan)))
     counters = ExportCounters(plan, probe.namespaces)
     consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from

@@ -104,7 +104,7 @@ def changed_keys(spark: SparkSession, plan: ExportPlan) -> DataFrame | None:
     Reading them costs a scan of the identities of the newest files only (Delta skips the others by
     their `_ingestTime` statistics); load_fragments then keeps only these keys' fragments.
     """
-    if not plan.incremental or plan.empty_profiles or plan.evaluation is not None or plan.stitching is not None:
+    if not merges_changed_keys(plan):
         return None
     later = F.col("_ingestTime") > F.lit(plan.from_ingest)
     return union_all([
@@ -112,6 +112,11 @@ def changed_keys(spark: SparkSession, plan: ExportPlan) -> DataFrame | None:
         .where(F.col(REJECT).isNull()).select(KEY_NS, KEY_ID)
         for s in plan.sources
     ]).distinct()
+
+
+def merges_changed_keys(plan: ExportPlan) -> bool:
+    """Whether the job merges only the keys changed since its watermark (changed_keys says when)."""
+    return plan.incremental and not plan.empty_profiles and plan.evaluation is None and plan.stitching is None
 
 
 def _latest(column: str) -> Column:

@@ -182,10 +182,14 @@ def ensure_mirror(spark: SparkSession, rows: DataFrame, path: str, job_id: int, 
         return
 
     def create() -> None:
-        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(rows.schema))
+        # The writer's "ignore" mode rather than CREATE TABLE IF NOT EXISTS: a job killed while creating
+        # the table can leave a _delta_log folder with no commit in it, which CREATE TABLE takes for a
+        # table and then fails to find (DELTA_TABLE_NOT_FOUND), for this job and every later one. The
+        # writer creates the table over it, and does nothing where a table exists (a concurrent creator's).
+        writer = spark.createDataFrame([], nullable(rows.schema)).write.format("delta").mode("ignore")
         for key, value in properties.items():
-            builder = builder.property(key, value)
-        builder.execute()
+            writer = writer.option(key, value)
+        writer.save(path)
 
     retried(create, path, job_id)
 

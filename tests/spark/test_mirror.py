@@ -355,6 +355,20 @@ def test_a_rerun_of_a_committed_mirror_job_writes_nothing_and_counts_the_same(la
     assert again.metrics.total_exported_profile_counter == 2
 
 
+@pytest.mark.parametrize("destination", ["mirror", "dv-mirror"])
+def test_a_mirror_whose_creation_was_killed_is_created_by_the_next_job(lake, destination):
+    # What a runner killed while creating the table leaves (seen in scripts/faults): Delta's log folder,
+    # no commit. CREATE TABLE IF NOT EXISTS failed on it with DELTA_TABLE_NOT_FOUND, in every later job.
+    (Path(lake.path(destination)) / "_delta_log" / "_staged_commits").mkdir(parents=True)
+    lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, seg_b="realized"))
+    assert counters(lake.run(destination)) == (2, 0, 0)
+    table = DeltaTable(lake.path(destination))
+    assert table.version() == 1  # the creation, then the job's MERGE
+    assert table.metadata().configuration[mirror.CHANGE_DATA_FEED] == "true"
+    assert table.metadata().configuration.get(mirror.DELETION_VECTORS) == (
+        "true" if destination == "dv-mirror" else "false")
+
+
 def test_a_mirror_job_frees_its_checkpointed_source(lake):
     def cached():  # what the session keeps, but Delta's own caches of table state
         rdds = lake.spark.sparkContext._jsc.getPersistentRDDs()

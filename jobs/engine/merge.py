@@ -42,6 +42,10 @@ from jobs.engine.inputs import read_source, union_all
 from jobs.engine.privacy import not_suppressed
 from jobs.planner import ExportPlan, ProfileSource
 
+# Measured with scripts/bench small: at 5,000 profiles the probe cost about a second of a warm job, and
+# finding an incremental job's changed keys first about a second and a half (docs/performance.md#small-jobs).
+SMALL_INPUT = 100_000
+
 
 def keyed_fragments(
     df: DataFrame, source: ProfileSource, plan: ExportPlan, keys: DataFrame | None = None
@@ -99,7 +103,9 @@ def changed_keys(spark: SparkSession, plan: ExportPlan) -> DataFrame | None:
     """An incremental job's keys with a fragment ingested after `from_ingest`, when merging those keys
     only gives its profiles: not with keys that have only events (empty profiles: an unchanged profile's
     events would make it one), nor when the job evaluates (its write-back covers every profile), nor
-    under pdg (a key is a component's only after stitching). None: merge every key.
+    under pdg (a key is a component's only after stitching); and when it pays: not for a small input,
+    whose every key merges faster than its changed keys are found and joined. None: merge every key
+    (segments.changed_profiles then keeps the changed profiles).
 
     Reading them costs a scan of the identities of the newest files only (Delta skips the others by
     their `_ingestTime` statistics); load_fragments then keeps only these keys' fragments.
@@ -116,7 +122,14 @@ def changed_keys(spark: SparkSession, plan: ExportPlan) -> DataFrame | None:
 
 def merges_changed_keys(plan: ExportPlan) -> bool:
     """Whether the job merges only the keys changed since its watermark (changed_keys says when)."""
-    return plan.incremental and not plan.empty_profiles and plan.evaluation is None and plan.stitching is None
+    return (plan.incremental and not plan.empty_profiles and plan.evaluation is None and plan.stitching is None
+            and not small_input(plan))
+
+
+def small_input(plan: ExportPlan) -> bool:
+    """At most SMALL_INPUT fragments, by the Delta logs' statistics (read while planning): merging every
+    key costs less than looking first, whether with the probe or for an incremental job's changed keys."""
+    return plan.fragments is not None and plan.fragments <= SMALL_INPUT
 
 
 def _latest(column: str) -> Column:

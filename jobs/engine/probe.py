@@ -6,7 +6,7 @@ job's segments (segments.candidate_filter), and which identity namespaces the
 exported rows' counters should watch for (metrics.ExportCounters). Both are
 estimates; a wrong one costs speed, never correctness.
 
-A small input (at most SMALL_INPUT fragments by the Delta logs' statistics) is not
+A small input (at most merge.SMALL_INPUT fragments by the Delta logs' statistics) is not
 probed: the probe's query would be a good share of a small job's time, and its merge is
 quick either way, so it merges every key. Its counters watch for the namespaces that
 earlier exports of the same datasets in this process counted (remember_namespaces), or,
@@ -24,12 +24,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.engine.columns import IDS
+from jobs.engine.merge import small_input
 from jobs.engine.segments import any_segment
 from jobs.planner import ExportPlan
 
 PROBE_FRAGMENTS = 10_000
-# Measured with scripts/bench small: a probe costs about a second of a 5,000-profile job.
-SMALL_INPUT = 100_000
 # Namespaces that exports in this process counted, by the profile datasets they read.
 _seen_namespaces: dict[tuple[str, ...], frozenset[str]] = {}
 
@@ -59,7 +58,7 @@ def probe_fragments(fragments: DataFrame, plan: ExportPlan,
     export of this process counted the plan's datasets yet. `changed_only`: the fragments are an
     incremental job's changed keys' (merge.changed_keys), an input as small as its change; their
     first ones come only after a scan of the lake's identities."""
-    if changed_only or (plan.fragments is not None and plan.fragments <= SMALL_INPUT):
+    if changed_only or small_input(plan):
         key = _datasets(plan)
         if key not in _seen_namespaces and known_namespaces is not None:
             remember_namespaces(plan, known_namespaces())

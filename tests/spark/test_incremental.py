@@ -20,6 +20,7 @@ from jobs.control import (
     run_job,
     runner,
 )
+from jobs.engine import merge
 from jobs.spec import JobStatus, load_config
 from sample_lake import LakeSpec, generate, sample_config
 
@@ -66,7 +67,12 @@ def add_later_fragments(spark, config, changed: range, fresh: range, year: int) 
     return {f"ecid-{i}" for i in changed} | {f"new{year}-ecid-{i}" for i in fresh}
 
 
-def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_failed_run(spark, tmp_path):
+@pytest.mark.parametrize("merged", ["every key", "changed keys"])
+def test_two_incremental_runs_export_each_changed_profile_once_even_after_a_failed_run(spark, tmp_path, monkeypatch,
+                                                                                      merged):
+    # A small input merges every key, then keeps the changed profiles; a larger one merges only its changed keys.
+    if merged == "changed keys":
+        monkeypatch.setattr(merge, "SMALL_INPUT", 0)
     conf, config, store, schedules = incremental_deployment(spark, tmp_path)
     now = datetime.now(UTC)
 

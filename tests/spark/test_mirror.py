@@ -24,7 +24,7 @@ from jobs.control import (
     replay_job,
     run_job,
 )
-from jobs.engine import audience, mirror, probe
+from jobs.engine import audience, merge, mirror
 from jobs.spec import InputVersionGone, JobRecord, JobStatus, load_config
 
 from ..reference import read_rows
@@ -219,7 +219,12 @@ def test_a_mirror_written_before_its_rows_had_hashes_gets_them_from_its_next_inc
 
 
 @pytest.mark.parametrize("destination", ["mirror", "dv-mirror"])
-def test_an_incremental_job_touches_the_changed_keys_and_removes_those_that_left(lake, destination):
+@pytest.mark.parametrize("merged", ["every key", "changed keys"])
+def test_an_incremental_job_touches_the_changed_keys_and_removes_those_that_left(lake, monkeypatch, destination,
+                                                                                 merged):
+    # A small input merges every key, then keeps the changed profiles; a larger one merges only its changed keys.
+    if merged == "changed keys":
+        monkeypatch.setattr(merge, "SMALL_INPUT", 0)
     lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_a="realized"),
              fragment("p3", 1, "three@x", seg_b="realized"))
     lake.run(destination)
@@ -239,7 +244,7 @@ def test_an_incremental_job_on_a_probed_lake_removes_a_person_whose_only_fragmen
         lake, monkeypatch):
     # A lake the probe reads, with a share of members small enough that an append job merges only the
     # keys with a qualifying fragment (segments.candidate_filter).
-    monkeypatch.setattr(probe, "SMALL_INPUT", 0)
+    monkeypatch.setattr(merge, "SMALL_INPUT", 0)
     lake.add(fragment("p1", 1, "one@x", seg_a="realized"), fragment("p2", 1, "two@x", seg_b="realized"),
              *[fragment(f"n{i}", 1, f"n{i}@x") for i in range(6)])
     lake.run()

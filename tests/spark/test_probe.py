@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from jobs.engine import FragmentProbe, candidate_filter, is_narrow, keyed_fragments, probe, probe_fragments
+from jobs.engine import FragmentProbe, candidate_filter, is_narrow, keyed_fragments, merge, probe, probe_fragments
 from jobs.planner import ProfileSource, SegmentSpec
 
 from .helpers import FRAGMENT, ids, make_plan, member, schema_of, ts
@@ -59,7 +59,7 @@ def test_only_a_selective_job_merges_candidate_keys_only(spark):
 
 def test_a_small_input_is_not_probed_and_watches_the_namespaces_earlier_exports_counted(spark, monkeypatch):
     monkeypatch.setattr(probe, "_seen_namespaces", {})
-    plan = dataclasses.replace(make_plan(schema_of(spark), segments=[S1]), fragments=probe.SMALL_INPUT)
+    plan = dataclasses.replace(make_plan(schema_of(spark), segments=[S1]), fragments=merge.SMALL_INPUT)
     unreadable = spark.range(1).selectExpr("raise_error('the probe read the fragments') AS never")
     assert probe_fragments(unreadable, plan) == FragmentProbe(None, ())
     probe.remember_namespaces(plan, ["Email"])
@@ -67,7 +67,7 @@ def test_a_small_input_is_not_probed_and_watches_the_namespaces_earlier_exports_
     assert probe_fragments(unreadable, plan) == FragmentProbe(None, ("ECID", "Email"))
     other = dataclasses.replace(plan, sources=(ProfileSource("b", "elsewhere", 0),))
     assert probe_fragments(unreadable, other) == FragmentProbe(None, ())
-    larger = dataclasses.replace(plan, fragments=probe.SMALL_INPUT + 1)
+    larger = dataclasses.replace(plan, fragments=merge.SMALL_INPUT + 1)
     with pytest.raises(Exception, match="the probe read the fragments"):
         probe_fragments(unreadable, larger)
     # An incremental job's changed keys' fragments are read as a small input, however large the lake.

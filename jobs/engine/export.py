@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from jobs.engine.columns import DATASET, HAS_PROFILE, IDS, KEY_ID, KEY_NS, REJECT, segment_column
 from jobs.engine.evaluation import changed_column, evaluate, flattened, unflattened, writeback_rows
 from jobs.engine.events import EVENT_IDENTITIES, EVENTS, events_by_key, load_events
-from jobs.engine.merge import changed_keys, load_fragments, merge_profiles, merges_changed_keys
+from jobs.engine.merge import changed_keys, load_fragments, merge_profiles
 from jobs.engine.metrics import (
     ConsentCounters,
     ConsentCounts,
@@ -161,8 +161,7 @@ def write_observed(
     # every changed key, candidate or not: a profile whose fragments all stopped qualifying (updated in
     # place, say) must reach the MERGE to leave the mirror. Such a job needs nothing of the probe.
     unprobed = plan.mirror and plan.incremental
-    probe = (FragmentProbe(None, ()) if unprobed
-             else probe_fragments(fragments, plan, known_namespaces, merges_changed_keys(plan)))
+    probe = FragmentProbe(None, ()) if unprobed else probe_fragments(fragments, plan, known_namespaces)
     counters = ExportCounters(plan, probe.namespaces)
     consent = ConsentCounters(plan) if plan.consent else None
     # The observations count on the same scan, and they also keep the optimizer from

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.engine.columns import IDS
-from jobs.engine.merge import small_input
+from jobs.engine.merge import merges_changed_keys, small_input
 from jobs.engine.segments import any_segment
 from jobs.planner import ExportPlan
 
@@ -51,14 +51,13 @@ def remember_namespaces(plan: ExportPlan, namespaces: Iterable[str]) -> None:
 
 
 def probe_fragments(fragments: DataFrame, plan: ExportPlan,
-                    known_namespaces: Callable[[], Iterable[str]] | None = None,
-                    changed_only: bool = False) -> FragmentProbe:
+                    known_namespaces: Callable[[], Iterable[str]] | None = None) -> FragmentProbe:
     """Reads the identities and the requested memberships of the first fragments only; for a
     small input, reads nothing (see above): `known_namespaces` is asked only then, and only if no
-    export of this process counted the plan's datasets yet. `changed_only`: the fragments are an
-    incremental job's changed keys' (merge.changed_keys), an input as small as its change; their
-    first ones come only after a scan of the lake's identities."""
-    if changed_only or small_input(plan):
+    export of this process counted the plan's datasets yet. An incremental job that merges its changed
+    keys only (merge.merges_changed_keys) reads as a small input too: its input is as small as its
+    change, and its first fragments come only after a scan of the lake's identities."""
+    if small_input(plan) or merges_changed_keys(plan):
         key = _datasets(plan)
         if key not in _seen_namespaces and known_namespaces is not None:
             remember_namespaces(plan, known_namespaces())

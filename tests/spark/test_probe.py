@@ -71,7 +71,8 @@ def test_a_small_input_is_not_probed_and_watches_the_namespaces_earlier_exports_
     with pytest.raises(Exception, match="the probe read the fragments"):
         probe_fragments(unreadable, larger)
     # An incremental job's changed keys' fragments are read as a small input, however large the lake.
-    assert probe_fragments(unreadable, larger, changed_only=True) == FragmentProbe(None, ("ECID", "Email"))
+    incremental = dataclasses.replace(larger, from_ingest=ts(1))
+    assert probe_fragments(unreadable, incremental) == FragmentProbe(None, ("ECID", "Email"))
 
 
 def test_a_small_input_asks_the_caller_for_namespaces_once_per_process_and_datasets(spark, monkeypatch):

@@ -100,28 +100,35 @@ def run_duckdb(con: duckdb.DuckDBPyConnection, lake: Lake, segments: int, name: 
 
 @dataclass(frozen=True)
 class KeyCheck:
-    name: str
+    name: str  # our export's figure
+    baseline: str  # the other figure
     ours: int
-    duckdb: int
+    other: int
     only_ours: int
-    only_duckdb: int
+    only_other: int
 
     @property
     def equal(self) -> bool:
-        return self.only_ours == 0 and self.only_duckdb == 0
+        return self.only_ours == 0 and self.only_other == 0
 
 
-def compare_keys(con: duckdb.DuckDBPyConnection, name: str, destination: str, duck_output: str) -> KeyCheck:
-    """Our destination (read with deltalake) and DuckDB's output: the same profile keys?"""
-    ours = pa.table(QueryBuilder().register("t", DeltaTable(destination)).execute('SELECT "identityMap" FROM t'))
-    con.register("ours_rows", ours)
+def compare_keys(con: duckdb.DuckDBPyConnection, name: str, destination: str, baseline: str, output: str) -> KeyCheck:
+    """Our destination and a baseline's output (DuckDB's Parquet file or a Delta table): the same profile keys?
+    Delta tables are read with deltalake."""
+    def relation(path: str, view: str) -> str:
+        if path.endswith(".parquet"):
+            return f"read_parquet({literal(path)})"
+        query = QueryBuilder().register("t", DeltaTable(path)).execute('SELECT "identityMap" FROM t')
+        con.register(view, pa.table(query))
+        return view
+
     try:
         counts = con.execute(f"""
-            WITH o AS (SELECT DISTINCT {ROW_KEY} AS k FROM ours_rows),
-                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM read_parquet({literal(duck_output)}))
+            WITH o AS (SELECT DISTINCT {ROW_KEY} AS k FROM {relation(destination, "ours_rows")}),
+                 d AS (SELECT DISTINCT {ROW_KEY} AS k FROM {relation(output, "other_rows")})
             SELECT count(o.k), count(d.k), count(*) FILTER (WHERE d.k IS NULL), count(*) FILTER (WHERE o.k IS NULL)
             FROM o FULL OUTER JOIN d ON o.k = d.k""").fetchall()[0]
     finally:
-        con.unregister("ours_rows")
-    return KeyCheck(name, *counts)
-
+        for view in ("ours_rows", "other_rows"):
+            con.unregister(view)
+    return KeyCheck(name, baseline, *counts)

@@ -48,7 +48,7 @@ class Sample:
 class Scenario:
     key: str
     name: str
-    engine: str  # "ours", "floor" or "duckdb": the chart's colour
+    engine: str  # "ours", "floor", "pyspark" or "duckdb": the chart's colour
     run: Callable[[str], Sample]  # given a name for its output, unique per run
 
 

@@ -11,6 +11,7 @@ import duckdb
 
 from benchmarks.duck import KeyCheck, compare_keys, run_duckdb
 from benchmarks.floor import run_events_floor, run_floor
+from benchmarks.handwritten import run_handwritten
 from benchmarks.lake import Lake, make_lake
 from benchmarks.memory import PeakMemory
 from benchmarks.ours import define_segments, evaluated_segments_body, evaluation_body, job_body, ours, written_back
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Comparison:
-    # by key: one, twenty, events, per_segment, evaluated, written_back, floor, events_floor, duck_one, duck_twenty
+    # by key: one, twenty, events, per_segment, consent, evaluated, written_back, floor, events_floor,
+    # hand_one, hand_twenty, duck_one, duck_twenty
     figures: dict[str, Figure]
     keys: list[KeyCheck]
     memory: PeakMemory
@@ -51,6 +53,8 @@ class Comparison:
         """The measured value of each of TARGETS."""
         return {
             "ours / I/O floor, 1 segment": self.ratio("one", "floor"),
+            "ours / hand-written PySpark, 1 segment": self.ratio("one", "hand_one"),
+            "ours / hand-written PySpark, 20 segments": self.ratio("twenty", "hand_twenty"),
             "per-segment / combined, 20 segments": self.ratio("per_segment", "twenty"),
             "20 segments + events / (I/O floor + events floor)":
                 self.figures["events"].median / (self.figures["floor"].median + self.figures["events_floor"].median),
@@ -76,7 +80,7 @@ class Comparison:
 # events, per-segment and evaluated exports, a third of a 1M round's time, start measured: the median
 # of the rounds absorbs a slower first run. The consent export is warmed too: its figure is a ratio to
 # the 20-segment export held to 5%, and its first run took twice its warm time (a quick run, one round).
-WARM_UP = ("one", "twenty", "consent", "floor", "events_floor", "duck_one", "duck_twenty")
+WARM_UP = ("one", "twenty", "consent", "floor", "events_floor", "hand_one", "hand_twenty", "duck_one", "duck_twenty")
 
 
 def compare(spark: SparkSession, lake: Lake, runs: int, stitching: list[StitchPoint]) -> Comparison:
@@ -100,13 +104,19 @@ def compare(spark: SparkSession, lake: Lake, runs: int, stitching: list[StitchPo
         Scenario("floor", "I/O floor (Spark read + write)", "floor", lambda run: run_floor(spark, lake, run)),
         Scenario("events_floor", "events floor (Spark read + group by key + write)", "floor",
                  lambda run: run_events_floor(spark, lake, run)),
+        Scenario("hand_one", "hand-written PySpark, 1 segment", "pyspark",
+                 lambda run: run_handwritten(spark, lake, 1, run)),
+        Scenario("hand_twenty", f"hand-written PySpark, {SEGMENTS} segments", "pyspark",
+                 lambda run: run_handwritten(spark, lake, SEGMENTS, run)),
         Scenario("duck_one", "DuckDB, 1 segment", "duckdb", lambda run: run_duckdb(con, lake, 1, run)),
         Scenario("duck_twenty", f"DuckDB, {SEGMENTS} segments", "duckdb",
                  lambda run: run_duckdb(con, lake, SEGMENTS, run)),
     ]
     figures = interleave(scenarios, runs, warm_up=WARM_UP)
-    keys = [compare_keys(con, figures[ours_key].name, figures[ours_key].last.output, figures[duck_key].last.output)
-            for ours_key, duck_key in (("one", "duck_one"), ("twenty", "duck_twenty"))]
+    keys = [compare_keys(con, figures[ours_key].name, figures[ours_key].last.output,
+                         figures[other_key].name, figures[other_key].last.output)
+            for ours_key, other_key in (("one", "hand_one"), ("twenty", "hand_twenty"),
+                                        ("one", "duck_one"), ("twenty", "duck_twenty"))]
     con.close()
     return Comparison(figures, keys, memory, stitching)
 

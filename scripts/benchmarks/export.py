@@ -1,4 +1,4 @@
-"""Export throughput (scripts/bench export): our export jobs beside an I/O floor and DuckDB.
+"""Export throughput (scripts/bench export): our export jobs beside an I/O floor, hand-written PySpark and DuckDB.
 
 One generated lake (scripts/sample_lake.py: every profile in profiles_0, about half of them again
 in the later profiles_1, 20 segments, 0-3 memberships per fragment, 10 events per
@@ -11,6 +11,8 @@ per round), so that a change in the machine's load touches every figure alike:
   per-segment  the 20-segment job with segmentPerBatch true
   I/O floor    plain Spark reading the same fragment tables and writing the same columns,
                with no merge and no filter
+  hand-written the same 1- and 20-segment exports written by hand for this lake as one PySpark job;
+  PySpark      its set of exported profile keys is checked against ours
   DuckDB       the same export as one SQL statement over the tables' Parquet files, written
                to Parquet; its set of exported profile keys is checked against ours
   overhead     run_job's wall time minus profileExportTime: claim, plan, record writes

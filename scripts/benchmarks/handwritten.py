@@ -31,7 +31,7 @@ LEAVES = {
 }
 
 
-def _identities(primary_only: bool) -> Column:
+def _identity_pairs(primary_only: bool) -> Column:
     """A fragment's identities as (ns, id) structs; only its primary ones if asked."""
     def listed(entry: Column) -> Column:
         ids = F.filter(entry["value"], lambda i: F.coalesce(i["primary"], F.lit(False))) if primary_only \
@@ -44,8 +44,8 @@ def _keyed(fragments: DataFrame, members: dict[str, Column]) -> DataFrame:
     """Fragments with exactly one primary identity, by key, with the columns the merge takes."""
     picked = {name: F.col(path) for name, path in LEAVES.items()} | members
     return (fragments
-            .select(_identities(primary_only=True).alias("_primaries"), "_ingestTime",
-                    _identities(primary_only=False).alias("_ids"),
+            .select(_identity_pairs(primary_only=True).alias("_primaries"), "_ingestTime",
+                    _identity_pairs(primary_only=False).alias("_ids"),
                     *[value.alias(name) for name, value in picked.items()])
             .where(F.size("_primaries") == 1)
             .select(F.col("_primaries")[0]["ns"].alias("_keyNs"), F.col("_primaries")[0]["id"].alias("_keyId"),

@@ -75,7 +75,7 @@ class Comparison:
         return {"evaluated / the lake's own 20 segments": self.ratio("evaluated", "twenty")}
 
 
-# The warm-up round runs the figures whose code the others share (the merge, the plain scans, DuckDB's
+# The warm-up round runs the figures whose code the others share (the merge, the plain scans, the baselines'
 # reads); the unmeasured evaluation before the rounds warms evaluation and the events' grouping. The
 # events, per-segment and evaluated exports, a third of a 1M round's time, start measured: the median
 # of the rounds absorbs a slower first run. The consent export is warmed too: its figure is a ratio to

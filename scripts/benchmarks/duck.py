@@ -11,18 +11,12 @@ from deltalake import DeltaTable, QueryBuilder
 
 from benchmarks.lake import Lake
 from benchmarks.rounds import Sample
-from benchmarks.settings import STATUSES
+from benchmarks.settings import BASELINE_LEAVES, STATUSES
 from jobs.control import literal
 from sample_lake import segment_id
 
-# The merged leaves of FIELDS and the projection rebuilt from them: a hand-written
-# twin of jobs.projection for this one field list (a struct whose fields are all null is null).
-DUCKDB_LEAVES = {
-    "_identities": "identities",
-    "_email": "personalEmail.address",
-    "_firstName": "person.name.firstName",
-    "_tier": "loyalty.tier",
-}
+# The projection rebuilt from the merged BASELINE_LEAVES: a hand-written twin of jobs.projection for
+# FIELDS (a struct whose fields are all null is null).
 DUCKDB_PROJECTION = """
     list_transform(_identities, lambda x: CASE WHEN x.id IS NOT NULL THEN {'id': x.id} END) AS identities,
     CASE WHEN _email IS NOT NULL THEN {'address': _email} END AS personalEmail,
@@ -50,7 +44,7 @@ def duckdb_export_sql(files: list[str], refs: list[tuple[str, str]], batch_id: s
     non-null value per leaf and latest membership per segment by _ingestTime, status filter,
     projection."""
     members = {f"_m{i}": f"segmentMembership[{literal(ns)}][{literal(seg)}]" for i, (ns, seg) in enumerate(refs)}
-    picked = {**DUCKDB_LEAVES, **members}
+    picked = {**BASELINE_LEAVES, **members}
     keyed = ", ".join(f"{expr} AS {name}" for name, expr in picked.items())
     latest = ",\n    ".join(f"arg_max({n}, _ingestTime) FILTER (WHERE {n} IS NOT NULL) AS {n}" for n in picked)
     statuses = ", ".join(literal(s) for s in STATUSES)

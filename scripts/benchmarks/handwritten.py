@@ -18,17 +18,10 @@ from pyspark.sql import functions as F
 
 from benchmarks.lake import Lake, table_stats
 from benchmarks.rounds import Sample
-from benchmarks.settings import STATUSES
+from benchmarks.settings import BASELINE_LEAVES, STATUSES
 from sample_lake import segment_id
 
 NAMESPACE = "ups"
-# The exported leaves (benchmarks.settings.FIELDS) as they are stored, by the name of their merged column.
-LEAVES = {
-    "_identities": "identities",
-    "_email": "personalEmail.address",
-    "_firstName": "person.name.firstName",
-    "_tier": "loyalty.tier",
-}
 
 
 def _identity_pairs(primary_only: bool) -> Column:
@@ -42,7 +35,7 @@ def _identity_pairs(primary_only: bool) -> Column:
 
 def _keyed(fragments: DataFrame, members: dict[str, Column]) -> DataFrame:
     """Fragments with exactly one primary identity, by key, with the columns the merge takes."""
-    picked = {name: F.col(path) for name, path in LEAVES.items()} | members
+    picked = {name: F.col(path) for name, path in BASELINE_LEAVES.items()} | members
     return (fragments
             .select(_identity_pairs(primary_only=True).alias("_primaries"), "_ingestTime",
                     _identity_pairs(primary_only=False).alias("_ids"),
@@ -82,7 +75,7 @@ def handwritten_export(spark: SparkSession, lake: Lake, segments: int) -> DataFr
     members = {f"_m{i}": F.col("segmentMembership")[NAMESPACE][s] for i, s in enumerate(segment_ids)}
     frames = [spark.read.format("delta").load(path) for path in lake.profile_paths]
     fragments = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
-    merged = _merged(_keyed(fragments, members), [*LEAVES, *members])
+    merged = _merged(_keyed(fragments, members), [*BASELINE_LEAVES, *members])
     in_segment = reduce(lambda a, b: a | b, [F.coalesce(F.col(m)["status"].isin(*STATUSES), F.lit(False))
                                              for m in members])
 

@@ -14,6 +14,14 @@ EVALUATED_SEGMENTS = 20  # evaluated by the job: 10 on attributes, 10 counting e
 EVENTS_PER_PROFILE = 10
 MAX_MEMBERSHIPS = 3
 FIELDS = "identities.id,personalEmail.address,person.name.firstName,loyalty.tier"
+# FIELDS' leaves as the fragments store them, by the name the baselines (DuckDB, hand-written PySpark) give
+# their merged column.
+BASELINE_LEAVES = {
+    "_identities": "identities",
+    "_email": "personalEmail.address",
+    "_firstName": "person.name.firstName",
+    "_tier": "loyalty.tier",
+}
 EVENT_FIELDS = "_id,timestamp,web.webPageDetails.URL"
 STATUSES = ("realized", "existing")  # the default of a segment filter
 DESTINATION_ID = "audience"  # sample_config's destination dataset
